@@ -1,0 +1,127 @@
+"""`claims.coded`: one enriched claim estimate per claim, keyed by ``claim_id``.
+
+The downstream estimator reads these key names; change them only with a new ``schema_version``.
+"""
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Final, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PlainSerializer,
+    WithJsonSchema,
+)
+
+DOTTED_CODE_PATTERN: Final = r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$"
+
+
+def _fixed(places: int) -> PlainSerializer:
+    return PlainSerializer(lambda v: f"{v:.{places}f}", return_type=str, when_used="json")
+
+
+# Amounts travel as decimal strings so that no consumer meets binary floating point.
+Money = Annotated[
+    Decimal,
+    _fixed(2),
+    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$"}),
+    Field(description="US dollars with two decimals, as a string."),
+]
+Weight = Annotated[
+    Decimal,
+    _fixed(4),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]+\.[0-9]{4}$"}),
+]
+LengthOfStay = Annotated[
+    Decimal,
+    _fixed(1),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]+\.[0-9]$"}),
+]
+
+Status = Literal["estimated", "needs_review", "ungroupable"]
+RejectReason = Annotated[str, Field(pattern=r"^(invalid|not_billable|duplicate|mce:[A-Z0-9_]+)$")]
+
+
+class CodedDiagnosis(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(pattern=DOTTED_CODE_PATTERN, description="Dotted ICD-10-CM code.")
+    description: str
+    role: Literal["principal", "secondary"]
+
+
+class RejectedCode(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    raw: str = Field(
+        max_length=32,
+        pattern=r"^[A-Za-z0-9.]+$",
+        description="The code as the coder wrote it (code-shaped tokens only).",
+    )
+    reason: RejectReason
+
+
+class DrgAssignment(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = Field(description="MS-DRG grouper version, e.g. 430 (v43.0).")
+    code: str = Field(pattern=r"^[0-9]{3}$", description="Final MS-DRG, three digits.")
+    title: str | None
+    mdc: str | None = Field(description="Major diagnostic category, e.g. '05', or 'PRE'.")
+    type: Literal["MED", "SURG"] | None
+    relative_weight: Weight | None
+    gmlos: LengthOfStay | None = Field(description="Geometric mean length of stay (days).")
+    amlos: LengthOfStay | None = Field(description="Arithmetic mean length of stay (days).")
+    return_code: str = Field(description="Grouper return code; OK when grouped.")
+
+
+class Estimate(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fiscal_year: int
+    operating: Money
+    capital: Money
+    total: Money
+    wage_index: Weight
+    wage_index_basis: Literal["provider", "national", "override"] = Field(
+        description="provider: the provider's loaded wage index; national: provider absent or "
+        "unknown, priced at wage index 1.0; override: given by the caller."
+    )
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    engine: Literal["retrieval", "vllm", "manual"]
+    model: str
+    adapter: str | None = None
+    profile: str | None = None
+
+
+class ClaimCoded(BaseModel):
+    """The coded claim and its payment estimate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="claims.coded")
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(
+        pattern=r"^[0-9a-f]{32}$",
+        description="Stable for the same claim_id and input bytes: consumers de-duplicate "
+        "re-deliveries on it.",
+    )
+    claim_id: str
+    status: Status
+    review_reasons: list[str]
+    codes: list[CodedDiagnosis] = Field(description="Billable codes, principal first.")
+    rejected_codes: list[RejectedCode]
+    drg: DrgAssignment | None
+    estimate: Estimate | None
+    model: ModelInfo
+    codeset_release: str | None = Field(description="ICD-10-CM release the codes were checked in.")
+    discharge_date: dt.date
+    timings_ms: dict[str, NonNegativeFloat] = Field(description="Milliseconds per stage.")
+    coded_at: AwareDatetime

@@ -1,0 +1,91 @@
+"""`claimcoder dev up | status | down` as a user runs it: real servers, started and stopped by pid.
+
+Runs the CLI in a subprocess with no CLAIMCODER_* server URLs, so that it starts all three servers
+itself in a temporary state directory (the session's own servers are not touched).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from worker.localstack import PROBES
+
+
+def _cli(
+    state_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMCODER_")}
+    base["CLAIMCODER_STATE_DIR"] = str(state_dir)
+    base.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _exports(stdout: str) -> dict[str, str]:
+    pairs = [line.removeprefix("export ").split("=", 1) for line in stdout.splitlines()]
+    return {name: value for name, value in pairs}
+
+
+def test_up_status_down_starts_answers_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    up = _cli(tmp_path, "dev", "up")
+    recorded = json.loads((tmp_path / "stack.json").read_text())["services"]
+    pids = {s["name"]: s["pid"] for s in recorded}
+    try:
+        assert up.returncode == 0, up.stderr
+        assert set(pids) == {"kafka", "postgres", "redis"}
+
+        again = _cli(tmp_path, "dev", "up")  # idempotent: the same processes, nothing new
+        assert again.returncode == 0, again.stderr
+        assert {
+            s["name"]: s["pid"]
+            for s in json.loads((tmp_path / "stack.json").read_text())["services"]
+        } == pids
+
+        status = _cli(tmp_path, "dev", "status")
+        assert status.returncode == 0, status.stderr
+        exports = _exports(status.stdout)
+        assert set(exports) == {
+            "CLAIMCODER_KAFKA_BOOTSTRAP_SERVERS",
+            "CLAIMCODER_DATABASE_URL",
+            "CLAIMCODER_REDIS_URL",
+        }
+        assert status.stderr.count("answering") == 3
+        # The printed URLs answer with each server's own protocol.
+        assert PROBES["kafka"](exports["CLAIMCODER_KAFKA_BOOTSTRAP_SERVERS"]) is None
+        assert PROBES["postgres"](exports["CLAIMCODER_DATABASE_URL"]) is None
+        assert PROBES["redis"](exports["CLAIMCODER_REDIS_URL"]) is None
+    finally:
+        down = _cli(tmp_path, "dev", "down")
+    assert down.returncode == 0, down.stderr
+    assert down.stderr.count("stopped") == 3
+    alive = [pid for pid in pids.values() if psutil.pid_exists(pid)]
+    alive = [p for p in alive if psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    assert not (tmp_path / "stack.json").exists()
+    assert _cli(tmp_path, "dev", "status").returncode == 1  # nothing running any more
+
+
+def test_a_server_given_by_url_is_used_and_never_started_or_stopped(tmp_path: Path) -> None:
+    given = {"CLAIMCODER_REDIS_URL": "redis://127.0.0.1:1/0"}  # nothing listens there
+    up = _cli(tmp_path, "dev", "up", env=given)
+    try:
+        recorded = json.loads((tmp_path / "stack.json").read_text())["services"]
+        assert sorted(s["name"] for s in recorded) == ["kafka", "postgres"], up.stderr
+        # The given Redis does not answer: status says so and fails.
+        assert up.returncode == 1
+        status = _cli(tmp_path, "dev", "status", env=given)
+        assert status.returncode == 1
+        assert "redis://127.0.0.1:1/0" in status.stdout
+    finally:
+        down = _cli(tmp_path, "dev", "down", env=given)
+    assert down.stderr.count("stopped") == 2

@@ -1,0 +1,5 @@
+"""``python -m worker`` is the ``claimcoder`` command."""
+
+from worker.cli import main
+
+main()

