@@ -44,11 +44,18 @@ def wait_for(check: Callable[[], T | None], seconds: float, what: str, every: fl
 
 
 def fetch(
-    settings: Settings, topic: str, count: int, seconds: float = 60.0, *, settle: float = 0.0
+    settings: Settings,
+    topic: str,
+    count: int,
+    seconds: float = 60.0,
+    *,
+    settle: float = 0.0,
+    worker: "WorkerProcess | None" = None,
 ) -> list[ConsumerRecord]:
     """Read ``topic`` from the start until ``count`` records arrived (counting fetched records:
     Tansu's end offsets are wrong after multi-record batches); with ``settle``, keep reading
-    that much longer to catch records beyond ``count``."""
+    that much longer to catch records beyond ``count``. With ``worker``, fail at once when the
+    worker process has died."""
     consumer = KafkaConsumer(
         topic,
         **client_options(settings.kafka),
@@ -62,6 +69,8 @@ def fetch(
         while len(records) < count:
             timeout.what = f"{count} records on {topic} (have {len(records)})"
             assert timeout
+            if worker is not None and not worker.alive:
+                raise AssertionError(f"the worker exited:\n{worker.log()[-4000:]}")
             for batch in consumer.poll(timeout_ms=200).values():
                 records.extend(batch)
         settle_until = time.monotonic() + settle

@@ -5,7 +5,7 @@ import os
 
 import typer
 
-from worker.cli import dev, events, run, topics
+from worker.cli import dev, events, reference, run, topics
 
 app = typer.Typer(
     name="claimcoder",
@@ -19,6 +19,10 @@ app.command()(events.publish)
 app.command()(events.tail)
 app.command()(run.worker)
 app.command()(run.run)
+app.add_typer(reference.db_app, name="db")
+app.add_typer(reference.codeset_app, name="codeset")
+app.add_typer(reference.providers_app, name="providers")
+app.command()(reference.estimate)
 
 
 def main() -> None:

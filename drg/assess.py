@@ -1,0 +1,400 @@
+"""From the coder's codes to a DRG and a payment estimate: the one entry point.
+
+``Assessor.assess_batch`` is what both ``claimcoder estimate`` and the streaming pipeline call.
+For a whole batch it makes one Redis round trip (validation), one thread hop (MCE and grouping)
+and one PostgreSQL query (weights, rates and providers joined), in that order:
+
+1. the release registry maps each discharge date to a code-set release, an MS-DRG version and
+   a fiscal year; a date outside every period is ``needs_review`` / ``unsupported_period``;
+2. ``drg.codeset.validate`` classifies every code (billable, not billable, invalid, duplicate);
+3. ``drg.grouping`` picks the principal, applies the MCE policy and groups with msdrg;
+4. ``drg.pricing`` prices the DRG for the fiscal year and the wage index.
+
+Status
+    ``estimated``: a billable principal grouped and priced (``review_reasons`` may still list
+    rejected codes and warnings). ``ungroupable``: the grouper could not group (DRG 998/999, a
+    return code other than OK). ``needs_review``: no estimate should be trusted.
+
+Review reasons (in this order, each at most once)
+    ``unsupported_period``   no loaded release, rates or Table 5 covers the discharge date
+    ``rejected_code:<r>``    a code was rejected; ``<r>`` is invalid, not_billable, duplicate
+    ``no_billable_code``     no billable code is left
+    ``no_acceptable_principal`` only codes that cannot be principal are left
+    ``principal_reordered``  the first billable code cannot be principal; a later one is
+    ``mce:<EDIT>``           a Medicare Code Editor edit (warning or invalidating: see
+                             ``drg.grouping``); codes it removed are in ``rejected_codes``
+    ``grouper:<RC>``         why the claim is ungroupable (return code, or ``DRG_998``/``DRG_999``)
+    ``code_outside_contract`` a billable code the output contract's code pattern cannot carry
+    ``no_drg_weight``        the DRG has no Table 5 weight for the fiscal year
+    ``national_wage_index``  the provider is absent or unknown: priced at wage index 1.0
+
+Timings are the batch's wall time per stage (what each claim of the batch waited), in ms.
+"""
+
+import asyncio
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from drg.codeset.normalize import dotted
+from drg.codeset.validate import CodeStatus, Validation, Validator
+from drg.grouping import GroupingEngine, GroupingOutcome, GroupingRequest
+from drg.pricing import (
+    NATIONAL_WAGE_INDEX,
+    PriceFacts,
+    PriceRequest,
+    WageIndexBasis,
+    estimate_payment,
+    fetch_price_facts,
+)
+from drg.registry import ReleasePeriod, ReleaseRegistry
+from schemas.coded import (
+    DOTTED_CODE_PATTERN,
+    CodedDiagnosis,
+    DrgAssignment,
+    Estimate,
+    RejectedCode,
+    Status,
+)
+
+log = logging.getLogger(__name__)
+
+STAGES: Final = ("validate_codes", "drg_group", "drg_price")
+_DOTTED: Final = re.compile(DOTTED_CODE_PATTERN)
+_REJECT_REASONS: Final = {
+    CodeStatus.INVALID: "invalid",
+    CodeStatus.NOT_BILLABLE: "not_billable",
+    CodeStatus.DUPLICATE: "duplicate",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentInput:
+    claim_id: str
+    codes: tuple[str, ...] = field(repr=False)  # the coder's strings, principal first
+    age: int
+    sex: Literal["M", "F", "U"]
+    discharge_date: dt.date
+    discharge_status: int = 1
+    provider_id: str | None = None
+    wage_index: Decimal | None = None  # an override: priced with it, basis "override"
+
+    def __post_init__(self) -> None:
+        if self.sex not in ("M", "F", "U"):
+            raise ValueError("sex must be M, F or U")
+        if self.wage_index is not None and not self.wage_index > 0:
+            raise ValueError("wage_index must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    claim_id: str
+    status: Status
+    review_reasons: list[str]
+    codes: list[CodedDiagnosis]  # billable codes kept, principal first
+    rejected_codes: list[RejectedCode]
+    drg: DrgAssignment | None
+    estimate: Estimate | None
+    codeset_release: str | None
+    timings_ms: dict[str, float]
+
+    def coded_fields(self) -> dict[str, Any]:
+        """The fields of a ``claims.coded`` event this assessment fills, JSON-ready."""
+        return {
+            "status": self.status,
+            "review_reasons": list(self.review_reasons),
+            "codes": [c.model_dump(mode="json") for c in self.codes],
+            "rejected_codes": [r.model_dump(mode="json") for r in self.rejected_codes],
+            "drg": self.drg.model_dump(mode="json") if self.drg else None,
+            "estimate": self.estimate.model_dump(mode="json") if self.estimate else None,
+            "codeset_release": self.codeset_release,
+        }
+
+
+_REASON_ORDER: Final = (
+    "unsupported_period",
+    "rejected_code:",
+    "no_billable_code",
+    "no_acceptable_principal",
+    "principal_reordered",
+    "mce:",
+    "grouper:",
+    "code_outside_contract",
+    "no_drg_weight",
+    "national_wage_index",
+)
+
+
+def _reason_rank(reason: str) -> int:
+    for rank, start in enumerate(_REASON_ORDER):
+        if reason.startswith(start):
+            return rank
+    return len(_REASON_ORDER)
+
+
+class _Reasons:
+    """Review reasons, each once, in the documented order (first seen first within a kind)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, None] = {}
+
+    def add(self, reason: str) -> None:
+        self._items[reason] = None
+
+    def __contains__(self, reason: str) -> bool:
+        return reason in self._items
+
+    def list(self) -> list[str]:
+        return sorted(self._items, key=_reason_rank)
+
+
+@dataclass(slots=True)
+class _Work:
+    """One claim on its way through the stages."""
+
+    item: AssessmentInput
+    period: ReleasePeriod | None
+    reasons: _Reasons = field(default_factory=_Reasons)
+    validation: Validation | None = None
+    rejected: list[RejectedCode] = field(default_factory=list)
+    billable: dict[str, str] = field(default_factory=dict)  # code -> description, in order
+    outcome: GroupingOutcome | None = None
+    facts: PriceFacts | None = None
+
+
+class Assessor:
+    """Validation, grouping and pricing for batches of claims. One per process; safe for
+    concurrent batches.
+
+    The Redis client (``decode_responses=False``) and the async engine belong to the caller,
+    who closes them after :meth:`close`; ``key_prefix`` is the one the code set was loaded
+    under. The grouping engine (msdrg, a 37 MB memory map) is created here unless one is
+    passed, and then closed by :meth:`close`::
+
+        client = worker.resources.redis_client(settings.redis)
+        engine = worker.resources.async_engine(settings.database)
+        assessor = Assessor(redis=client, engine=engine, key_prefix=settings.redis.key_prefix)
+        try:
+            await assessor.start()  # optional: the first batch would do the same work
+            assessments = await assessor.assess_batch(items)
+        finally:
+            assessor.close()
+            await client.aclose()
+            await engine.dispose()
+
+    The constructor raises ``GrouperError`` (fatal) when msdrg cannot start. ``assess_batch``
+    returns one :class:`Assessment` per input, in input order, and raises only recoverable
+    errors (``CodesetUnavailableError``, ``PricingUnavailableError``: pause and retry the
+    batch); a claim that cannot be estimated is an assessment, not an error.
+    """
+
+    def __init__(
+        self,
+        *,
+        redis: "aioredis.Redis",
+        engine: AsyncEngine,
+        key_prefix: str,
+        registry: ReleaseRegistry | None = None,
+        grouper: GroupingEngine | None = None,
+    ) -> None:
+        self.registry = registry or ReleaseRegistry.load()
+        self.validator = Validator(redis, engine, key_prefix)
+        self._engine = engine
+        self._owns_grouper = grouper is None
+        self.grouper = grouper or GroupingEngine()
+
+    async def start(self) -> tuple[str, ...]:
+        """Make every code-set release of the registry ready in Redis (rebuilt from PostgreSQL
+        when cold) and load the validation script. Returns the releases that PostgreSQL does
+        not hold: their claims will be ``needs_review`` / ``unsupported_period``."""
+        missing = await self.validator.prepare(self.registry.codeset_releases)
+        for release in missing:
+            log.warning("code set %s is not loaded; run claimcoder codeset load", release)
+        return missing
+
+    def close(self) -> None:
+        """Free the grouping engine if this assessor created it (idempotent)."""
+        if self._owns_grouper:
+            self.grouper.close()
+            self._owns_grouper = False
+
+    async def assess_batch(self, items: Sequence[AssessmentInput]) -> list[Assessment]:
+        work = [_Work(item, self.registry.period_for(item.discharge_date)) for item in items]
+        timings = dict.fromkeys(STAGES, 0.0)
+
+        started = time.perf_counter()
+        await self._validate([w for w in work if w.period is not None])
+        timings["validate_codes"] = (time.perf_counter() - started) * 1000
+
+        started = time.perf_counter()
+        to_group = [w for w in work if w.period is not None and w.billable]
+        if to_group:
+            outcomes = await asyncio.to_thread(
+                self.grouper.group_batch, [_grouping_request(w) for w in to_group]
+            )
+            for w, outcome in zip(to_group, outcomes, strict=True):
+                w.outcome = outcome
+        timings["drg_group"] = (time.perf_counter() - started) * 1000
+
+        started = time.perf_counter()
+        to_price = [w for w in work if w.outcome is not None and w.outcome.drg is not None]
+        facts = await fetch_price_facts(self._engine, [_price_request(w) for w in to_price])
+        for w, fact in zip(to_price, facts, strict=True):
+            w.facts = fact
+        timings["drg_price"] = (time.perf_counter() - started) * 1000
+
+        return [_assessment(w, timings) for w in work]
+
+    async def _validate(self, work: Sequence[_Work]) -> None:
+        if not work:
+            return
+        validations = await self.validator.validate_many(
+            [(w.period.codeset_release, w.item.codes) for w in work if w.period is not None]
+        )
+        for w, validation in zip(work, validations, strict=True):
+            w.validation = validation
+            if not validation.loaded:
+                continue
+            for checked in validation.codes:
+                if checked.status is CodeStatus.BILLABLE:
+                    assert checked.code is not None
+                    assert checked.description is not None
+                    w.billable[checked.code] = checked.description
+                else:
+                    reason = _REJECT_REASONS[checked.status]
+                    w.rejected.append(RejectedCode(raw=checked.safe_raw, reason=reason))
+                    w.reasons.add(f"rejected_code:{reason}")
+
+
+def _grouping_request(w: _Work) -> GroupingRequest:
+    assert w.period is not None
+    return GroupingRequest(
+        codes=tuple(w.billable),
+        age=w.item.age,
+        sex=w.item.sex,
+        discharge_status=w.item.discharge_status,
+        discharge_date=w.item.discharge_date,
+        msdrg_version=w.period.msdrg_version,
+    )
+
+
+def _price_request(w: _Work) -> PriceRequest:
+    assert w.period is not None
+    assert w.outcome is not None
+    assert w.outcome.drg is not None
+    return PriceRequest(
+        discharge_date=w.item.discharge_date,
+        fiscal_year=w.period.fiscal_year,
+        drg=f"{w.outcome.drg:03d}",
+        provider_id=w.item.provider_id,
+    )
+
+
+def _drg_assignment(w: _Work) -> DrgAssignment | None:
+    outcome, period = w.outcome, w.period
+    if outcome is None or outcome.drg is None or period is None:
+        return None
+    weight = w.facts.weight if w.facts is not None else None
+    return DrgAssignment(
+        version=period.msdrg_version,
+        code=f"{outcome.drg:03d}",
+        title=weight.title if weight is not None else outcome.description,
+        mdc=weight.mdc if weight is not None else None,
+        type=weight.type if weight is not None else None,
+        relative_weight=weight.weight if weight is not None else None,
+        gmlos=weight.gmlos if weight is not None else None,
+        amlos=weight.amlos if weight is not None else None,
+        return_code=outcome.return_code,
+    )
+
+
+def _wage_index(w: _Work) -> tuple[Decimal, WageIndexBasis]:
+    if w.item.wage_index is not None:
+        return w.item.wage_index, "override"
+    if w.facts is not None and w.facts.provider_wage_index is not None:
+        return w.facts.provider_wage_index, "provider"
+    return NATIONAL_WAGE_INDEX, "national"
+
+
+def _codes(w: _Work) -> list[CodedDiagnosis]:
+    outcome = w.outcome
+    if outcome is not None and outcome.principal is not None:
+        order = [(outcome.principal, "principal"), *((c, "secondary") for c in outcome.secondary)]
+    else:
+        order = [(c, "secondary") for c in w.billable]
+    kept = []
+    for code, role in order:
+        shown = dotted(code)
+        if not _DOTTED.fullmatch(shown):
+            w.reasons.add("code_outside_contract")
+            continue
+        kept.append(CodedDiagnosis(code=shown, description=w.billable[code], role=role))
+    return kept
+
+
+def _assessment(w: _Work, timings: dict[str, float]) -> Assessment:
+    status: Status = "needs_review"
+    estimate: Estimate | None = None
+    release = w.validation.release if w.validation and w.validation.loaded else None
+    if w.period is None or release is None:
+        w.reasons.add("unsupported_period")
+    elif not w.billable:
+        w.reasons.add("no_billable_code")
+    else:
+        status, estimate = _grouped(w)
+    codes = _codes(w) if release is not None else []
+    if "code_outside_contract" in w.reasons:
+        status, estimate = "needs_review", None
+    return Assessment(
+        claim_id=w.item.claim_id,
+        status=status,
+        review_reasons=w.reasons.list(),
+        codes=codes,
+        rejected_codes=list(w.rejected),
+        drg=_drg_assignment(w),
+        estimate=estimate,
+        codeset_release=release,
+        timings_ms=dict(timings),
+    )
+
+
+def _grouped(w: _Work) -> tuple[Status, Estimate | None]:
+    outcome = w.outcome
+    assert outcome is not None
+    if outcome.return_code == "NO_ACCEPTABLE_PRINCIPAL":
+        w.reasons.add("no_acceptable_principal")
+        return "needs_review", None
+    if outcome.reordered:
+        w.reasons.add("principal_reordered")
+    for code, edit in outcome.dropped:
+        w.rejected.append(RejectedCode(raw=dotted(code), reason=f"mce:{edit}"))
+        w.reasons.add(f"mce:{edit}")
+    for edit in outcome.edits:
+        w.reasons.add(f"mce:{edit}")
+    if outcome.ungroupable:
+        if outcome.return_code != "OK" or outcome.drg is None:
+            w.reasons.add(f"grouper:{outcome.return_code}")
+        else:
+            w.reasons.add(f"grouper:DRG_{outcome.drg:03d}")
+        return "ungroupable", None
+    if outcome.invalidating:
+        return "needs_review", None
+    facts = w.facts
+    if facts is None or facts.rates is None:
+        w.reasons.add("unsupported_period")
+        return "needs_review", None
+    if facts.weight is None or facts.weight.weight is None:
+        w.reasons.add("no_drg_weight")
+        return "needs_review", None
+    wage_index, basis = _wage_index(w)
+    if basis == "national":
+        w.reasons.add("national_wage_index")
+    return "estimated", estimate_payment(facts.weight.weight, facts.rates, wage_index, basis)

