@@ -89,3 +89,11 @@ def test_a_server_given_by_url_is_used_and_never_started_or_stopped(tmp_path: Pa
     finally:
         down = _cli(tmp_path, "dev", "down", env=given)
     assert down.stderr.count("stopped") == 2
+
+
+def test_a_password_in_a_given_url_is_never_printed(tmp_path: Path) -> None:
+    given = {"CLAIMCODER_REDIS_URL": "redis://:s3cret-pw@127.0.0.1:1/0", "COLUMNS": "300"}
+    status = _cli(tmp_path, "dev", "status", env=given)
+    assert "s3cret-pw" not in status.stdout + status.stderr
+    assert "redis://:***@127.0.0.1:1/0" in status.stderr  # shown, redacted
+    assert "CLAIMCODER_REDIS_URL" not in status.stdout  # no export line to echo it

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 
@@ -76,6 +77,15 @@ def _wait_until(check: Callable[[], bool], what: str, timeout: float = START_TIM
     raise LocalStackError(f"{what} did not answer within {timeout:.0f} s")
 
 
+def redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for display."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _port_open(address: str) -> bool:
     host, _, port = address.rpartition(":")
     try:
@@ -98,7 +108,7 @@ def probe_kafka(servers: str) -> str | None:
         return f"nothing listens on {', '.join(closed)}"
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=servers.split(","), request_timeout_ms=3000)
+        admin = KafkaAdminClient(bootstrap_servers=servers.split(","), request_timeout_ms=10000)
         try:
             admin.list_topics()
         finally:
@@ -112,7 +122,7 @@ def probe_postgres(url: str) -> str | None:
     import psycopg
 
     try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
+        with psycopg.connect(url, connect_timeout=10) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
@@ -123,7 +133,7 @@ def probe_redis(url: str) -> str | None:
     import redis
 
     try:
-        client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+        client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
         try:
             client.ping()
         finally:
@@ -376,4 +386,10 @@ class LocalStack:
         return stopped
 
     def export_lines(self) -> list[str]:
-        return [f"export {ENV_VARS[s.name]}={s.url}" for s in self.services().values()]
+        """``export`` lines for other terminals. An environment-given URL that carries a password
+        is left out: the caller's environment has it, and a terminal must not echo it."""
+        return [
+            f"export {ENV_VARS[s.name]}={s.url}"
+            for s in self.services().values()
+            if s.origin == "started" or redacted(s.url) == s.url
+        ]

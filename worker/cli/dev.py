@@ -4,7 +4,7 @@ import typer
 from rich.table import Table
 
 from worker.cli.common import err, fail, load_settings, out
-from worker.localstack import LocalStack, LocalStackError
+from worker.localstack import LocalStack, LocalStackError, redacted
 
 app = typer.Typer(help="Local Tansu, PostgreSQL and Redis for development.", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ def _print_status(stack: LocalStack) -> bool:
         table.add_row(
             s.service.name,
             s.service.origin,
-            s.service.url,
+            redacted(s.service.url),
             str(s.service.pid or "-"),
             "[green]answering[/green]" if s.answering else f"[red]{s.detail}[/red]",
         )

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from worker.cli.common import err, fail, load_settings
-from worker.localstack import LocalStack, LocalStackError
+from worker.localstack import LocalStack, LocalStackError, redacted
 from worker.runner import run_worker
 
 
@@ -28,6 +28,6 @@ def run() -> None:
     except LocalStackError as exc:
         fail(str(exc))
     for name, service in services.items():
-        err.print(f"{name}: {service.url} ({service.origin})")
+        err.print(f"{name}: {redacted(service.url)} ({service.origin})")
     # Read again: `up` wrote stack.env, which the settings read below the environment.
     run_worker(load_settings(), ensure_topics=True)
