@@ -12,6 +12,7 @@ from schemas import DeadLetter
 from tests.support import fetch, running_worker
 from tests.test_contract import VALID_RAW
 from worker.kafka import client_options
+from worker.prepare import prepare_reference_data
 from worker.settings import Settings
 
 TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -82,6 +83,7 @@ def test_malformed_events_are_dead_lettered_and_valid_ones_are_not(
         mixed.extend(valid[n * 2 : n * 2 + 2])
     expected = {value: kind for _, value, kind in first}
 
+    prepare_reference_data(settings)  # valid claims go on through the pipeline
     with running_worker(settings, tmp_path / "worker.log") as worker:
         for partition in range(settings.topics.partitions):
             publish(settings, mixed, partition=partition)
@@ -101,7 +103,10 @@ def test_malformed_events_are_dead_lettered_and_valid_ones_are_not(
                 ("traceparent", TRACEPARENT),
                 ("source", b"intake-test"),
             ]
-            assert dict(record.headers)["traceparent"] == TRACEPARENT
+            # The dead letter continues the input's trace (same trace id, its own publish span).
+            out = dict(record.headers)["traceparent"].split(b"-")
+            assert out[1] == TRACEPARENT.split(b"-")[1]
+            assert out[2] != TRACEPARENT.split(b"-")[2]
             seen.setdefault(letter.partition, []).append(letter.error.type)
         # every partition's actor dead-lettered its own copy of the mix, in input order
         assert seen == {p: [k for _, _, k in first] for p in range(settings.topics.partitions)}
@@ -119,6 +124,7 @@ def test_dead_letters_are_not_repeated_after_a_restart(settings: Settings, tmp_p
     """Offsets are committed once the dead letters are acknowledged: a restarted worker does
     not dead-letter the same records again."""
     bad = malformed_events("restart")
+    prepare_reference_data(settings)
     with running_worker(settings, tmp_path / "w1.log"):
         publish(settings, [(k, v) for k, v, _ in bad])
         fetch(settings, settings.topics.dlq, len(bad), seconds=90)

@@ -6,20 +6,37 @@ against the contract (bad ones become dead letters), hand the good ones to the p
 every output, wait until the broker acknowledged all of them, then acknowledge the inputs and
 commit. A crash can therefore repeat a batch but never lose one; outputs carry stable event ids
 so consumers de-duplicate.
+
+When a server the processor needs is down (:func:`worker.errors.is_transient`), the batch is
+retried with a growing pause until it is back: nothing is acknowledged meanwhile, so the partition
+waits instead of losing claims. Any other failure of a whole batch is retried a few times, then
+each record is processed alone and what still fails is dead-lettered with the stage and error
+type, so one poisonous event never stalls its partition.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import faust
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
-from worker.intake import Accepted, Rejected, accept
+from worker.errors import is_transient
+from worker.intake import Accepted, Rejected, accept, dead_letter
 from worker.kafka import faust_credentials
 from worker.records import Record, normalize_headers
 from worker.settings import Settings
+from worker.telemetry import (
+    BatchTrace,
+    claims_coded,
+    claims_dead_lettered,
+    replace_headers,
+    tracer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +49,8 @@ class Outgoing:
     key: bytes | None
     value: bytes = field(repr=False)
     headers: tuple[tuple[str, bytes], ...] = ()
+    source: Record | None = None  # the input it answers: its trace is the output's parent
+    label: str = ""  # status or dead-letter reason, for metrics
 
 
 class BatchProcessor(Protocol):
@@ -39,7 +58,7 @@ class BatchProcessor(Protocol):
 
     async def start(self) -> None: ...
 
-    async def process(self, batch: Sequence[Accepted]) -> list[Outgoing]: ...
+    async def process(self, batch: Sequence[Accepted], trace: BatchTrace) -> list[Outgoing]: ...
 
     async def stop(self) -> None: ...
 
@@ -50,7 +69,7 @@ class NoOutputProcessor:
     async def start(self) -> None:
         return None
 
-    async def process(self, batch: Sequence[Accepted]) -> list[Outgoing]:
+    async def process(self, batch: Sequence[Accepted], trace: BatchTrace) -> list[Outgoing]:
         return []
 
     async def stop(self) -> None:
@@ -58,8 +77,13 @@ class NoOutputProcessor:
 
 
 def dead_letter_output(rejected: Rejected) -> Outgoing:
-    headers = tuple((k, v) for k, v in rejected.record.headers if k == "traceparent" and v)
-    return Outgoing("dlq", rejected.record.key, rejected.letter.model_dump_json().encode(), headers)
+    return Outgoing(
+        "dlq",
+        rejected.record.key,
+        rejected.letter.model_dump_json().encode(),
+        source=rejected.record,
+        label=rejected.letter.error.type,
+    )
 
 
 def record_of(event: Any) -> Record:
@@ -76,12 +100,17 @@ def record_of(event: Any) -> Record:
     )
 
 
-async def handle_batch(records: Sequence[Record], processor: BatchProcessor) -> list[Outgoing]:
+async def handle_batch(
+    records: Sequence[Record], processor: BatchProcessor, trace: BatchTrace
+) -> list[Outgoing]:
     """Contract check, then the processor; dead letters keep their input order."""
     accepted: list[Accepted] = []
     outputs: list[Outgoing] = []
     for record in records:
-        outcome = accept(record)
+        with trace.stage(record, "validate_event") as span:
+            outcome = accept(record)
+            if isinstance(outcome, Rejected):
+                span.set_attribute("claimcoder.dead_letter.reason", outcome.letter.error.type)
         if isinstance(outcome, Rejected):
             log.warning(
                 "dead-lettered %s[%d]@%d: %s",
@@ -90,12 +119,106 @@ async def handle_batch(records: Sequence[Record], processor: BatchProcessor) -> 
                 record.offset,
                 outcome.letter.error.type,
             )
+            trace.fail(record, f"validate_event: {outcome.letter.error.type}")
             outputs.append(dead_letter_output(outcome))
         else:
             accepted.append(outcome)
     if accepted:
-        outputs.extend(await processor.process(accepted))
+        outputs.extend(await processor.process(accepted, trace))
     return outputs
+
+
+# Pauses between attempts while a server is down, then steady at the last value.
+TRANSIENT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+FAILED_BATCH_ATTEMPTS = 3
+
+
+async def handle_until_done(
+    records: Sequence[Record],
+    processor: BatchProcessor,
+    trace: BatchTrace,
+    stopping: Callable[[], bool] = lambda: False,
+) -> list[Outgoing]:
+    """:func:`handle_batch`, retried while servers are down; a batch that keeps failing for
+    another reason is split into single records, and a record that fails alone is dead-lettered."""
+    transient = failed = 0
+    while True:
+        try:
+            return await handle_batch(records, processor, trace)
+        except Exception as exc:
+            if is_transient(exc):
+                if stopping():  # shutting down: leave the batch unacknowledged for redelivery
+                    raise asyncio.CancelledError from exc
+                pause = TRANSIENT_BACKOFF_S[min(transient, len(TRANSIENT_BACKOFF_S) - 1)]
+                transient += 1
+                log.warning(
+                    "batch of %d waits %.1f s for a server: %s",
+                    len(records),
+                    pause,
+                    type(exc).__name__,
+                )
+                await asyncio.sleep(pause)
+                continue
+            failed += 1
+            log.exception("batch of %d failed (attempt %d)", len(records), failed)
+            if failed >= FAILED_BATCH_ATTEMPTS:
+                break
+    if len(records) == 1:
+        record = records[0]
+        letter = dead_letter(
+            record,
+            stage="pipeline",
+            kind="internal_error",
+            message="processing failed repeatedly; see the worker log for the error type",
+        )
+        trace.fail(record, "pipeline: internal_error")
+        return [
+            Outgoing(
+                "dlq",
+                record.key,
+                letter.model_dump_json().encode(),
+                source=record,
+                label="internal_error",
+            )
+        ]
+    outputs: list[Outgoing] = []
+    for record in records:
+        outputs.extend(await handle_until_done([record], processor, trace, stopping))
+    return outputs
+
+
+async def publish(targets: dict[str, Any], outputs: Sequence[Outgoing], trace: BatchTrace) -> None:
+    """Send every output with a PRODUCER span whose context goes into its headers; return when
+    the broker acknowledged all of them."""
+    pending = []
+    for output in outputs:
+        topic = targets[output.topic]
+        parent = trace.context(output.source) if output.source else otel_context.Context()
+        span = tracer.start_span(
+            f"{topic.get_topic_name()} publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "publish",
+                "messaging.destination.name": topic.get_topic_name(),
+            },
+        )
+        headers = replace_headers(output.headers, trace_context(span, parent))
+        future = await topic.send(key=output.key, value=output.value, headers=headers)
+        future.add_done_callback(lambda _f, span=span: span.end())
+        pending.append(future)
+    await asyncio.gather(*pending)
+    for output in outputs:
+        if output.topic == "coded":
+            claims_coded.add(1, {"status": output.label})
+        else:
+            claims_dead_lettered.add(1, {"reason": output.label})
+
+
+def trace_context(span: Any, parent: otel_context.Context) -> otel_context.Context:
+    return trace.set_span_in_context(span, parent)
 
 
 def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
@@ -125,7 +248,7 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         "value_serializer": "raw",
     }
     raw = app.topic(settings.topics.raw, allow_empty=True, **topic_kw)
-    targets = {
+    targets: dict[str, Any] = {
         "coded": app.topic(settings.topics.coded, **topic_kw),
         "dlq": app.topic(settings.topics.dlq, **topic_kw),
     }
@@ -143,12 +266,15 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         async for events in stream.take_events(
             settings.batch.max_size, within=settings.batch.max_wait_s
         ):
-            outputs = await handle_batch([record_of(e) for e in events], processor)
-            pending = [
-                await targets[o.topic].send(key=o.key, value=o.value, headers=list(o.headers))
-                for o in outputs
-            ]
-            await asyncio.gather(*pending)  # the broker acknowledged every output
+            records = [record_of(e) for e in events]
+            batch_trace = BatchTrace(records, kafka.consumer_group)
+            try:
+                outputs = await handle_until_done(
+                    records, processor, batch_trace, lambda: bool(app.should_stop)
+                )
+                await publish(targets, outputs, batch_trace)  # every output acknowledged
+            finally:
+                batch_trace.close()
             for event in events:
                 await stream.ack(event)
             await app.consumer.commit()

@@ -5,7 +5,7 @@ import os
 
 import typer
 
-from worker.cli import dev, events, reference, run, topics
+from worker.cli import code, dev, evaluate, events, reference, retrieval, run, topics
 
 app = typer.Typer(
     name="claimcoder",
@@ -15,10 +15,14 @@ app = typer.Typer(
 )
 app.add_typer(dev.app, name="dev")
 app.add_typer(topics.app, name="topics")
+app.add_typer(retrieval.app, name="retrieval")
 app.command()(events.publish)
 app.command()(events.tail)
 app.command()(run.worker)
 app.command()(run.run)
+app.command()(run.demo)
+app.command()(code.code)
+app.command(name="eval")(evaluate.evaluate)
 app.add_typer(reference.db_app, name="db")
 app.add_typer(reference.codeset_app, name="codeset")
 app.add_typer(reference.providers_app, name="providers")

@@ -23,7 +23,7 @@ from drg.codeset.store import counted, latest_release, load_release, release_inf
 from drg.reference import load_providers, read_providers, seed
 from migrations.runner import current_revision, downgrade, head_revision, upgrade
 from schemas.exceptions import ClaimcoderError
-from worker.cli.common import err, fail, load_settings, out
+from worker.cli.common import REFERENCE_HINT, err, fail, load_settings, out, run_checked
 from worker.resources import async_engine, redis_client, sync_engine
 from worker.settings import Settings
 
@@ -31,7 +31,7 @@ db_app = typer.Typer(help="PostgreSQL schema and reference data.", no_args_is_he
 codeset_app = typer.Typer(help="The ICD-10-CM code set.", no_args_is_help=True)
 providers_app = typer.Typer(help="Provider wage indexes.", no_args_is_help=True)
 
-_HINT = "is the schema migrated and seeded? (claimcoder db upgrade; claimcoder db seed)"
+_HINT = REFERENCE_HINT
 
 
 @contextmanager
@@ -306,14 +306,7 @@ def estimate(
         provider_id=provider_id.strip().upper() if provider_id else None,
         wage_index=override,
     )
-    try:
-        fields = asyncio.run(_assess(settings, item))
-    except SQLAlchemyError as exc:
-        fail(f"PostgreSQL: {type(exc).__name__}; {_HINT}")
-    except RedisError as exc:
-        fail(f"Redis: {type(exc).__name__}")
-    except ClaimcoderError as exc:
-        fail(f"{exc}; {_HINT}")
+    fields = run_checked(_assess(settings, item))
     if as_json:
         _print_json(fields)
         return

@@ -56,6 +56,11 @@ class Coder(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release engines and processes; idempotent."""
 
+    async def restart(self) -> None:
+        """Start again after :class:`EngineDeadError`: the pipeline's way to recover."""
+        await self.aclose()
+        await self.start()
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self

@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 Profile = Literal["codes-csv", "codes-xml"]
-Constraint = Literal["format", "codeset"]
+Constraint = Literal["codeset", "format", "none"]
 StructuredOutputsBackend = Literal["xgrammar", "guidance"]
 
 
@@ -62,8 +62,10 @@ class VLLMSettings(BaseModel):
     )
     constrain: Constraint = Field(
         default="codeset",
-        description="format: any code-shaped string; codeset: only billable FY codes "
-        "(a grammar of the code set; see docs/engines.md for the cost).",
+        description="codeset: only billable codes of codeset_release (a grammar of the code "
+        "set); format: any code-shaped string in the profile's format; none: no constraint "
+        "(for measurements: outputs that do not parse become bad_output errors). The default "
+        "and its cost are in docs/engines.md.",
     )
     structured_outputs_backend: StructuredOutputsBackend = "xgrammar"
     codeset_release: str = Field(

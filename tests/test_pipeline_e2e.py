@@ -1,0 +1,222 @@
+"""The worker end to end, against the real broker, Redis and PostgreSQL.
+
+A kafka-python producer publishes claims with ``traceparent`` headers; a `claimcoder worker`
+process (the retrieval coder) codes them; the test reads claims.coded by counting fetched
+records (Tansu's end offsets are wrong) and receives the worker's spans over OTLP/HTTP
+(tests/otlp.py stands in for a collector: the one mocked boundary).
+"""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.otlp import ReceivedSpan, otel_env, otlp_receiver
+from tests.pipeline_support import (
+    check_event,
+    claim_events,
+    header,
+    publish_claims,
+    reassess,
+)
+from tests.support import fetch, running_worker
+from worker.prepare import prepare_reference_data
+from worker.settings import Settings
+
+STAGES = ("validate_event", "inference", "validate_codes", "drg.group", "drg.price", "store")
+CONSUMER, PRODUCER = 5, 4  # opentelemetry.proto.trace.v1.Span.SpanKind
+
+
+@pytest.fixture
+def ready(settings: Settings) -> Settings:
+    """The test's schema migrated and seeded, the code set in its PostgreSQL schema and Redis."""
+    prepare_reference_data(settings)
+    return settings
+
+
+def _claim_results(settings: Settings) -> list[tuple[str, str, int]]:
+    schema = settings.database.schema_name
+    assert schema is not None
+    with psycopg.connect(settings.database.url.get_secret_value()) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT claim_id, event_id, deliveries FROM {}.claim_results").format(
+                sql.Identifier(schema)
+            )
+        ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def test_200_claims_come_out_once_each_billable_priced_and_traced(
+    ready: Settings, tmp_path: Path
+) -> None:
+    settings = ready
+    events = claim_events(200, "e2e")
+    inputs = {e["claim_id"]: e for e in events}
+    with otlp_receiver() as (endpoint, received):
+        with running_worker(
+            settings, tmp_path / "worker.log", extra_env=otel_env(endpoint)
+        ) as worker:
+            traces = publish_claims(settings, events)
+            records = fetch(
+                settings, settings.topics.coded, 200, seconds=240, settle=3.0, worker=worker
+            )
+        # The worker flushed its spans at shutdown.
+        spans = received.snapshot()
+        metric_names = set(received.metric_names)
+
+    # Exactly 200 distinct claims, each once.
+    assert Counter(r.key.decode() for r in records) == Counter(inputs.keys())
+    coded = {r.key.decode(): check_event(r.value) for r in records}
+    assert {e.status for e in coded.values()} <= {"estimated", "needs_review", "ungroupable"}
+    assert sum(e.status == "estimated" for e in coded.values()) >= 100  # most claims price
+    assert all(e.event_id for e in coded.values())
+    # The prompt-injection narrative yields no invented code.
+    injected = [e for cid, e in coded.items() if "Ignore all" in inputs[cid]["narrative"]]
+    assert injected
+    assert all(c.code not in ("ZZZ.999", "XYZ123") for e in injected for c in e.codes)
+
+    # DRG and estimate are what the Assessor behind `claimcoder estimate` gives for the codes.
+    priced = [e for e in coded.values() if e.codes]
+    expected = asyncio.run(reassess(settings, priced, inputs))
+    for event, again in zip(priced, expected, strict=True):
+        got = event.model_dump(mode="json")
+        assert (got["drg"], got["estimate"]) == (again["drg"], again["estimate"]), event.claim_id
+    # ... and the command itself, for a few of them.
+    for event in [e for e in priced if e.status == "estimated"][:3]:
+        claim = inputs[event.claim_id]
+        codes = [c.code for c in event.codes]
+        args = [
+            "estimate",
+            "--pdx",
+            codes[0],
+            "--age",
+            str(claim["patient"]["age"]),
+            "--sex",
+            claim["patient"]["sex"],
+            "--discharge-date",
+            claim["discharge_date"],
+            "--json",
+        ]
+        for code in codes[1:]:
+            args += ["--sdx", code]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMCODER_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "worker", *args],
+            env={**env, **settings.to_env()},
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        printed = json.loads(result.stdout)
+        assert (printed["drg"], printed["estimate"]) == (
+            event.model_dump(mode="json")["drg"],
+            event.model_dump(mode="json")["estimate"],
+        )
+
+    # Every result is stored once, keyed by its event_id.
+    stored = _claim_results(settings)
+    assert sorted((c, e) for c, e, _ in stored) == sorted(
+        (cid, e.event_id) for cid, e in coded.items()
+    )
+
+    # Tracing: each output continues its input's trace; the span tree has every stage.
+    by_trace: dict[str, list[ReceivedSpan]] = defaultdict(list)
+    for span in spans:
+        by_trace[span.trace_id].append(span)
+    for record in records:
+        claim_id = record.key.decode()
+        trace_id, producer_span = traces[claim_id]
+        out_header = header(record, "traceparent")
+        assert out_header is not None
+        _, out_trace, out_span, _ = out_header.decode().split("-")
+        assert out_trace == trace_id
+        tree = by_trace[trace_id]
+        (consumer,) = [s for s in tree if s.kind == CONSUMER]
+        assert consumer.name == f"{settings.topics.raw} process"
+        assert consumer.parent_span_id == producer_span
+        assert consumer.attributes["messaging.system"] == "kafka"
+        assert consumer.attributes["messaging.destination.name"] == settings.topics.raw
+        assert consumer.attributes["claimcoder.status"] == coded[claim_id].status
+        children = {s.name: s for s in tree if s.parent_span_id == consumer.span_id}
+        assert set(children) == {*STAGES, f"{settings.topics.coded} publish"}, claim_id
+        publish = children[f"{settings.topics.coded} publish"]
+        assert publish.kind == PRODUCER
+        assert publish.span_id == out_span
+        assert children["inference"].links, "inference links to the batch that ran the engine"
+        # No narrative text in any attribute of the claim's trace.
+        narrative = inputs[claim_id]["narrative"]
+        assert not any(narrative in str(v) for s in tree for v in s.attributes.values())
+    assert {
+        "claimcoder.claims.consumed",
+        "claimcoder.claims.coded",
+        "claimcoder.batch.size",
+        "claimcoder.stage.duration",
+    } <= metric_names
+
+
+def _published_ids(records: list[Any]) -> dict[str, set[str]]:
+    ids: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        ids[record.key.decode()].add(json.loads(record.value)["event_id"])
+    return ids
+
+
+def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_identical_events(
+    ready: Settings, tmp_path: Path
+) -> None:
+    settings = ready
+    events = claim_events(120, "restart", seed=11)
+    publish_claims(settings, events)
+    log = tmp_path / "worker.log"
+
+    with running_worker(settings, log) as first:
+        fetch(settings, settings.topics.coded, 20, seconds=180, worker=first)
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # mid-stream, no clean commit
+    with running_worker(settings, log) as second:
+        records = fetch(
+            settings, settings.topics.coded, 120, seconds=240, settle=3.0, worker=second
+        )
+
+    # Nothing lost: every claim came out; a repeated claim carries the same event_id.
+    ids = _published_ids(records)
+    assert set(ids) == {e["claim_id"] for e in events}
+    assert all(len(event_ids) == 1 for event_ids in ids.values()), ids
+    first_value: dict[str, bytes] = {}
+    for record in records:
+        first_value.setdefault(record.key.decode(), record.value)
+        assert record.value == first_value[record.key.decode()]  # byte for byte the same
+    stored = _claim_results(settings)
+    assert len(stored) == 120
+    # The result is stored before it is published, so a kill between the two leaves a delivery
+    # with no output: every output has its delivery, never the other way round.
+    copies = Counter(record.key.decode() for record in records)
+    assert all(copies[claim_id] <= deliveries for claim_id, _, deliveries in stored)
+
+    # Replaying the topic (a new consumer group reads it all again) re-emits every claim with
+    # its first event, byte for byte: the stored result is reused.
+    replay = settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(
+                update={"consumer_group": f"{settings.kafka.consumer_group}-replay"}
+            )
+        }
+    )
+    with running_worker(replay, log) as third:
+        again = fetch(
+            settings, settings.topics.coded, len(records) + 120, seconds=240, worker=third
+        )
+    for record in again:
+        assert record.value == first_value[record.key.decode()]
+    assert Counter(r.key for r in again) == Counter(
+        {k: v + 1 for k, v in Counter(r.key for r in records).items()}
+    )

@@ -1,0 +1,235 @@
+"""The embedded retrieval coder on narratives with known answers, negation first.
+
+One coder for the module: the index (the FY2026 tabular list) takes a few seconds to build and is
+shared by every coder of the process.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from drg.codeset.memory import packaged_codeset
+from schemas.coded import ModelInfo
+from worker.cli import app
+from worker.coders.base import CoderResult, CodingRequest
+from worker.coders.exceptions import CoderError, CoderUnavailableError
+from worker.coders.retrieval.coder import Coded, RetrievalCoder
+from worker.coders.retrieval.config import RetrievalSettings
+from worker.coders.retrieval.context import excluded
+from worker.coders.retrieval.evidence import load
+from worker.coders.retrieval.mentions import Narrative, split
+from worker.coders.retrieval.text import words
+
+# CodiEsp (../shared/data/codiesp, see its README); CLAIMCODER_CODIESP_DIR points elsewhere.
+CODIESP = Path(
+    os.environ.get("CLAIMCODER_CODIESP_DIR")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "codiesp"
+)
+
+
+@pytest.fixture(scope="module")
+def coder() -> RetrievalCoder:
+    coder = RetrievalCoder(RetrievalSettings())
+    coder.load()
+    return coder
+
+
+def codes(coder: RetrievalCoder, narrative: str) -> tuple[str, ...]:
+    return coder.code_one(narrative).codes
+
+
+@pytest.mark.parametrize(
+    ("narrative", "expected"),
+    [
+        ("Patient with type 2 diabetes mellitus and essential hypertension.", ("E119", "I10")),
+        ("Hypothyroidism and obesity.", ("E039", "E669")),
+        ("Atrial fibrillation treated with anticoagulants.", ("I4891",)),
+        ("Acute heart failure.", ("I509",)),
+        # principal first: the pneumonia, not the more probable fever
+        ("Fever. Diagnosed with pneumonia.", ("J189", "R509")),
+    ],
+)
+def test_known_answers(coder: RetrievalCoder, narrative: str, expected: tuple[str, ...]) -> None:
+    assert codes(coder, narrative) == expected
+
+
+@pytest.mark.parametrize(
+    ("narrative", "expected"),
+    [
+        ("No history of diabetes.", ()),
+        ("No history of diabetes. Admitted with community acquired pneumonia.", ("J189",)),
+        ("The patient denies diabetes, hypertension or asthma.", ()),
+        ("Family history of diabetes mellitus. Mother had hypertension.", ()),
+        ("Pneumonia was ruled out. Atrial fibrillation.", ("I4891",)),
+        ("He has hypertension but no diabetes.", ("I10",)),
+        ("Hypertension, without diabetes.", ("I10",)),
+        # learned co-occurrence (diabetics often have I10) must not bring back a negated code
+        ("Type 2 diabetes. No hypertension.", ("E119",)),
+        ("Asthma. No chronic obstructive pulmonary disease.", ("J45909",)),
+    ],
+)
+def test_negated_ruled_out_and_family_history_are_not_coded(
+    coder: RetrievalCoder, narrative: str, expected: tuple[str, ...]
+) -> None:
+    assert codes(coder, narrative) == expected
+
+
+@pytest.mark.parametrize(
+    ("narrative", "category"),
+    [
+        # (S82.209A) fracture of the shaft of the tibia, side not named, initial encounter
+        ("I was cycling and a car ran over my leg. My tibia is fractured.", "S82"),
+        # (S52.501A) fracture of the lower end of the right radius
+        (
+            "I slipped on ice and broke my wrist; the X-ray showed a distal radius fracture of "
+            "the right arm.",
+            "S52",
+        ),
+        ("I fell down the stairs and broke my femur.", "S72"),
+    ],
+)
+def test_lay_fracture_narratives_get_an_injury_code(
+    coder: RetrievalCoder, narrative: str, category: str
+) -> None:
+    found = codes(coder, narrative)
+    assert found, "a plainly named fracture must not go uncoded"
+    principal = found[0]
+    assert principal.startswith(category)
+    assert principal[0] not in "VWXY"  # an external cause is never the principal
+    assert principal.endswith("A")  # initial encounter unless the narrative says otherwise
+    assert packaged_codeset().is_billable(principal)
+    # the fallback that codes them must not code what is negated
+    assert "E119" not in codes(coder, "No history of diabetes. " + narrative)
+
+
+def test_negation_scopes_end_at_a_termination_word() -> None:
+    tokens = words("No fever or cough, but severe headache")
+    assert [t for t, dropped in zip(tokens, excluded(tokens), strict=True) if dropped] == [
+        "no",
+        "fever",
+        "or",
+        "cough",
+        ",",
+    ]
+    assert excluded(words("no history of diabetes")) == [True, True, True, True]
+    # a pseudo-trigger is no negation
+    assert excluded(words("gram negative sepsis")) == [False, False, False]
+
+
+def test_a_narrative_splits_into_kept_and_negated_mentions() -> None:
+    narrative = split("Fever and cough; no diabetes.\nPneumonia was ruled out.")
+    assert [m.stems for m in narrative.mentions] == [("fever", "cough")]
+    assert [m.stems for m in narrative.negated] == [("diabet",), ("pneumonia", "rule", "out")]
+
+
+def test_seventh_character_defaults_to_the_initial_encounter(coder: RetrievalCoder) -> None:
+    index = coder.load().index
+    assert index.resolve("S72") == "S7290XA"  # fracture of femur, unspecified, initial
+    assert index.resolve("S72", ("D",)) == "S7290XD"
+    assert index.resolve("E11") == "E119"
+
+
+def test_nothing_to_code(coder: RetrievalCoder) -> None:
+    assert coder.code_one("") == Coded((), ())
+    assert coder.code_one("The patient was discharged home.").codes == ()
+
+
+async def test_code_batch_returns_dotted_codes_in_request_order(coder: RetrievalCoder) -> None:
+    requests = [
+        CodingRequest("c1", "Type 2 diabetes. No hypertension."),
+        CodingRequest("c2", "No history of diabetes.", adapter="ignored"),
+    ]
+    results = await coder.code_batch(requests)
+    assert [(r.claim_id, r.codes, r.error, r.adapter) for r in results] == [
+        ("c1", ("E11.9",), None, None),
+        ("c2", (), None, "ignored"),
+    ]
+    assert results[0].raw_output.startswith("E11.9:")
+    assert "diabetes" not in repr(results[0])  # narratives and raw output stay out of reprs
+    assert coder.info == ModelInfo(
+        engine="retrieval",
+        model=f"bm25-evidence-lr/codiesp-train@{load().meta['digest'][:12]}",
+    )
+
+
+async def test_one_failing_claim_does_not_fail_the_batch(
+    coder: RetrievalCoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_split(text: str) -> Narrative:
+        if text == "boom":
+            raise RuntimeError("the narrative text must not reach the error")
+        return split(text)
+
+    monkeypatch.setattr("worker.coders.retrieval.coder.split", failing_split)
+    results = await coder.code_batch(
+        [CodingRequest("a", "boom"), CodingRequest("b", "Atrial fibrillation.")]
+    )
+    assert [(r.claim_id, r.codes, r.ok) for r in results] == [
+        ("a", (), False),
+        ("b", ("I48.91",), True),
+    ]
+    error = results[0].error
+    assert isinstance(error, CoderError)
+    assert (error.kind, error.message) == ("engine_error", "retrieval failed: RuntimeError")
+    assert isinstance(results[1], CoderResult)
+
+
+async def test_an_unreadable_artifact_is_a_start_up_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json.gz"
+    broken.write_bytes(b"not gzip")
+    with pytest.raises(CoderUnavailableError, match="retrieval coder cannot load"):
+        await RetrievalCoder(RetrievalSettings(artifact=broken)).start()
+
+
+def test_every_code_emitted_on_codiesp_dev_is_billable(coder: RetrievalCoder) -> None:
+    path = CODIESP / "dev.jsonl"
+    assert path.is_file(), f"{path} is missing (set CLAIMCODER_CODIESP_DIR)"
+    texts = [json.loads(line)["text_en"] for line in path.read_text().splitlines() if line]
+    emitted = {code for text in texts for code in codes(coder, text)}
+    codeset = packaged_codeset()
+    assert len(texts) == 250
+    assert len(emitted) > 300
+    assert sorted(c for c in emitted if not codeset.is_billable(c)) == []
+
+
+def test_learn_command_writes_an_artifact_the_coder_uses(tmp_path: Path) -> None:
+    docs = [{"text": "Smoker of cigarettes. Marfan habitus.", "codes": ["F17.210", "Q87.40"]}] * 3
+    docs += [{"text": "Fever and anemia.", "codes": ["R50.9", "D64.9", "E11"]}] * 3
+    data = tmp_path / "coded.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    artifact = tmp_path / "mine.json.gz"
+    result = CliRunner().invoke(
+        app, ["retrieval", "learn", str(data), "--out", str(artifact), "--folds", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report == {
+        "documents": 6,
+        "codes_kept": 12,
+        "codes_dropped": 3,  # E11 is a category, not billable
+        "phrases": 9,
+        "pairs": 18,
+        "candidates": report["candidates"],
+        "candidate_recall": 1.0,
+        "threshold": report["threshold"],
+        "out_of_fold_f1": 1.0,
+    }
+    evidence = load(artifact)
+    both = (("F17210", 3), ("Q8740", 3))
+    assert dict(evidence.pairs) == {
+        "smoker": both,
+        "cigarett": both,
+        "smoker cigarett": both,
+        "marfan": both,
+        "habitus": both,
+        "marfan habitus": both,
+        "fever": (("D649", 3), ("R509", 3)),
+        "anemia": (("D649", 3), ("R509", 3)),
+        "fever anemia": (("D649", 3), ("R509", 3)),
+    }
+    assert (evidence.name, evidence.threshold) == ("coded", report["threshold"])
+    mine = RetrievalCoder(RetrievalSettings(artifact=artifact))
+    assert set(mine.code_one("A smoker with a marfan habitus.").codes) == {"F17210", "Q8740"}

@@ -1,0 +1,213 @@
+"""`RetrievalCoder`: the embedded CPU coder (no GPU, no download).
+
+One claim's path: narrative -> mentions without negated, ruled-out or family-history words
+(mentions.py, context.py) -> candidate codes from the BM25 index of the FY2026 tabular list
+(index.py) and from phrases learned on coded narratives (evidence.py) -> a learned probability
+per candidate (scoring.py) -> the billable codes from the threshold up, principal first.
+When no candidate reaches the threshold, a clause that spells out a whole code text may still
+give one code (see :func:`_fallback`): short lay narratives ("my tibia is fractured") name their
+diagnosis plainly but in words the learned evidence, fitted on clinical case reports, never saw.
+
+Start-up builds the index from the packaged tabular list (about 4 s: 2-3 s to parse the release,
+1-2 s to index ~53,000 code texts); it runs in a thread, so the event loop stays free. Coding a
+batch is CPU work too, done in one ``asyncio.to_thread`` call per batch.
+"""
+
+import asyncio
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from drg.codeset.memory import MemoryCodeSet
+from drg.codeset.normalize import dotted
+from drg.exceptions import ReferenceDataError
+from schemas.coded import ModelInfo
+from worker.coders.base import Coder, CoderResult, CodingRequest
+from worker.coders.exceptions import CoderError, CoderUnavailableError
+from worker.coders.retrieval.config import RetrievalSettings
+from worker.coders.retrieval.evidence import Evidence, load
+from worker.coders.retrieval.index import packaged_index
+from worker.coders.retrieval.mentions import split
+from worker.coders.retrieval.scoring import FEATURES, Scorer
+
+log = logging.getLogger(__name__)
+
+METHOD: Final = "bm25-evidence-lr"  # name of the method; the artifact's name and digest follow
+# Never the principal diagnosis: external causes (V-Y). Only when nothing else is: symptoms (R)
+# and factors influencing health status (Z), which guidelines code as principal only when no
+# definitive diagnosis was made.
+_NOT_PRINCIPAL: Final = frozenset("VWXY")
+_PRINCIPAL_LAST: Final = frozenset("RZ")
+# Feature columns the fallback reads (see scoring.py): "a mention covers every required word of
+# one of the code's texts, and no more specific one" and how many words that text requires (log).
+_LEX_FULL: Final = FEATURES.index("lex_full")
+_LEX_WORDS: Final = FEATURES.index("lex_words")
+# The fallback's bar: a fully covered code text of at least two required words ("fracture" +
+# "tibia"); one word alone ("discharge", "pain") names too little to code without evidence.
+_FALLBACK_WORDS: Final = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Coded:
+    codes: tuple[str, ...]  # undotted, billable, principal first
+    probabilities: tuple[float, ...]
+
+
+class RetrievalCoder(Coder):
+    def __init__(self, settings: RetrievalSettings) -> None:
+        self.settings = settings
+        self._scorer: Scorer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def info(self) -> ModelInfo:
+        name = "unloaded"
+        if self._scorer is not None:
+            evidence = self._scorer.evidence
+            digest = str(evidence.meta.get("digest", ""))[:12]
+            name = f"{evidence.name}@{digest}" if digest else evidence.name
+        return ModelInfo(engine="retrieval", model=f"{METHOD}/{name}", adapter=None, profile=None)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.load)
+
+    def load(self) -> Scorer:
+        """Build the index and load the evidence (idempotent; thread-safe)."""
+        with self._lock:
+            if self._scorer is None:
+                started = time.perf_counter()
+                try:
+                    index = packaged_index(self.settings.release)
+                    evidence = _usable(load(self.settings.artifact), index.codeset)
+                except (OSError, ValueError, KeyError, ReferenceDataError) as exc:
+                    raise CoderUnavailableError(f"retrieval coder cannot load: {exc}") from exc
+                self._scorer = Scorer(index, evidence, self.settings.top_k)
+                log.info("retrieval coder ready in %.1f s", time.perf_counter() - started)
+            return self._scorer
+
+    async def code_batch(self, requests: Sequence[CodingRequest]) -> list[CoderResult]:
+        if not requests:
+            return []
+        return await asyncio.to_thread(self._code_all, requests)
+
+    def _code_all(self, requests: Sequence[CodingRequest]) -> list[CoderResult]:
+        scorer = self.load()
+        results = []
+        for request in requests:
+            started = time.perf_counter()
+            try:
+                coded = self.code_one(request.narrative, scorer)
+            except Exception as exc:  # one claim's failure must not fail the batch
+                # the type only: a message could quote the narrative
+                log.warning("retrieval coder failed on a claim: %s", type(exc).__name__)
+                error = CoderError("engine_error", f"retrieval failed: {type(exc).__name__}")
+                results.append(
+                    CoderResult(
+                        claim_id=request.claim_id,
+                        error=error,
+                        latency_ms=(time.perf_counter() - started) * 1000,
+                        adapter=request.adapter,
+                    )
+                )
+                continue
+            codes = tuple(dotted(c) for c in coded.codes)
+            results.append(
+                CoderResult(
+                    claim_id=request.claim_id,
+                    codes=codes,
+                    raw_output=" ".join(
+                        f"{c}:{p:.3f}" for c, p in zip(codes, coded.probabilities, strict=True)
+                    ),
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    adapter=request.adapter,
+                )
+            )
+        return results
+
+    def code_one(self, narrative: str, scorer: Scorer | None = None) -> Coded:
+        """Code one narrative synchronously (blocking: for threads, tests and benchmarks)."""
+        scorer = scorer or self.load()
+        codes, rows = scorer.candidates(split(narrative))
+        if not codes:
+            return Coded((), ())
+        threshold = self.settings.min_probability
+        if threshold is None:
+            threshold = scorer.evidence.threshold
+        records = scorer.index.codeset.records
+        probabilities = scorer.score(rows).tolist()
+        ranked = sorted(
+            (
+                (p, c)
+                for c, p in zip(codes, probabilities, strict=True)
+                if p >= threshold and records[c].billable
+            ),
+            key=lambda pc: (-pc[0], pc[1]),
+        )[: self.settings.max_codes]
+        if not ranked:
+            ranked = _fallback(codes, rows.tolist(), probabilities)
+        ranked = _principal_first(ranked)
+        return Coded(tuple(c for _, c in ranked), tuple(round(p, 6) for p, _ in ranked))
+
+
+def _fallback(
+    codes: Sequence[str], rows: Sequence[Sequence[float]], probabilities: Sequence[float]
+) -> list[tuple[float, str]]:
+    """At most one code for a narrative where no candidate reached the threshold: the candidate
+    whose code text a single clause covers completely (every required word present, the most
+    specific such text of that clause), with the longest such text, then the most probable.
+
+    Candidates are billable already (the index resolves to default leaves, the initial encounter
+    for injuries, unspecified laterality unless a side is named) and negated ones are gone
+    (scoring.py). External causes (V-Y) are left out: a lay account of how it happened ("a car
+    ran over my leg") rarely spells out a whole external-cause text, and a wrong one is worse
+    than none. Its probability is the model's own, below the threshold, as the raw output shows.
+    """
+    best: tuple[float, float, str] | None = None
+    floor = math.log1p(_FALLBACK_WORDS) - 1e-9
+    for code, row, p in zip(codes, rows, probabilities, strict=True):
+        if row[_LEX_FULL] <= 0.0 or row[_LEX_WORDS] < floor or code[0] in _NOT_PRINCIPAL:
+            continue
+        key = (row[_LEX_WORDS], p, code)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    return [] if best is None else [(best[1], best[2])]
+
+
+def _principal_first(ranked: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """The most probable definitive diagnosis first, else the most probable symptom or status
+    code; the rest by probability. External causes are never first."""
+    for allowed in (_NOT_PRINCIPAL | _PRINCIPAL_LAST, _NOT_PRINCIPAL):
+        for i, (_, code) in enumerate(ranked):
+            if code[0] not in allowed:
+                return [ranked[i], *ranked[:i], *ranked[i + 1 :]]
+    return ranked
+
+
+def _usable(evidence: Evidence, codeset: MemoryCodeSet) -> Evidence:
+    """The evidence without codes that are not billable in ``codeset`` (an artifact learned on
+    another release, or on gold lists with category codes, cannot make the coder emit them)."""
+    records = codeset.records
+
+    def billable(code: str) -> bool:
+        record = records.get(code)
+        return record is not None and record.billable
+
+    pairs = {}
+    for phrase, codes in evidence.pairs.items():
+        kept = tuple(cd for cd in codes if billable(cd[0]))
+        if kept:
+            pairs[phrase] = kept
+    if pairs == evidence.pairs:
+        return evidence
+    log.warning("evidence %s names codes that are not billable here; ignored", evidence.name)
+    return dataclasses.replace(
+        evidence,
+        code_docs={c: n for c, n in evidence.code_docs.items() if billable(c)},
+        phrase_docs={p: evidence.phrase_docs[p] for p in pairs},
+        pairs=pairs,
+    )

@@ -1,0 +1,225 @@
+"""Which words of a sentence must not be coded: negated, ruled out, or about a relative.
+
+This is NegEx (Chapman et al., "A simple algorithm for identifying negated findings and diseases
+in discharge summaries", J Biomed Inform 34(5), 2001) with the "experiencer" triggers of its
+successor ConText (Harkema et al., J Biomed Inform 42(5), 2009): trigger phrases open a scope
+forwards (pre-triggers: "no", "denies", "family history of") or backwards (post-triggers: "was
+ruled out", "were negative"); the scope ends at a termination phrase ("but", "however", "due to"),
+at a semicolon, or after ``SCOPE`` tokens; pseudo-triggers ("no change", "gram negative") look like
+triggers and are skipped. Written here rather than taken from a library because the maintained
+implementations (negspacy, medspacy) need spaCy pipelines and models, far too heavy for a CPU
+coder of 50 claims/s; the algorithm is a word-list scan.
+
+Word lists follow the published ones, plus the verbs of the CodiEsp translations ("was
+discarded") and lay phrasing ("I don't have", spelled "do not have" by text.words). The lists
+err towards excluding: a claim must never get a code for a condition it says is absent, so a
+sentence such as "could not walk because of the fracture" loses "fracture" only until "because".
+Uncertain diagnoses ("suspected", "probable") are kept: inpatient coding guidelines (Section
+II.H) code them as if established.
+"""
+
+from collections.abc import Iterable, Sequence
+from itertools import product
+from typing import Final
+
+SCOPE: Final = 12  # tokens a trigger reaches (NegEx used 5 words; lists in claims run longer)
+
+Phrase = tuple[str, ...]
+
+
+def _phrases(*texts: str) -> frozenset[Phrase]:
+    return frozenset(tuple(t.split()) for t in texts)
+
+
+_RELATIVES: Final = (
+    *("mother", "father", "mom", "dad", "parent", "parents", "grandparents"),
+    *("sister", "sisters", "brother", "brothers", "sibling", "siblings"),
+    *("son", "sons", "daughter", "daughters", "grandmother", "grandfather"),
+    *("aunt", "uncle", "cousin"),
+)
+_BE: Final = ("was", "were", "is", "are", "been", "be")
+_POST_WORDS: Final = (
+    "ruled out",
+    "excluded",
+    "discarded",
+    "negative",
+    "absent",
+    "not seen",
+    "not found",
+    "not detected",
+    "not observed",
+    "not identified",
+    "not present",
+    "not confirmed",
+    "not evident",
+)
+
+PSEUDO: Final = _phrases(
+    "no change",
+    "no changes",
+    "no increase",
+    "no significant change",
+    "no further",
+    "not only",
+    "not necessarily",
+    "not certain",
+    "not rule out",
+    "not ruled out",
+    "not been ruled out",
+    "not be ruled out",
+    "cannot be ruled out",
+    "can not be ruled out",
+    "could not be ruled out",
+    "without difficulty",
+    "gram negative",
+)
+
+PRE: Final = _phrases(
+    "no",
+    "not",
+    "without",
+    "denies",
+    "denied",
+    "deny",
+    "denying",
+    "never",
+    "nor",
+    "neither",
+    "absence of",
+    "absent",
+    "free of",
+    "negative for",
+    "rule out",
+    "ruled out",
+    "rules out",
+    "r o",
+    "exclude",
+    "excluded",
+    "excluding",
+    "discarded",
+    "discard",
+    "fails to reveal",
+    "failed to reveal",
+    "lack of",
+    "lacks",
+    "lacked",
+    # experiencer: someone other than the patient (ConText)
+    "family history",
+    "familial history",
+    "family hx",
+    "fhx",
+    *(
+        f"{r} {v}"
+        for r, v in product(
+            _RELATIVES,
+            ("had", "has", "have", "with", "died", "suffered", "suffers", "diagnosed", "history"),
+        )
+    ),
+)
+
+POST: Final = _phrases(
+    *_POST_WORDS,
+    *(f"{b} {w}" for b, w in product(_BE, _POST_WORDS)),
+    "unlikely",
+    *(f"in {d} {r}" for d, r in product(("his", "her", "my", "the", "a", "their"), _RELATIVES)),
+    *(f"in {r}" for r in _RELATIVES),
+    "in the family",
+    "in his family",
+    "in her family",
+    "in my family",
+)
+
+TERMINATION: Final = _phrases(
+    ";",
+    "but",
+    "however",
+    "although",
+    "though",
+    "yet",
+    "except",
+    "apart from",
+    "aside from",
+    "whereas",
+    "while",
+    "which",
+    "who",
+    "whose",
+    "presents",
+    "presented",
+    "presenting",
+    "reports",
+    "reported",
+    "complains",
+    "complained",
+    "complaining",
+    "developed",
+    "develops",
+    "showed",
+    "shows",
+    "revealed",
+    "reveals",
+    "diagnosed",
+    "underwent",
+    "admitted",
+    "due",
+    "because",
+    "secondary",
+    "caused",
+)
+
+_LONGEST: Final = max(len(p) for p in PSEUDO | PRE | POST | TERMINATION)
+_FIRST: Final = frozenset(p[0] for p in PSEUDO | PRE | POST | TERMINATION)
+
+
+def _match(tokens: Sequence[str], start: int, phrases: frozenset[Phrase]) -> int:
+    """Length of the longest phrase of ``phrases`` at ``start``; 0 when none."""
+    if tokens[start] not in _FIRST:
+        return 0
+    for size in range(min(_LONGEST, len(tokens) - start), 0, -1):
+        if tuple(tokens[start : start + size]) in phrases:
+            return size
+    return 0
+
+
+def excluded(tokens: Sequence[str]) -> list[bool]:
+    """For each token of one sentence, whether it lies in a negation, ruled-out or family scope.
+
+    Trigger words themselves are marked too (they are never evidence for a code)."""
+    n = len(tokens)
+    out = [False] * n
+    stops = [_match(tokens, i, TERMINATION) > 0 for i in range(n)]
+    i = 0
+    while i < n:
+        size = _match(tokens, i, PSEUDO)
+        if size:
+            i += size
+            continue
+        post = _match(tokens, i, POST)
+        pre = _match(tokens, i, PRE)
+        if post:  # a word that is both ("absent") reaches both ways
+            _mark(out, range(i, i + post))
+            _mark(out, _backwards(i, stops))
+        if pre:
+            _mark(out, range(i, i + pre))
+            _mark(out, _forwards(i + pre, n, stops))
+        i += max(pre, post, 1)
+    return out
+
+
+def _forwards(start: int, n: int, stops: Sequence[bool]) -> Iterable[int]:
+    end = start
+    while end < min(n, start + SCOPE) and not stops[end]:
+        end += 1
+    return range(start, end)
+
+
+def _backwards(end: int, stops: Sequence[bool]) -> Iterable[int]:
+    start = end
+    while start > max(0, end - SCOPE) and not stops[start - 1]:
+        start -= 1
+    return range(start, end)
+
+
+def _mark(out: list[bool], indices: Iterable[int]) -> None:
+    for j in indices:
+        out[j] = True

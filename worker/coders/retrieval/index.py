@@ -1,0 +1,250 @@
+"""The FY2026 tabular list as a BM25 index of code texts, and the way back to billable codes.
+
+Every listed code contributes its description and inclusion terms ("entries"). Seven-character
+codes do not: their base (the code without the 7th character) does, and the 7th character is
+chosen from the narrative afterwards (initial encounter unless it says otherwise). That keeps the
+index at ~53,000 entries instead of ~110,000. Words after "without" are left out of an entry:
+"hepatitis C without hepatic coma" is what a plain "hepatitis C" means. An entry of a code that
+is not billable resolves to its default leaf: the child that says "unspecified" (or "without
+complications"), recursively, so "Type 2 diabetes mellitus" (E11) yields E11.9 and "Fracture of
+tibia NOS" (S82.20) S82.209A.
+
+Retrieval is bm25s's BM25 (Lucene variant) over stems, scored from its sparse index (~0.08 ms a
+query). Each entry also keeps the
+stems that must be present for it to count as fully mentioned, weighted by their inverse
+document frequency, so that a clause can be checked for covering an entry.
+"""
+
+import functools
+import logging
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import bm25s
+import numpy as np
+import numpy.typing as npt
+
+from drg.codeset.memory import MemoryCodeSet, packaged_codeset
+from drg.codeset.source import CodeRecord
+from worker.coders.retrieval.text import CLAUSE_BREAKS, content_stems, words
+
+# bm25s sets its own logger to DEBUG at import, which lets "Building index" through every handler
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+_PARENTHESES: Final = re.compile(r"\([^()]*\)")  # nonessential modifiers in ICD-10-CM convention
+_BRACKETS: Final = re.compile(r"\[([^\[\]]*)\]")  # synonyms and abbreviations: "[HIV]"
+# An Excludes note that names one code: "renal colic (N23)", "abdomen pain (R10.-)".
+_REFERENCE: Final = re.compile(
+    r"^(?P<text>[^()]+?)\s*\((?P<code>[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)\.?-?\)$"
+)
+# "Other specified fever" is "fever" once generic words go: such descriptions would match every
+# plain mention, so only their inclusion terms are indexed.
+_OTHER: Final = re.compile(r"^other\b|\bother specified\b", re.IGNORECASE)
+
+# "without" opens what a code text says is absent ("... hepatitis C without hepatic coma"); up
+# to one of these, those words are not required of a mention (the code is the default) and must
+# not attract mentions of the very thing.
+_WITHOUT_ENDS: Final = CLAUSE_BREAKS | {"of", "with", "in", "due"}
+
+DESCRIPTION, INCLUSION, REFERENCE = 0, 1, 2  # Entry.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    node: str  # the listed code whose text this is (undotted)
+    stems: tuple[int, ...]  # required stem ids, unique
+    stem_set: frozenset[int]
+    mass: float  # sum of the required stems' idf
+    kind: int  # DESCRIPTION, INCLUSION (inclusion terms, includes notes) or REFERENCE
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    entry: int
+    bm25: float
+    coverage: float  # share of the entry's idf mass present in the query
+
+
+class SeventhCharacter:
+    """Picks the 7th character of injury, poisoning and obstetric codes from narrative cues."""
+
+    # learned-phrase keys (stem runs, see mentions.py) -> the 7th character they call for,
+    # strongest first; none: "A", initial encounter, what an inpatient stay for the injury is.
+    # Plain "open" is no cue: "open reduction" is how closed fractures are treated.
+    _CUES: Final = (
+        (frozenset({"sequela", "late effect"}), "S"),
+        (frozenset({"subsequ encount"}), "D"),
+        (frozenset({"open fractur", "compound fractur"}), "B"),
+    )
+
+    @classmethod
+    def cues(cls, phrases: Collection[str]) -> tuple[str, ...]:
+        return tuple(char for cue, char in cls._CUES if not cue.isdisjoint(phrases))
+
+
+def _texts(record: CodeRecord) -> list[tuple[str, str, int]]:
+    """(code, text, kind) of one record: its own texts and the codes its Excludes notes name."""
+    out = [(record.code, t, INCLUSION) for t in (*record.inclusion_terms, *record.includes)]
+    if not _OTHER.search(record.description):
+        out.append((record.code, record.description, DESCRIPTION))
+    for note in record.excludes:
+        match = _REFERENCE.match(note)
+        if match:
+            out.append((match["code"].replace(".", ""), match["text"], REFERENCE))
+    expanded: list[tuple[str, str, int]] = []
+    for code, text, kind in out:
+        plain = _PARENTHESES.sub(" ", text)
+        # "Human immunodeficiency virus [HIV] disease": once as written, once with the synonym
+        expanded.append((code, _BRACKETS.sub(" ", plain), kind))
+        for match in _BRACKETS.finditer(plain):
+            synonym = plain[: match.start()] + match.group(1) + plain[match.end() :]
+            expanded.append((code, synonym, kind))
+    return expanded
+
+
+def _present(tokens: Sequence[str]) -> list[str]:
+    """``tokens`` without "without ..." spans: "viral hepatitis c" for "viral hepatitis c without
+    hepatic coma", "laceration of abdominal wall" for "laceration without foreign body of
+    abdominal wall"."""
+    kept: list[str] = []
+    absent = False
+    for word in tokens:
+        if word == "without":
+            absent = True
+        elif absent and word in _WITHOUT_ENDS:
+            absent = False
+        if not absent:
+            kept.append(word)
+    return kept
+
+
+def _default_rank(record: CodeRecord) -> tuple[int, int, int]:
+    """How much a child reads like its parent's default; (0, 0, 0) for none of it."""
+    text = record.description.lower()
+    return (
+        int("without complication" in text or "uncomplicated" in text),
+        text.count("unspecified") - int("with unspecified" in text),
+        int(record.code.endswith("9") and not text.startswith("other")),
+    )
+
+
+class CodeIndex:
+    """Entries of one code set, their BM25 index, and resolution to billable codes."""
+
+    def __init__(self, codeset: MemoryCodeSet) -> None:
+        self.codeset = codeset
+        self.vocab: dict[str, int] = {}
+        self._default: dict[str, str | None] = {}
+        entries: list[tuple[str, tuple[int, ...], int]] = []
+        seen: set[tuple[str, tuple[int, ...]]] = set()
+        for record in codeset.records.values():
+            if len(record.code) == 7:
+                continue  # seven-character codes are reached through their base
+            for code, text, kind in _texts(record):
+                if code not in codeset.records or self.default_leaf(code) is None:
+                    continue
+                ids = tuple(dict.fromkeys(self._ids(content_stems(_present(words(text))))))
+                if ids and (code, ids) not in seen:
+                    seen.add((code, ids))
+                    entries.append((code, ids, kind))
+        df = np.zeros(len(self.vocab), dtype=np.int64)
+        for _, ids, _ in entries:
+            df[list(ids)] += 1
+        n = len(entries)
+        self.idf: npt.NDArray[np.float64] = np.log1p((n - df + 0.5) / (df + 0.5))
+        self.entries: tuple[Entry, ...] = tuple(
+            Entry(code, ids, frozenset(ids), float(self.idf[list(ids)].sum()), kind)
+            for code, ids, kind in entries
+        )
+        self._idf: list[float] = self.idf.tolist()  # plain floats: numpy scalars are slow here
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(([list(e.stems) for e in self.entries], self.vocab), show_progress=False)
+        # bm25s keeps its index as a CSC matrix (vocabulary x entries) in ``scores``
+        postings = self._bm25.scores
+        self._indptr: list[int] = postings["indptr"].tolist()
+        self._indices: npt.NDArray[np.int64] = postings["indices"].astype(np.int64)
+        self._data: npt.NDArray[np.float64] = postings["data"].astype(np.float64)
+
+    def _ids(self, stems: Sequence[str]) -> list[int]:
+        return [self.vocab.setdefault(s, len(self.vocab)) for s in stems]
+
+    def ids(self, stems: Sequence[str]) -> list[int]:
+        """Ids of the stems the index knows; unknown stems cannot match any code text."""
+        vocab = self.vocab
+        return [vocab[s] for s in stems if s in vocab]
+
+    def search(self, query: Sequence[int], k: int) -> list[Hit]:
+        """The ``k`` best entries for one query of stem ids, best first (ties: lower entry)."""
+        unique = list(dict.fromkeys(query))
+        if not unique:
+            return []
+        # BM25 from bm25s's precomputed term-entry scores, summed over the query's postings
+        # only: bm25s's own get_scores adds into a dense array term by term (np.add.at) and
+        # leaves finding the few scored entries among ~53,000 to the caller, 4x slower here.
+        indptr, indices, data = self._indptr, self._indices, self._data
+        spans = [(indptr[t], indptr[t + 1]) for t in unique]
+        touched = np.concatenate([indices[a:b] for a, b in spans])
+        scores = np.bincount(
+            touched,
+            weights=np.concatenate([data[a:b] for a, b in spans]),
+            minlength=len(self.entries),
+        )
+        # An entry appears in ``touched`` once per query stem it has, so the k best entries are
+        # among the k * len(unique) best postings.
+        top = k * len(unique)
+        if len(touched) > top:
+            touched = touched[np.argpartition(-scores[touched], top - 1)[:top]]
+        best = np.unique(touched)
+        best = best[np.argsort(-scores[best], kind="stable")][:k]
+        present = set(unique)
+        idf = self._idf
+        hits = []
+        for i, score in zip(best.tolist(), scores[best].tolist(), strict=True):
+            entry = self.entries[i]
+            covered = sum(idf[t] for t in entry.stem_set & present)
+            hits.append(Hit(i, score, covered / entry.mass if entry.mass else 0.0))
+        return hits
+
+    def default_leaf(self, code: str) -> str | None:
+        """The billable code a listed code stands for when nothing more specific is said; a
+        seven-character base answers with itself (see :meth:`resolve`). None when no child
+        reads as a default (G89 "Pain, not elsewhere classified": acute? chronic? central?)."""
+        if code in self._default:
+            return self._default[code]
+        node: str | None = code
+        while node is not None:
+            kids = self.codeset.children.get(node, ())
+            if not kids or len(kids[0]) == 7:
+                break
+            ranks = {c: _default_rank(self.codeset.records[c]) for c in kids}
+            best = max(kids, key=ranks.__getitem__)
+            node = best if any(ranks[best]) else None
+        self._default[code] = node
+        return node
+
+    def resolve(self, code: str, cues: Sequence[str] = ()) -> str:
+        """A billable code for listed ``code``: its default leaf, with the 7th character chosen
+        by ``cues`` (see :class:`SeventhCharacter`) when the leaf needs one."""
+        node = self.default_leaf(code)
+        if node is None:
+            raise ValueError(f"{code} has no default leaf")
+        kids = self.codeset.children.get(node, ())
+        if not kids:
+            return node
+        by_char = {k[-1]: k for k in kids}
+        for char in (*cues, "A"):
+            if char in by_char:
+                return by_char[char]
+        return kids[0]  # obstetric codes: "0", not applicable or unspecified
+
+    def is_default(self, code: str) -> bool:
+        return self.default_leaf(code) != code
+
+
+@functools.cache
+def packaged_index(release: str = "2026-04") -> CodeIndex:
+    """The index of a release packaged with simple-icd-10-cm, built once per process and shared
+    by every coder (read-only, apart from a cache of default leaves that only grows)."""
+    return CodeIndex(packaged_codeset(release))

@@ -1,0 +1,77 @@
+"""A narrative as mentions: runs of words between clause punctuation and excluded words.
+
+Sentences are split on line breaks and sentence-final punctuation; within a sentence, NegEx
+scopes (context.py) mark negated, ruled-out and family-history words first. The words left form
+mentions wherever a comma, semicolon, colon, parenthesis or an excluded word does not cut them;
+a mention is what code texts are looked up for, and what learned phrases are read from. The
+excluded words form negated mentions the same way: they never suggest a code, they veto the
+codes they name (scoring.py), so that "type 2 diabetes, no hypertension" cannot get I10 from
+learned co-occurrence.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from worker.coders.retrieval.context import excluded
+from worker.coders.retrieval.text import CLAUSE_BREAKS, content_stems, lay_expansions, sentences
+from worker.coders.retrieval.text import words as split_words
+
+MAX_PHRASE: Final = 3  # learned phrases are 1- to 3-stem runs of one mention
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    stems: tuple[str, ...]  # content stems in order, then those of lay-phrase expansions
+    position: float  # where the mention starts, 0 (first sentence) to 1 (last)
+
+
+@dataclass(frozen=True, slots=True)
+class Narrative:
+    mentions: tuple[Mention, ...]
+    # every phrase (1-3 stem run of one mention, space-joined) -> position it first occurs at
+    phrases: Mapping[str, float]
+    negated: tuple[Mention, ...]  # negated, ruled-out and family-history mentions
+    negated_phrases: frozenset[str]
+
+
+def split(text: str) -> Narrative:
+    sents = sentences(text)
+    mentions: list[Mention] = []
+    negated: list[Mention] = []
+    for number, sentence in enumerate(sents):
+        position = number / max(1, len(sents) - 1)
+        tokens = split_words(sentence)
+        drop = excluded(tokens)
+        for want, found in ((False, mentions), (True, negated)):
+            for run in _runs(tokens, drop, want):
+                stems = content_stems(run) + content_stems(lay_expansions(run))
+                if stems:
+                    found.append(Mention(tuple(stems), position))
+    return Narrative(
+        tuple(mentions), _phrases(mentions), tuple(negated), frozenset(_phrases(negated))
+    )
+
+
+def _runs(tokens: list[str], drop: list[bool], dropped: bool) -> Iterable[list[str]]:
+    """Runs of tokens whose ``drop`` flag is ``dropped``, cut at clause punctuation."""
+    run: list[str] = []
+    for token, flag in zip(tokens, drop, strict=True):
+        if flag != dropped or token in CLAUSE_BREAKS:
+            if run:
+                yield run
+                run = []
+        else:
+            run.append(token)
+    if run:
+        yield run
+
+
+def _phrases(mentions: list[Mention]) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for mention in mentions:
+        stems = mention.stems
+        for size in range(1, MAX_PHRASE + 1):
+            for start in range(len(stems) - size + 1):
+                found.setdefault(" ".join(stems[start : start + size]), mention.position)
+    return found

@@ -1,0 +1,119 @@
+"""Narrative text to sentences, words and stems, the same way for code texts and for claims.
+
+Words are lower-cased alphanumeric runs; ``,;:()`` are kept as tokens because they bound clauses.
+Stems come from PyStemmer (Snowball English, a C extension). A Stemmer object is not safe to share
+between threads, so each thread gets its own.
+"""
+
+import re
+import threading
+from collections.abc import Sequence
+from typing import Final
+
+import Stemmer
+
+CLAUSE_BREAKS: Final = frozenset({",", ";", ":", "(", ")"})
+
+_SENTENCE_END: Final = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])|\n+")
+_TOKEN: Final = re.compile(r"[a-z0-9]+|[,;:()]")
+_NOT: Final = re.compile(r"n't\b")
+# "type II", "stage III": roman numerals to digits where ICD-10-CM writes digits ("Type 2 ...").
+_ROMAN: Final = re.compile(r"\b(type|stage|grade|class)\s+(iv|iii|ii|i)\b")
+_ROMAN_DIGIT: Final = {"i": "1", "ii": "2", "iii": "3", "iv": "4"}
+
+# Function words plus the words ICD-10-CM uses for "we do not know" ("unspecified", "other",
+# "NOS", "not elsewhere classified"): they carry no evidence in either direction. Negation words
+# are listed too because negation is decided before stop words are dropped (see context.py).
+# "Uncomplicated" is the default a code text spells out and a narrative does not; "mellitus" is
+# what "diabetes" means unless "insipidus" follows.
+STOPWORDS: Final = frozenset(
+    """a an and are as at be been being but by for from had has have he her hers him his i if in
+    into is it its me my of on or our she so such than that the their them then there these they
+    this those to us was we were which who whom whose will with within would you your also after
+    before during while both either each any all some may might can could should shall do does did
+    done no not nor without unspecified unspecific specified other others nos elsewhere classified
+    otherwise site uncomplicated mellitus""".split()  # noqa: SIM905 - a word list reads as text
+)
+
+# Words the tabular list never uses, mapped to the words it does use: a patient's phrasing, and
+# tumour words that ICD-10-CM only resolves through its Neoplasm Table ("adenocarcinoma of lung" is
+# a "malignant neoplasm of lung"). Kept short on purpose: this is not a thesaurus.
+_LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
+    ("cancer",): ("malignant", "neoplasm"),
+    ("carcinoma",): ("malignant", "neoplasm"),
+    ("adenocarcinoma",): ("malignant", "neoplasm"),
+    ("tumor",): ("neoplasm",),
+    ("tumour",): ("neoplasm",),
+    ("broke",): ("fracture",),
+    ("broken",): ("fracture",),
+    ("break",): ("fracture",),
+    ("cracked",): ("fracture",),
+    ("heart", "attack"): ("myocardial", "infarction"),
+    ("stroke",): ("cerebral", "infarction"),
+    ("threw", "up"): ("vomiting",),
+    ("throwing", "up"): ("vomiting",),
+    ("belly",): ("abdominal",),
+    ("tummy",): ("abdominal",),
+    ("stomachache",): ("abdominal", "pain"),
+    ("bruise",): ("contusion",),
+    ("bruised",): ("contusion",),
+    ("bruising",): ("contusion",),
+    ("cut",): ("laceration",),
+    ("fainted",): ("syncope",),
+    ("passed", "out"): ("syncope",),
+    ("flu",): ("influenza",),
+    ("stone",): ("calculus",),
+    ("stones",): ("calculus",),
+    ("twisted",): ("sprain",),
+    # the tabular list names the ends of long bones "upper" and "lower", not proximal and distal
+    ("distal",): ("lower", "end"),
+    ("proximal",): ("upper", "end"),
+}
+_LAY_MAX: Final = max(len(k) for k in _LAY)
+
+_local = threading.local()
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer: Stemmer.Stemmer | None = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = Stemmer.Stemmer("english")
+        _local.stemmer = stemmer
+    return stemmer
+
+
+def stem(words: Sequence[str]) -> list[str]:
+    result: list[str] = _stemmer().stemWords(list(words))
+    return result
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in (part.strip() for part in _SENTENCE_END.split(text)) if s]
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words and clause punctuation, with "n't" spelled "not"."""
+    lowered = _NOT.sub(" not", text.lower())
+    lowered = _ROMAN.sub(lambda m: f"{m.group(1)} {_ROMAN_DIGIT[m.group(2)]}", lowered)
+    return _TOKEN.findall(lowered)
+
+
+def is_word(token: str) -> bool:
+    return token not in CLAUSE_BREAKS
+
+
+def lay_expansions(tokens: Sequence[str]) -> list[str]:
+    """Clinical words for the lay phrases in ``tokens`` (to be added to a query, not replace it)."""
+    extra: list[str] = []
+    for start in range(len(tokens)):
+        for size in range(1, _LAY_MAX + 1):
+            clinical = _LAY.get(tuple(tokens[start : start + size]))
+            if clinical is not None:
+                extra.extend(clinical)
+    return extra
+
+
+def content_stems(tokens: Sequence[str]) -> list[str]:
+    """Stems of the non-stop words of ``tokens``, in order."""
+    kept = [t for t in tokens if t not in STOPWORDS and is_word(t)]
+    return stem(kept) if kept else []
