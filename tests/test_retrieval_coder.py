@@ -132,6 +132,45 @@ def test_seventh_character_defaults_to_the_initial_encounter(coder: RetrievalCod
     assert index.resolve("E11") == "E119"
 
 
+def test_a_named_side_picks_the_left_or_right_code(coder: RetrievalCoder) -> None:
+    index = coder.load().index
+    assert index.resolve("S7200") == "S72009A"  # neck of femur, side unspecified
+    assert index.resolve("S7200", side="left") == "S72002A"
+    assert index.resolve("S7200", side="right") == "S72001A"
+    assert index.resolve("E11", side="left") == "E119"  # no sides: unchanged
+    # a mention naming both sides names neither
+    assert "S72009A" in codes(coder, "Fracture of the neck of the femur, left and right.")
+
+
+def test_a_fully_spelled_out_diagnosis_is_coded_next_to_learned_ones(
+    coder: RetrievalCoder,
+) -> None:
+    """CodiEsp never taught the coder the femoral neck, yet a clause that names the whole code
+    text is coded, on the side it names, beside the comorbidities the learned evidence finds."""
+    found = codes(
+        coder,
+        "Admitted after a fall at home with a displaced fracture of the neck of the left femur. "
+        "Osteoporosis and chronic kidney disease stage 3.",
+    )
+    assert found[0] == "S72002A"
+    assert "N1830" in found
+    # ... but not what an Excludes note of another code says: "urinary tract infection (O08.83)"
+    # is written under N39.0's neighbours, not a pregnancy complication of this narrative
+    assert not any(c.startswith("O") for c in codes(coder, "Urinary tract infection and fever."))
+
+
+def test_the_principal_is_the_reason_for_the_stay_not_a_history_comorbidity(
+    coder: RetrievalCoder,
+) -> None:
+    found = codes(
+        coder,
+        "Discharge summary. Admitted with acute on chronic systolic heart failure. History of "
+        "type 2 diabetes mellitus and essential hypertension.",
+    )
+    assert found[0] == "I5023", found
+    assert {"E119", "I10"} <= set(found)  # comorbidities stay coded
+
+
 def test_nothing_to_code(coder: RetrievalCoder) -> None:
     assert coder.code_one("") == Coded((), ())
     assert coder.code_one("The patient was discharged home.").codes == ()

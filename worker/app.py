@@ -223,6 +223,10 @@ def trace_context(span: Any, parent: otel_context.Context) -> otel_context.Conte
 
 def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     kafka = settings.kafka
+    # Faust writes its data directory ("{id}-data") into the working directory by default, and
+    # does not create parents of one given
+    faust_dir = settings.state_dir / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         kafka.consumer_group,
         broker=[f"kafka://{server}" for server in kafka.servers],
@@ -240,6 +244,7 @@ def create_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         topic_allow_declare=False,
         web_enabled=False,
         store="memory://",
+        datadir=str(faust_dir / "{conf.name}-data"),
     )
     topic_kw: dict[str, Any] = {
         "key_type": bytes,

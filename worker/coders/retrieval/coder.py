@@ -19,7 +19,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,7 +32,7 @@ from worker.coders.base import Coder, CoderResult, CodingRequest
 from worker.coders.exceptions import CoderError, CoderUnavailableError
 from worker.coders.retrieval.config import RetrievalSettings
 from worker.coders.retrieval.evidence import Evidence, load
-from worker.coders.retrieval.index import packaged_index
+from worker.coders.retrieval.index import CodeIndex, packaged_index
 from worker.coders.retrieval.mentions import split
 from worker.coders.retrieval.scoring import FEATURES, Scorer
 
@@ -47,9 +48,15 @@ _PRINCIPAL_LAST: Final = frozenset("RZ")
 # one of the code's texts, and no more specific one" and how many words that text requires (log).
 _LEX_FULL: Final = FEATURES.index("lex_full")
 _LEX_WORDS: Final = FEATURES.index("lex_words")
+# ... and whether the best text of the code is an Excludes note naming it: "urinary tract
+# infection (O08.83)" under another code is no statement that the narrative means O08.83.
+_LEX_REFERENCE: Final = FEATURES.index("lex_reference")
 # The fallback's bar: a fully covered code text of at least two required words ("fracture" +
 # "tibia"); one word alone ("discharge", "pain") names too little to code without evidence.
 _FALLBACK_WORDS: Final = 2
+# Below the threshold, a code text of this many required words that one clause covers is coded
+# anyway (see :func:`_spelled_out`).
+_SPELLED_WORDS: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +139,9 @@ class RetrievalCoder(Coder):
     def code_one(self, narrative: str, scorer: Scorer | None = None) -> Coded:
         """Code one narrative synchronously (blocking: for threads, tests and benchmarks)."""
         scorer = scorer or self.load()
-        codes, rows = scorer.candidates(split(narrative))
+        mentions = split(narrative)
+        lexical = scorer.lexical(mentions)
+        codes, rows = scorer.candidates(mentions, lexical)
         if not codes:
             return Coded((), ())
         threshold = self.settings.min_probability
@@ -147,11 +156,44 @@ class RetrievalCoder(Coder):
                 if p >= threshold and records[c].billable
             ),
             key=lambda pc: (-pc[0], pc[1]),
-        )[: self.settings.max_codes]
+        )
+        features = rows.tolist()
+        taken = {c for _, c in ranked}
+        ranked += _spelled_out(codes, features, probabilities, taken, scorer.index.codeset)
+        ranked = ranked[: self.settings.max_codes]
         if not ranked:
-            ranked = _fallback(codes, rows.tolist(), probabilities)
-        ranked = _principal_first(ranked)
+            ranked = _fallback(codes, features, probabilities)
+        ranked = _principal_first(
+            ranked, lexical.named, _unspecified_with_siblings(ranked, scorer.index)
+        )
         return Coded(tuple(c for _, c in ranked), tuple(round(p, 6) for p, _ in ranked))
+
+
+def _spelled_out(
+    codes: Sequence[str],
+    rows: Sequence[Sequence[float]],
+    probabilities: Sequence[float],
+    taken: set[str],
+    codeset: MemoryCodeSet,
+) -> list[tuple[float, str]]:
+    """Codes below the threshold whose whole code text, of at least three required words, one
+    clause spells out ("fracture of the neck of the left femur"), most probable first. The
+    learned score rates such codes low when training never saw them, yet a narrative that
+    names a diagnosis this fully means it. On CodiEsp dev, 13 of the 36 codes this adds are
+    right (36%, above the precision where adding codes lowers F1): micro-F1 0.519 -> 0.521."""
+    floor = math.log1p(_SPELLED_WORDS) - 1e-9
+    records = codeset.records
+    found = [
+        (p, code)
+        for code, row, p in zip(codes, rows, probabilities, strict=True)
+        if code not in taken
+        and records[code].billable
+        and row[_LEX_FULL] > 0.0
+        and row[_LEX_WORDS] >= floor
+        and row[_LEX_REFERENCE] == 0.0
+        and code[0] not in _NOT_PRINCIPAL
+    ]
+    return sorted(found, key=lambda pc: (-pc[0], pc[1]))
 
 
 def _fallback(
@@ -178,13 +220,41 @@ def _fallback(
     return [] if best is None else [(best[1], best[2])]
 
 
-def _principal_first(ranked: list[tuple[float, str]]) -> list[tuple[float, str]]:
-    """The most probable definitive diagnosis first, else the most probable symptom or status
-    code; the rest by probability. External causes are never first."""
+def _unspecified_with_siblings(ranked: list[tuple[float, str]], index: CodeIndex) -> frozenset[str]:
+    """The category's unspecified codes (I50.9) coded next to a code of the same category
+    (I50.23): never the principal then, since the specific code says more. Both stay coded:
+    annotated data such as CodiEsp lists both when both are written (dropping the unspecified
+    one cost 0.018 micro-F1 on its dev split)."""
+    per_category = Counter(code[:3] for _, code in ranked)
+    found = set()
+    for _, code in ranked:
+        if per_category[code[:3]] > 1:
+            default = index.default_leaf(code[:3])  # a 6-character base for injury codes
+            if default is not None and code.startswith(default):
+                found.add(code)
+    return frozenset(found)
+
+
+def _principal_first(
+    ranked: list[tuple[float, str]],
+    named: Mapping[str, tuple[bool, float]],
+    unspecified: frozenset[str] = frozenset(),
+) -> list[tuple[float, str]]:
+    """The principal diagnosis first: a definitive diagnosis if there is one, else a symptom or
+    status code, never an external cause. Among those, the code the narrative names first
+    outside a "history of" clause (discharge summaries state the reason for the stay before
+    comorbidities), then codes named in history clauses, then codes only learned evidence
+    suggests; ``unspecified`` codes last, ties to the more probable. The rest stay in order of
+    probability."""
+    unnamed = (True, math.inf)
     for allowed in (_NOT_PRINCIPAL | _PRINCIPAL_LAST, _NOT_PRINCIPAL):
-        for i, (_, code) in enumerate(ranked):
-            if code[0] not in allowed:
-                return [ranked[i], *ranked[:i], *ranked[i + 1 :]]
+        eligible = [i for i, (_, code) in enumerate(ranked) if code[0] not in allowed]
+        if eligible:
+            i = min(
+                eligible,
+                key=lambda i: (ranked[i][1] in unspecified, *named.get(ranked[i][1], unnamed), i),
+            )
+            return [ranked[i], *ranked[:i], *ranked[i + 1 :]]
     return ranked
 
 

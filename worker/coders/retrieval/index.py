@@ -120,6 +120,15 @@ def _present(tokens: Sequence[str]) -> list[str]:
     return kept
 
 
+def _with_side(text: str, side: str) -> list[str]:
+    """``text`` with one of its "unspecified" read as ``side``, each in turn: a text can say
+    "unspecified" twice ("unspecified part of neck of unspecified femur")."""
+    variants = []
+    for match in re.finditer(r"\bunspecified\b", text):
+        variants.append(text[: match.start()] + side + text[match.end() :])
+    return variants
+
+
 def _default_rank(record: CodeRecord) -> tuple[int, int, int]:
     """How much a child reads like its parent's default; (0, 0, 0) for none of it."""
     text = record.description.lower()
@@ -137,6 +146,7 @@ class CodeIndex:
         self.codeset = codeset
         self.vocab: dict[str, int] = {}
         self._default: dict[str, str | None] = {}
+        self._side: dict[tuple[str, str], str] = {}
         entries: list[tuple[str, tuple[int, ...], int]] = []
         seen: set[tuple[str, tuple[int, ...]]] = set()
         for record in codeset.records.values():
@@ -224,12 +234,15 @@ class CodeIndex:
         self._default[code] = node
         return node
 
-    def resolve(self, code: str, cues: Sequence[str] = ()) -> str:
-        """A billable code for listed ``code``: its default leaf, with the 7th character chosen
-        by ``cues`` (see :class:`SeventhCharacter`) when the leaf needs one."""
+    def resolve(self, code: str, cues: Sequence[str] = (), side: str | None = None) -> str:
+        """A billable code for listed ``code``: its default leaf, on the named ``side`` ("left"
+        or "right") where the leaf is the unspecified side of left/right siblings, with the 7th
+        character chosen by ``cues`` (see :class:`SeventhCharacter`) when the leaf needs one."""
         node = self.default_leaf(code)
         if node is None:
             raise ValueError(f"{code} has no default leaf")
+        if side is not None:
+            node = self._sided(node, side)
         kids = self.codeset.children.get(node, ())
         if not kids:
             return node
@@ -238,6 +251,28 @@ class CodeIndex:
             if char in by_char:
                 return by_char[char]
         return kids[0]  # obstetric codes: "0", not applicable or unspecified
+
+    def _sided(self, node: str, side: str) -> str:
+        """The sibling of ``node`` whose description is node's with ``side`` for its one
+        "unspecified" (S72.009 "... neck of unspecified femur" -> S72.002 "... of left femur");
+        ``node`` itself when there is none."""
+        key = (node, side)
+        found = self._side.get(key)
+        if found is None:
+            found = node
+            records = self.codeset.records
+            text = records[node].description.lower()
+            parent = records[node].parent
+            if parent is not None and "unspecified" in text:
+                for sibling in self.codeset.children.get(parent, ()):
+                    other = records[sibling].description.lower()
+                    if re.search(rf"\b{side}\b", other) and any(
+                        other == variant for variant in _with_side(text, side)
+                    ):
+                        found = sibling
+                        break
+            self._side[key] = found
+        return found
 
     def is_default(self, code: str) -> bool:
         return self.default_leaf(code) != code

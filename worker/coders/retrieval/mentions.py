@@ -18,12 +18,15 @@ from worker.coders.retrieval.text import CLAUSE_BREAKS, content_stems, lay_expan
 from worker.coders.retrieval.text import words as split_words
 
 MAX_PHRASE: Final = 3  # learned phrases are 1- to 3-stem runs of one mention
+# stems that put a mention in the patient's history ("family history" is excluded already)
+_HISTORY: Final = frozenset({"histori", "hx", "pmh"})
 
 
 @dataclass(frozen=True, slots=True)
 class Mention:
     stems: tuple[str, ...]  # content stems in order, then those of lay-phrase expansions
     position: float  # where the mention starts, 0 (first sentence) to 1 (last)
+    history: bool = False  # part of a "history of ..." clause: past or chronic, not the reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,7 @@ def split(text: str) -> Narrative:
             for run in _runs(tokens, drop, want):
                 stems = content_stems(run) + content_stems(lay_expansions(run))
                 if stems:
-                    found.append(Mention(tuple(stems), position))
+                    found.append(Mention(tuple(stems), position, not _HISTORY.isdisjoint(stems)))
     return Narrative(
         tuple(mentions), _phrases(mentions), tuple(negated), frozenset(_phrases(negated))
     )

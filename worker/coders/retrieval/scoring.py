@@ -21,6 +21,7 @@ from worker.coders.retrieval.index import DESCRIPTION, REFERENCE, CodeIndex, Sev
 from worker.coders.retrieval.mentions import Narrative
 from worker.coders.retrieval.text import content_stems, words
 
+_SIDES: Final = frozenset({"left", "right"})  # stems that pick a side (see CodeIndex.resolve)
 FULL: Final = 0.999  # coverage that counts as "every required word mentioned"
 
 FEATURES: Final = (
@@ -106,6 +107,9 @@ class Lexical:
 
     found: Mapping[str, _Candidate]
     negated: frozenset[str]  # codes with a text that a negated mention covers fully
+    # code -> (named only in "history of" mentions, position of the first mention that names it
+    # fully): where the narrative itself states the code, as the principal choice reads it
+    named: Mapping[str, tuple[bool, float]]
 
 
 PhraseTable = Mapping[str, tuple[_Support, ...]]
@@ -142,6 +146,7 @@ class Scorer:
         index = self.index
         cues = SeventhCharacter.cues(narrative.phrases.keys())
         found: dict[str, _Candidate] = {}
+        named: dict[str, tuple[bool, float]] = {}
         done: dict[tuple[int, ...], list[_Pick]] = {}
         for mention in narrative.mentions:
             query = tuple(index.ids(mention.stems))
@@ -149,7 +154,7 @@ class Scorer:
                 continue
             picked = done.get(query)
             if picked is None:
-                picked = done[query] = self._pick(query, cues)
+                picked = done[query] = self._pick(query, cues, _side(mention.stems))
             for pick in picked:
                 entry = index.entries[pick.entry]
                 cand = found.get(pick.code)
@@ -160,6 +165,8 @@ class Scorer:
                 cand.lexical = True
                 if pick.winner:
                     v[_LEX_FULL] += 1.0
+                    key = (mention.history, mention.position)
+                    named[pick.code] = min(named.get(pick.code, key), key)
                 if pick.coverage > v[_LEX_COVERAGE] + 1e-9 or pick.winner:
                     v[_LEX_COVERAGE] = pick.coverage
                     v[_LEX_WORDS] = math.log1p(len(entry.stems)) if pick.coverage >= FULL else 0.0
@@ -174,9 +181,11 @@ class Scorer:
             query = tuple(index.ids(mention.stems))
             if query:
                 negated.update(p.code for p in self._pick(query, cues) if p.coverage >= FULL)
-        return Lexical(found, frozenset(negated))
+        return Lexical(found, frozenset(negated), named)
 
-    def _pick(self, query: Sequence[int], cues: Sequence[str]) -> list[_Pick]:
+    def _pick(
+        self, query: Sequence[int], cues: Sequence[str], side: str | None = None
+    ) -> list[_Pick]:
         """The top hits of one mention. Winners are the fully covered texts that no other fully
         covered text of the mention contains: the most specific codes mentioned."""
         entries = self.index.entries
@@ -186,7 +195,7 @@ class Scorer:
         for hit in hits:
             stems = entries[hit.entry].stem_set
             winner = hit.coverage >= FULL and not any(stems < other for other in full)
-            code = self.index.resolve(entries[hit.entry].node, cues)
+            code = self.index.resolve(entries[hit.entry].node, cues, side)
             out.append(_Pick(code, hit.bm25, hit.coverage, hit.entry, winner))
         return out
 
@@ -262,6 +271,12 @@ class Scorer:
     def score(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         result: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-(rows @ self.weights)))
         return result
+
+
+def _side(stems: Sequence[str]) -> str | None:
+    """The side one mention names, if it names exactly one."""
+    sides = [side for side in _SIDES if side in stems]
+    return sides[0] if len(sides) == 1 else None
 
 
 def fit_logistic(
