@@ -88,7 +88,7 @@ def test_malformed_events_are_dead_lettered_and_valid_ones_are_not(
         for partition in range(settings.topics.partitions):
             publish(settings, mixed, partition=partition)
         n_bad = len(first) * settings.topics.partitions
-        records = fetch(settings, settings.topics.dlq, n_bad, seconds=90, settle=2.0)
+        records = fetch(settings, settings.topics.dlq, n_bad, seconds=90, settle=2.0, worker=worker)
         assert len(records) == n_bad, worker.log()
 
         seen: dict[int, list[str]] = {}
@@ -114,7 +114,9 @@ def test_malformed_events_are_dead_lettered_and_valid_ones_are_not(
         # Still consuming: a second round after the first was handled arrives too.
         second = malformed_events("round2")
         publish(settings, [(k, v) for k, v, _ in second])
-        records = fetch(settings, settings.topics.dlq, n_bad + len(second), seconds=60)
+        records = fetch(
+            settings, settings.topics.dlq, n_bad + len(second), seconds=60, worker=worker
+        )
         later = [decoded(r)[0].error.type for r in records[n_bad:]]
         assert sorted(later) == sorted(kind for _, _, kind in second)
         assert worker.alive, worker.log()
@@ -125,12 +127,14 @@ def test_dead_letters_are_not_repeated_after_a_restart(settings: Settings, tmp_p
     not dead-letter the same records again."""
     bad = malformed_events("restart")
     prepare_reference_data(settings)
-    with running_worker(settings, tmp_path / "w1.log"):
+    with running_worker(settings, tmp_path / "w1.log") as first:
         publish(settings, [(k, v) for k, v, _ in bad])
-        fetch(settings, settings.topics.dlq, len(bad), seconds=90)
+        fetch(settings, settings.topics.dlq, len(bad), seconds=90, worker=first)
     with running_worker(settings, tmp_path / "w2.log") as worker:
         publish(settings, [(b"after", b"{not json")])
-        records = fetch(settings, settings.topics.dlq, len(bad) + 1, seconds=90, settle=3.0)
+        records = fetch(
+            settings, settings.topics.dlq, len(bad) + 1, seconds=90, settle=3.0, worker=worker
+        )
         assert len(records) == len(bad) + 1, worker.log()
         ids = [DeadLetter.model_validate_json(r.value).event_id for r in records]
         assert len(set(ids)) == len(ids)
