@@ -26,6 +26,7 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer
 from psycopg import sql
 
+from bench.report import write_report
 from tests.pipeline_support import claim_events
 from worker.kafka import client_options, create_topics
 from worker.localstack import LocalStack
@@ -125,13 +126,8 @@ def main() -> None:
         "latency_ms_p95": round(quantiles[94], 1),
         "latency_ms_max": round(max(latencies_ms), 1),
         "statuses": statuses,
-        "cpu_count": os.cpu_count(),
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    for key, value in result.items():
-        print(f"{key:>18}: {value}")
-    print(f"written to {RESULTS}")
+    write_report(RESULTS, result)
 
 
 if __name__ == "__main__":

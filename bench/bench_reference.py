@@ -13,9 +13,6 @@ It prints the numbers and writes them to ``bench/results/reference.json``.
 import argparse
 import asyncio
 import datetime as dt
-import json
-import os
-import platform
 import random
 import statistics
 import time
@@ -25,10 +22,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import psycopg
-import redis
 from psycopg import sql
 from sqlalchemy import text
 
+from bench.report import write_report
 from drg.assess import STAGES, AssessmentInput, Assessor
 from drg.codeset.cache import CodesetKeys, warm
 from drg.codeset.normalize import dotted
@@ -39,6 +36,7 @@ from drg.grouping import GroupingEngine, GroupingRequest
 from drg.pricing import PriceRequest, fetch_price_facts
 from drg.reference import load_providers, seed
 from migrations.runner import upgrade
+from tests.reference_support import drop_prefix
 from worker.resources import async_engine, redis_client, sync_engine
 from worker.settings import Settings
 
@@ -255,16 +253,6 @@ async def _bench(settings: Settings, codes: list[tuple[str, bool]], n_batches: i
         await engine.dispose()
 
 
-def _cleanup_redis(settings: Settings) -> None:
-    client = redis.Redis.from_url(settings.redis.url.get_secret_value())
-    try:
-        keys = list(client.scan_iter(match=f"{settings.redis.key_prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--batches", type=int, default=200, help="batches of 64 per measurement")
@@ -277,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         numbers = asyncio.run(_bench(settings, codes, args.batches))
     finally:
         _drop(settings)
-        _cleanup_redis(settings)
+        drop_prefix(settings.redis.url.get_secret_value(), settings.redis.key_prefix)
     with psycopg.connect(settings.database.url.get_secret_value()) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     report = {
@@ -286,12 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         "setup_s": round(setup_s, 1),
         **numbers,
         "postgres_version": row[0] if row else None,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
+    write_report(RESULTS, report)
     return 0
 
 

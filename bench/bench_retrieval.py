@@ -15,12 +15,12 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any, Final
 
+from bench.report import write_report
 from drg.codeset.memory import MemoryCodeSet
 from drg.codeset.source import packaged_release
 from worker.coders.base import CodingRequest
@@ -122,13 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         "code_batch": asyncio.run(batched(coder, texts)),
         "model": coder.info.model,
         "cpu_pinned": cpu,
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(report, indent=2))
+    write_report(RESULTS, report)
     return 0
 
 

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import base64
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -34,6 +33,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Final
 
+from bench.report import write_report
 from tests.tinymodel import build_tiny_model
 from worker.coders.base import CodingRequest
 from worker.coders.vllm.coder import VLLMCoder
@@ -340,9 +340,7 @@ def main() -> None:
             f"{row['profile']:10} {row['constraint']:16} {row['vocabulary']:24} "
             f"{row['compile_s']:9.3f} {row['mask_us_per_token']:8.1f}"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {args.out}")
+    write_report(args.out, results)
 
 
 if __name__ == "__main__":  # engine processes are spawned: they import this module

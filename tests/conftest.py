@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
-import redis
 from psycopg import sql
 
+from tests.reference_support import drop_prefix
 from worker.kafka import create_topics
 from worker.localstack import LocalStack, Service, ServiceName
 from worker.settings import Settings
@@ -70,13 +70,7 @@ def settings(stack: dict[ServiceName, Service], test_id: str, tmp_path: Path) ->
     finally:
         with psycopg.connect(settings.database.url.get_secret_value(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        client = redis.Redis.from_url(settings.redis.url.get_secret_value())
-        try:
-            keys = list(client.scan_iter(match=f"{settings.redis.key_prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+        drop_prefix(settings.redis.url.get_secret_value(), settings.redis.key_prefix)
 
 
 @pytest.fixture(autouse=True)

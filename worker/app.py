@@ -25,7 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from worker.errors import is_transient
+from worker.errors import describe, is_transient
 from worker.intake import Accepted, Rejected, accept, dead_letter
 from worker.kafka import faust_credentials
 from worker.records import Record, normalize_headers
@@ -160,7 +160,7 @@ async def handle_until_done(
                 await asyncio.sleep(pause)
                 continue
             failed += 1
-            log.exception("batch of %d failed (attempt %d)", len(records), failed)
+            log.error("batch of %d failed (attempt %d): %s", len(records), failed, describe(exc))
             if failed >= FAILED_BATCH_ATTEMPTS:
                 break
     if len(records) == 1:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from worker.coders.base import Coder, CoderResult, CodingRequest
 from worker.coders.exceptions import CoderError, EngineDeadError
+from worker.errors import describe
 from worker.settings import CoderSettings
 
 log = logging.getLogger(__name__)
@@ -59,5 +60,5 @@ async def code_with_retries(
 async def _restart(coder: Coder) -> None:
     try:
         await coder.restart()
-    except Exception:  # the next attempt fails fast and the claims end as coder_error
-        log.exception("coder restart failed")
+    except Exception as exc:  # the next attempt fails fast and the claims end as coder_error
+        log.error("coder restart failed: %s", describe(exc))

@@ -29,7 +29,7 @@ from worker.app import Outgoing
 from worker.coders.base import Coder, CoderResult, CodingRequest
 from worker.coders.factory import build_coder
 from worker.coding import code_with_retries
-from worker.errors import is_transient
+from worker.errors import describe, is_transient
 from worker.intake import Accepted, dead_letter
 from worker.resources import async_engine, redis_client
 from worker.settings import Settings
@@ -225,7 +225,9 @@ class ClaimPipeline:
                 if is_transient(exc):
                     raise
                 return [exc]
-            log.exception("assessing a batch of %d failed; isolating claims", len(inputs))
+            log.error(
+                "assessing a batch of %d failed; isolating claims: %s", len(inputs), describe(exc)
+            )
         out: list[Assessment | Exception] = []
         for item in inputs:
             try:

@@ -13,6 +13,7 @@ up the SDK from the standard ``OTEL_*`` variables. Telemetry never raises into p
 never carries narrative text: attributes are ids, counts, codes of the DRG and statuses.
 """
 
+import importlib
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
+from worker.errors import describe
 from worker.records import Record
 
 log = logging.getLogger(__name__)
@@ -150,9 +152,7 @@ class BatchTrace:
     @contextmanager
     def stage(self, record: Record, name: str, **attributes: Any) -> Iterator[Span]:
         """A child span of the claim, current while the block runs."""
-        with tracer.start_as_current_span(
-            name, context=self.context(record), attributes=attributes
-        ) as span:
+        with _current_span(name, self.context(record), attributes) as span:
             yield span
 
     def stage_span(
@@ -189,13 +189,33 @@ class BatchTrace:
 @contextmanager
 def batch_span(name: str, trace_: BatchTrace, **attributes: Any) -> Iterator[Span]:
     """A span for work done once for the whole batch, linked to every claim of the batch."""
+    # a root: a batch belongs to no single claim's trace
+    with _current_span(name, otel_context.Context(), attributes, trace_.batch_links) as span:
+        yield span
+
+
+@contextmanager
+def _current_span(
+    name: str,
+    context: otel_context.Context,
+    attributes: Mapping[str, Any],
+    links: Sequence[Link] = (),
+) -> Iterator[Span]:
+    """A current span that records a failure by its type and place, never by its message (the
+    SDK's default records ``str(exc)``, which can quote claim data)."""
     with tracer.start_as_current_span(
         name,
-        context=otel_context.Context(),  # a root: a batch belongs to no single claim's trace
-        links=trace_.batch_links,
-        attributes=attributes,
+        context=context,
+        links=links,
+        attributes=dict(attributes),
+        record_exception=False,
+        set_status_on_exception=False,
     ) as span:
-        yield span
+        try:
+            yield span
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, describe(exc)))
+            raise
 
 
 class StageClock:
@@ -234,6 +254,27 @@ def _protocol(signal: str) -> str:
     )
 
 
+# The OTLP exporter of each signal and transport, imported only when chosen: the gRPC one pulls
+# in grpcio.
+_OTLP_EXPORTERS: Final = {
+    ("TRACES", True): "opentelemetry.exporter.otlp.proto.grpc.trace_exporter:OTLPSpanExporter",
+    ("TRACES", False): "opentelemetry.exporter.otlp.proto.http.trace_exporter:OTLPSpanExporter",
+    ("METRICS", True): "opentelemetry.exporter.otlp.proto.grpc.metric_exporter:OTLPMetricExporter",
+    ("METRICS", False): "opentelemetry.exporter.otlp.proto.http.metric_exporter:OTLPMetricExporter",
+}
+
+
+def _exporter(signal: str, console: Callable[[], Any]) -> Any:
+    """The exporter ``OTEL_<SIGNAL>_EXPORTER`` and the OTLP protocol variables ask for, or None."""
+    match _exporter_choice(signal):
+        case "otlp":
+            module, name = _OTLP_EXPORTERS[signal, _protocol(signal) == "grpc"].split(":")
+            return getattr(importlib.import_module(module), name)()
+        case "console":
+            return console()
+    return None
+
+
 def configure(service_version: str) -> Callable[[], None]:
     """Install the SDK's tracer and meter providers as the standard variables say
     (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_*``,
@@ -244,16 +285,11 @@ def configure(service_version: str) -> Callable[[], None]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import (
         ConsoleMetricExporter,
-        MetricExporter,
         PeriodicExportingMetricReader,
     )
     from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        ConsoleSpanExporter,
-        SpanExporter,
-    )
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     attributes: dict[str, str] = {SERVICE_VERSION: service_version}
     if not os.environ.get("OTEL_SERVICE_NAME"):
@@ -261,38 +297,12 @@ def configure(service_version: str) -> Callable[[], None]:
     resource = Resource.create(attributes)
 
     tracer_provider = TracerProvider(resource=resource)
-    span_exporter: SpanExporter | None = None
-    match _exporter_choice("TRACES"):
-        case "otlp" if _protocol("TRACES") == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as GrpcSpanExporter,
-            )
-
-            span_exporter = GrpcSpanExporter()
-        case "otlp":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            span_exporter = OTLPSpanExporter()
-        case "console":
-            span_exporter = ConsoleSpanExporter()
+    span_exporter = _exporter("TRACES", ConsoleSpanExporter)
     if span_exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
     trace.set_tracer_provider(tracer_provider)
 
-    metric_exporter: MetricExporter | None = None
-    match _exporter_choice("METRICS"):
-        case "otlp" if _protocol("METRICS") == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                OTLPMetricExporter as GrpcMetricExporter,
-            )
-
-            metric_exporter = GrpcMetricExporter()
-        case "otlp":
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-            metric_exporter = OTLPMetricExporter()
-        case "console":
-            metric_exporter = ConsoleMetricExporter()
+    metric_exporter = _exporter("METRICS", ConsoleMetricExporter)
     readers = [PeriodicExportingMetricReader(metric_exporter)] if metric_exporter else []
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     metrics.set_meter_provider(meter_provider)
