@@ -28,8 +28,8 @@ from sqlalchemy import text
 from bench.report import write_report
 from drg.assess import STAGES, AssessmentInput, Assessor
 from drg.codeset.cache import CodesetKeys, warm
+from drg.codeset.catalog import shipped_catalog
 from drg.codeset.normalize import dotted
-from drg.codeset.source import packaged_release
 from drg.codeset.store import load_release
 from drg.codeset.validate import Validator
 from drg.grouping import GroupingEngine, GroupingRequest
@@ -65,7 +65,8 @@ def _prepare(settings: Settings) -> list[tuple[str, bool]]:
     try:
         upgrade(engine, settings.database.schema_name)
         seed(engine)
-        load_release(engine, packaged_release(RELEASE))
+        catalog = shipped_catalog()
+        load_release(engine, catalog.registry.codeset(RELEASE), catalog)
         load_providers(
             engine,
             [

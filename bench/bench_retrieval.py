@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.report import write_report
-from drg.codeset.memory import MemoryCodeSet
-from drg.codeset.source import packaged_release
+from drg.codeset.catalog import CodesetCatalog
+from drg.registry import ReleaseRegistry
 from worker.coders.base import CodingRequest
 from worker.coders.retrieval.coder import RetrievalCoder
 from worker.coders.retrieval.config import RetrievalSettings
@@ -40,9 +40,10 @@ def _seconds(start: float) -> float:
 
 
 def startup() -> dict[str, float]:
-    """The parts of a cold start, each timed again on its own (uncached)."""
+    """The parts of a cold start, each timed again on its own (uncached), for the FY2026
+    release; the coder builds one index per release of the registry."""
     started = time.perf_counter()
-    codeset = MemoryCodeSet.from_files(packaged_release())
+    codeset = CodesetCatalog(ReleaseRegistry.load()).codeset("2026-04")
     parse_s = _seconds(started)
     started = time.perf_counter()
     index = CodeIndex(codeset)

@@ -7,13 +7,16 @@ Measures, with one engine (~25 s to start) and coders sharing it:
 - batching: ``--claims`` claims in one batch (vLLM schedules them together) against the same
   claims one at a time; the ratio of the wall times shows what batching gives;
 - constraints: per-token cost of decoding without a constraint, under the format regex and under
-  the code-set grammar (one request at a time, where a grammar's mask cost is not hidden by a
-  batch), and the first request's extra latency (the engine compiling the grammar);
-- grammar compile: building the code-set grammar from the code list, and xgrammar compiling the
-  format regex, the code-set grammar and (for comparison) the code set as one trie regex, for the
-  tiny model's 2,048-token vocabulary and, given ``--vocab-tiktoken`` (a tiktoken BPE file such
-  as Qwen2's ``qwen.tiktoken``), for a real 150k-token vocabulary; and xgrammar's mask time a
-  token (``fill_next_token_bitmask``) walking a typical output.
+  the code-set grammars (one request at a time, where a grammar's mask cost is not hidden by a
+  batch), the first request's extra latency (the engine compiling one grammar), the coder's
+  start-up grammar build (every release of the shipped catalog, in all and per release), and a
+  batch mixing the releases' claims (one grammar each) against a batch of the newest release's;
+- grammar compile: building each release's code-set grammar from its code set, and xgrammar
+  compiling the format regex, each release's code-set grammar and (for comparison) the newest
+  code set as one trie regex, for the tiny model's 2,048-token vocabulary and, given
+  ``--vocab-tiktoken`` (a tiktoken BPE file such as Qwen2's ``qwen.tiktoken``), for a real
+  150k-token vocabulary; and xgrammar's mask time a token (``fill_next_token_bitmask``) walking
+  a typical output.
 
 The model's weights are random: the numbers are engine and constraint costs, not coding quality.
 It prints the numbers and writes them to ``bench/results/vllm.json``.
@@ -34,6 +37,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.report import write_report
+from drg.codeset.catalog import shipped_catalog
+from drg.registry import ReleasePeriod
 from tests.tinymodel import build_tiny_model
 from worker.coders.base import CodingRequest
 from worker.coders.vllm.coder import VLLMCoder
@@ -63,11 +68,24 @@ SAMPLE_OUTPUT: Final[dict[Profile, str]] = {
 }
 
 
-def claims(count: int, prefix: str) -> list[CodingRequest]:
+def claims(
+    count: int, prefix: str, periods: Sequence[ReleasePeriod | None] = (None,)
+) -> list[CodingRequest]:
+    """``count`` claims; claim i has ``periods[i % len(periods)]`` (None: the newest release)."""
     return [
-        CodingRequest(f"{prefix}{i}", f"{NARRATIVES[i % len(NARRATIVES)]} Visit {i}.")
+        CodingRequest(
+            f"{prefix}{i}",
+            f"{NARRATIVES[i % len(NARRATIVES)]} Visit {i}.",
+            period=periods[i % len(periods)],
+        )
         for i in range(count)
     ]
+
+
+def release_periods() -> list[ReleasePeriod]:
+    """One discharge period of each code-set release the coder serves, oldest first."""
+    by_release = {p.codeset_release: p for p in shipped_catalog().registry.periods}
+    return [by_release[release] for release in shipped_catalog().releases]
 
 
 async def make_coder(engine: VLLMEngine, base: VLLMSettings, **overrides: Any) -> VLLMCoder:
@@ -149,6 +167,7 @@ async def bench_constraints(
     engine: VLLMEngine, base: VLLMSettings, count: int
 ) -> list[dict[str, Any]]:
     rows = []
+    periods = release_periods()
     for profile in PROFILES:
         for constrain in CONSTRAINTS:
             # max_tokens bounds the unconstrained runs, which the random model rarely ends.
@@ -173,11 +192,19 @@ async def bench_constraints(
             lag = LoopLag()
             runs = [await timed_batch(coder, claims(count, "c"), lag) for _ in range(3)]
             concurrent_s, concurrent_tokens = sorted(runs)[1]
+            # The same batch with every release's claims in it: one grammar per release.
+            await timed_batch(coder, claims(len(periods), "m", periods))  # compiles them all
+            mixed = [await timed_batch(coder, claims(count, "c", periods)) for _ in range(3)]
+            mixed_s, mixed_tokens = sorted(mixed)[1]
             rows.append(
                 {
                     "profile": profile,
                     "constrain": constrain,
                     "grammar_build_s": round(coder.constraint_build_s, 3),
+                    "grammar_build_s_by_release": {
+                        release: round(seconds, 3)
+                        for release, seconds in coder.constraint_build_s_by_release.items()
+                    },
                     "first_request_extra_ms": round(
                         (cold - statistics.median(warm_latency)) * 1000, 1
                     ),
@@ -189,6 +216,8 @@ async def bench_constraints(
                     "tokens_concurrent": concurrent_tokens,
                     "concurrent_s": round(concurrent_s, 3),
                     "concurrent_ms_per_claim": round(concurrent_s * 1000 / count, 1),
+                    "mixed_releases_concurrent_s": round(mixed_s, 3),
+                    "mixed_releases_tokens": mixed_tokens,
                     "event_loop_max_stall_ms": round(lag.max_ms, 1),
                 }
             )
@@ -214,23 +243,25 @@ def bench_compile(tokenizer_dir: Path, vocab_file: Path | None) -> list[dict[str
         vocabularies[f"{vocab_file.name}-{len(vocab)}"] = xgr.TokenizerInfo(
             vocab, vocab_type=xgr.VocabType.RAW, stop_token_ids=[len(vocab) - 1]
         )
+    catalog = shipped_catalog()
+    codes = {release: billable_codes(catalog.codeset(release)) for release in catalog.releases}
+    newest = catalog.registry.newest_release
     rows: list[dict[str, Any]] = []
     for profile_name in PROFILES:
         profile = make_profile(VLLMSettings(model="bench", profile=profile_name))
-        started = time.perf_counter()
-        grammar = profile.constraint("codeset", "xgrammar", "2026-04").grammar
-        grammar_build_s = time.perf_counter() - started
-        code = codes_regex(spell(billable_codes(), dotted=profile.dotted))
         format_regex = profile.format_regex()
-        trie_regex = format_regex.replace(profile.code_regex(), f"({code})")
-        texts = {
-            "format-regex": format_regex,
-            "codeset-grammar": grammar,
-            "codeset-regex": trie_regex,
-        }
+        # kind, release, text, seconds to build the text
+        texts: list[tuple[str, str | None, str, float]] = [("format-regex", None, format_regex, 0)]
+        for release, billable in codes.items():
+            started = time.perf_counter()
+            grammar = profile.constraint("codeset", "xgrammar", billable).grammar
+            assert grammar is not None
+            texts.append(("codeset-grammar", release, grammar, time.perf_counter() - started))
+        trie = codes_regex(spell(codes[newest], dotted=profile.dotted))
+        trie_regex = format_regex.replace(profile.code_regex(), f"({trie})")
+        texts.append(("codeset-regex", newest, trie_regex, 0))
         for vocab_name, info in vocabularies.items():
-            for kind, text in texts.items():
-                assert text is not None
+            for kind, text_release, text, build_s in texts:
                 # Best of three (compile) and of five (masks): the machine is shared.
                 compile_times = []
                 for _ in range(3):
@@ -258,9 +289,10 @@ def bench_compile(tokenizer_dir: Path, vocab_file: Path | None) -> list[dict[str
                     {
                         "profile": profile_name,
                         "constraint": kind,
+                        "release": text_release,
                         "vocabulary": vocab_name,
                         "text_kb": round(len(text) / 1024, 1),
-                        "grammar_build_s": round(grammar_build_s, 3) if "grammar" in kind else 0,
+                        "grammar_build_s": round(build_s, 3),
                         "compile_s": round(compile_s, 3),
                         "mask_us_per_token": round(mask_us, 1),
                     }
@@ -325,20 +357,25 @@ def main() -> None:
         "in one scheduler step)"
     )
     print(
-        f"{'profile':10} {'constrain':9} {'ms/token':>9} {'tok/s batch':>11} {'batch s':>8} "
-        f"{'loop stall ms':>13} {'1st extra ms':>12}"
+        f"{'profile':10} {'constrain':9} {'build s':>7} {'ms/token':>9} {'tok/s batch':>11} "
+        f"{'batch s':>8} {'mixed s':>8} {'loop stall ms':>13} {'1st extra ms':>12}"
     )
     for row in results["constraints"]:
         print(
-            f"{row['profile']:10} {row['constrain']:9} {row['ms_per_token_one_at_a_time']:9.2f} "
-            f"{row['tokens_per_s_concurrent']:11.0f} {row['concurrent_s']:8.2f} "
+            f"{row['profile']:10} {row['constrain']:9} {row['grammar_build_s']:7.2f} "
+            f"{row['ms_per_token_one_at_a_time']:9.2f} {row['tokens_per_s_concurrent']:11.0f} "
+            f"{row['concurrent_s']:8.2f} {row['mixed_releases_concurrent_s']:8.2f} "
             f"{row['event_loop_max_stall_ms']:13.0f} {row['first_request_extra_ms']:12.0f}"
         )
-    print(f"{'profile':10} {'constraint':16} {'vocabulary':24} {'compile s':>9} {'mask us':>8}")
+    print(
+        f"{'profile':10} {'constraint':16} {'release':8} {'vocabulary':24} {'build s':>7} "
+        f"{'compile s':>9} {'mask us':>8}"
+    )
     for row in results["compile"]:
         print(
-            f"{row['profile']:10} {row['constraint']:16} {row['vocabulary']:24} "
-            f"{row['compile_s']:9.3f} {row['mask_us_per_token']:8.1f}"
+            f"{row['profile']:10} {row['constraint']:16} {row['release'] or '-':8} "
+            f"{row['vocabulary']:24} {row['grammar_build_s']:7.3f} {row['compile_s']:9.3f} "
+            f"{row['mask_us_per_token']:8.1f}"
         )
     write_report(args.out, results)
 

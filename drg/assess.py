@@ -24,7 +24,6 @@ Review reasons (in this order, each at most once)
     ``mce:<EDIT>``           a Medicare Code Editor edit (warning or invalidating: see
                              ``drg.grouping``); codes it removed are in ``rejected_codes``
     ``grouper:<RC>``         why the claim is ungroupable (return code, or ``DRG_998``/``DRG_999``)
-    ``code_outside_contract`` a billable code the output contract's code pattern cannot carry
     ``no_drg_weight``        the DRG has no Table 5 weight for the fiscal year
     ``national_wage_index``  the provider is absent or unknown: priced at wage index 1.0
 
@@ -34,7 +33,6 @@ Timings are the batch's wall time per stage (what each claim of the batch waited
 import asyncio
 import datetime as dt
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,10 +40,12 @@ from decimal import Decimal
 from typing import Any, Final, Literal
 
 import redis.asyncio as aioredis
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drg.codeset.normalize import dotted
 from drg.codeset.validate import CodeStatus, Validation, Validator
+from drg.exceptions import PricingUnavailableError
 from drg.grouping import GroupingEngine, GroupingOutcome, GroupingRequest
 from drg.pricing import (
     NATIONAL_WAGE_INDEX,
@@ -55,9 +55,9 @@ from drg.pricing import (
     estimate_payment,
     fetch_price_facts,
 )
+from drg.reference import load_registry
 from drg.registry import ReleasePeriod, ReleaseRegistry
 from schemas.coded import (
-    DOTTED_CODE_PATTERN,
     CodedDiagnosis,
     DrgAssignment,
     Estimate,
@@ -68,7 +68,6 @@ from schemas.coded import (
 log = logging.getLogger(__name__)
 
 STAGES: Final = ("validate_codes", "drg_group", "drg_price")
-_DOTTED: Final = re.compile(DOTTED_CODE_PATTERN)
 _REJECT_REASONS: Final = {
     CodeStatus.INVALID: "invalid",
     CodeStatus.NOT_BILLABLE: "not_billable",
@@ -105,6 +104,8 @@ class Assessment:
     estimate: Estimate | None
     codeset_release: str | None
     timings_ms: dict[str, float]
+    fiscal_year: int | None = None  # of the period that covers the discharge date
+    msdrg_version: int | None = None
 
     def coded_fields(self) -> dict[str, Any]:
         """The fields of a ``claims.coded`` event this assessment fills, JSON-ready."""
@@ -116,6 +117,8 @@ class Assessment:
             "drg": self.drg.model_dump(mode="json") if self.drg else None,
             "estimate": self.estimate.model_dump(mode="json") if self.estimate else None,
             "codeset_release": self.codeset_release,
+            "fiscal_year": self.fiscal_year,
+            "msdrg_version": self.msdrg_version,
         }
 
 
@@ -127,7 +130,6 @@ _REASON_ORDER: Final = (
     "principal_reordered",
     "mce:",
     "grouper:",
-    "code_outside_contract",
     "no_drg_weight",
     "national_wage_index",
 )
@@ -206,8 +208,9 @@ class Assessor:
         grouper: GroupingEngine | None = None,
     ) -> None:
         self.registry = registry or ReleaseRegistry.load()
+        self._registry_read = registry is not None
         self.validator = Validator(redis, engine, key_prefix)
-        self._engine = engine
+        self.engine = engine
         self._owns_grouper = grouper is None
         self.grouper = grouper or GroupingEngine()
 
@@ -215,6 +218,7 @@ class Assessor:
         """Make every code-set release of the registry ready in Redis (rebuilt from PostgreSQL
         when cold) and load the validation script. Returns the releases that PostgreSQL does
         not hold: their claims will be ``needs_review`` / ``unsupported_period``."""
+        await self.read_registry()
         missing = await self.validator.prepare(self.registry.codeset_releases)
         for release in missing:
             log.warning("code set %s is not loaded; run claimcoder codeset load", release)
@@ -226,7 +230,20 @@ class Assessor:
             self.grouper.close()
             self._owns_grouper = False
 
+    async def read_registry(self) -> ReleaseRegistry:
+        """The shipped registry merged with the fiscal years loaded into PostgreSQL, read once
+        (a worker sees a newly loaded fiscal year after a restart). Raises
+        PricingUnavailableError (recoverable) when PostgreSQL fails."""
+        if not self._registry_read:
+            try:
+                self.registry = await load_registry(self.engine)
+            except SQLAlchemyError as exc:
+                raise PricingUnavailableError("PostgreSQL failed reading the registry") from exc
+            self._registry_read = True
+        return self.registry
+
     async def assess_batch(self, items: Sequence[AssessmentInput]) -> list[Assessment]:
+        await self.read_registry()
         work = [_Work(item, self.registry.period_for(item.discharge_date)) for item in items]
         timings = dict.fromkeys(STAGES, 0.0)
 
@@ -246,7 +263,7 @@ class Assessor:
 
         started = time.perf_counter()
         to_price = [w for w in work if w.outcome is not None and w.outcome.drg is not None]
-        facts = await fetch_price_facts(self._engine, [_price_request(w) for w in to_price])
+        facts = await fetch_price_facts(self.engine, [_price_request(w) for w in to_price])
         for w, fact in zip(to_price, facts, strict=True):
             w.facts = fact
         timings["drg_price"] = (time.perf_counter() - started) * 1000
@@ -330,14 +347,12 @@ def _codes(w: _Work) -> list[CodedDiagnosis]:
         order = [(outcome.principal, "principal"), *((c, "secondary") for c in outcome.secondary)]
     else:
         order = [(c, "secondary") for c in w.billable]
-    kept = []
-    for code, role in order:
-        shown = dotted(code)
-        if not _DOTTED.fullmatch(shown):
-            w.reasons.add("code_outside_contract")
-            continue
-        kept.append(CodedDiagnosis(code=shown, description=w.billable[code], role=role))
-    return kept
+    # Every code the validator accepted has the one code shape (schemas/icd10cm.py), so its
+    # dotted form always fits the contract's pattern.
+    return [
+        CodedDiagnosis(code=dotted(code), description=w.billable[code], role=role)
+        for code, role in order
+    ]
 
 
 def _assessment(w: _Work, timings: dict[str, float]) -> Assessment:
@@ -351,8 +366,6 @@ def _assessment(w: _Work, timings: dict[str, float]) -> Assessment:
     else:
         status, estimate = _grouped(w)
     codes = _codes(w) if release is not None else []
-    if "code_outside_contract" in w.reasons:
-        status, estimate = "needs_review", None
     return Assessment(
         claim_id=w.item.claim_id,
         status=status,
@@ -363,6 +376,8 @@ def _assessment(w: _Work, timings: dict[str, float]) -> Assessment:
         estimate=estimate,
         codeset_release=release,
         timings_ms=dict(timings),
+        fiscal_year=w.period.fiscal_year if w.period else None,
+        msdrg_version=w.period.msdrg_version if w.period else None,
     )
 
 

@@ -1,6 +1,7 @@
 """IPPS operating and capital payment for a batch of grouped claims, one query per batch.
 
-Formula (FY2026 IPPS, CMS-1833-F)::
+Formula (42 CFR 412.64 and 412.308; the amounts of each fiscal year's final rule, FY2026
+CMS-1833-F and FY2027 CMS-1849-F, Tables 1A, 1B and 1D)::
 
     operating = (labor x wage_index + non_labor) x weight
     capital   = capital_rate x wage_index ^ 0.6848 x weight      (GAF = wage_index ^ 0.6848)
@@ -49,7 +50,7 @@ class IppsRates:
     labor_wage_index_at_most_1: Decimal
     non_labor_wage_index_at_most_1: Decimal
     capital_rate: Decimal
-    outlier_fixed_loss: Decimal
+    outlier_fixed_loss: Decimal | None  # None: not known for the year (FY2027 as shipped)
 
     def standardized_amounts(self, wage_index: Decimal) -> tuple[Decimal, Decimal]:
         """(labor, non-labor) for ``wage_index``."""

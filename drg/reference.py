@@ -1,4 +1,5 @@
-"""Seed Table 5 and IPPS rates, and load provider wage indexes (bulk, synchronous).
+"""Seed Table 5 and IPPS rates, load provider wage indexes, and read the release registry's
+loaded half from PostgreSQL (bulk, synchronous).
 
 Every load is an upsert, so running it twice changes nothing.
 """
@@ -11,44 +12,64 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drg.exceptions import ReferenceDataError
-from drg.tables import drg_weights, ipps_rates, providers
+from drg.registry import FiscalYear, ReleaseRegistry, loaded_fiscal_year
+from drg.tables import drg_weights, fiscal_years, ipps_rates, providers, release_periods
 
-#: Table 5 files in drg/data by fiscal year (see drg/data/README.md for their provenance).
-TABLE5_FILES: Final = {2026: "table5_fy2026.csv"}
-IPPS_RATES_FILE: Final = "ipps_rates.json"
 PROVIDER_ID: Final = re.compile(r"[0-9A-Z]{6}")
 PROVIDER_COLUMNS: Final = ("provider_id", "name", "wage_index", "fiscal_year")
+TABLE5_COLUMNS: Final = (
+    "drg",
+    "post_acute",
+    "special_pay",
+    "mdc",
+    "type",
+    "title",
+    "weight_before_cap",
+    "weight",
+    "gmlos",
+    "amlos",
+)
+RATE_AMOUNTS: Final = (
+    "labor_wage_index_above_1",
+    "non_labor_wage_index_above_1",
+    "labor_wage_index_at_most_1",
+    "non_labor_wage_index_at_most_1",
+    "capital_rate",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class SeedResult:
     drg_weights: dict[int, int]  # fiscal year -> DRG rows
     ipps_rates: list[int]  # fiscal years
-
-
-def _data_text(name: str) -> str:
-    return files("drg.data").joinpath(name).read_text(encoding="utf-8")
+    skipped: list[int]  # shipped fiscal years an operator's load replaces
 
 
 def _decimal(value: str) -> Decimal | None:
     return Decimal(value) if value else None
 
 
-def table5_rows(fiscal_year: int) -> list[dict[str, Any]]:
-    if fiscal_year not in TABLE5_FILES:
-        raise ReferenceDataError(f"no Table 5 for fiscal year {fiscal_year}")
-    reader = csv.DictReader(io.StringIO(_data_text(TABLE5_FILES[fiscal_year])))
+def table5_rows(year: FiscalYear) -> list[dict[str, Any]]:
+    """The shipped ``table5.csv`` of ``year`` as ``drg_weights`` rows.
+
+    Columns: see drg/data/README.md. Raises ReferenceDataError on a missing column."""
+    reader = csv.DictReader(io.StringIO(year.table5.read_text(encoding="utf-8")))
+    missing = set(TABLE5_COLUMNS) - set(reader.fieldnames or ())
+    if missing:
+        raise ReferenceDataError(
+            f"FY{year.fiscal_year} table5.csv lacks {', '.join(sorted(missing))}"
+        )
     return [
         {
-            "fiscal_year": fiscal_year,
+            "fiscal_year": year.fiscal_year,
             "drg": row["drg"],
             "mdc": row["mdc"] or None,
             "type": row["type"] or None,
@@ -64,27 +85,33 @@ def table5_rows(fiscal_year: int) -> list[dict[str, Any]]:
     ]
 
 
-def ipps_rate_rows() -> list[dict[str, Any]]:
-    data = json.loads(_data_text(IPPS_RATES_FILE))
-    rows = []
-    for rate in data["rates"]:
-        row: dict[str, Any] = dict(rate)
-        row["effective_from"] = dt.date.fromisoformat(rate["effective_from"])
-        row["effective_to"] = dt.date.fromisoformat(rate["effective_to"])
-        for key in (
-            "labor_wage_index_above_1",
-            "non_labor_wage_index_above_1",
-            "labor_wage_index_at_most_1",
-            "non_labor_wage_index_at_most_1",
-            "capital_rate",
-            "outlier_fixed_loss",
-        ):
-            row[key] = Decimal(rate[key])
-        rows.append(row)
-    return rows
+def ipps_rate_row(year: FiscalYear) -> dict[str, Any]:
+    """The shipped ``ipps_rates.json`` of ``year`` as an ``ipps_rates`` row (amounts in US
+    dollars; ``outlier_fixed_loss`` may be null: not known)."""
+    return rate_row(json.loads(year.ipps_rates.read_text(encoding="utf-8")), year.fiscal_year)
 
 
-def _upsert(engine: Engine, table: Table, rows: list[dict[str, Any]]) -> None:
+def rate_row(rate: dict[str, Any], fiscal_year: int) -> dict[str, Any]:
+    """An ``ipps_rates`` row from its JSON form (amounts as decimal strings)."""
+    try:
+        row: dict[str, Any] = {
+            "fiscal_year": int(rate["fiscal_year"]),
+            "effective_from": dt.date.fromisoformat(rate["effective_from"]),
+            "effective_to": dt.date.fromisoformat(rate["effective_to"]),
+            "source": str(rate["source"]),
+            **{key: Decimal(rate[key]) for key in RATE_AMOUNTS},
+            "outlier_fixed_loss": (
+                None if rate["outlier_fixed_loss"] is None else Decimal(rate["outlier_fixed_loss"])
+            ),
+        }
+    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        raise ReferenceDataError(f"FY{fiscal_year} rates: {type(exc).__name__}: {exc}") from exc
+    if row["fiscal_year"] != fiscal_year:
+        raise ReferenceDataError(f"FY{fiscal_year} rates name fiscal year {row['fiscal_year']}")
+    return row
+
+
+def _upsert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     statement = insert(table)
@@ -96,22 +123,79 @@ def _upsert(engine: Engine, table: Table, rows: list[dict[str, Any]]) -> None:
     }
     if "loaded_at" in table.c:
         update["loaded_at"] = func.now()
+    connection.execute(
+        statement.on_conflict_do_update(index_elements=sorted(keys), set_=update), rows
+    )
+
+
+def replace_fiscal_year_prices(
+    connection: Connection, fiscal_year: int, weights: list[dict[str, Any]], rate: dict[str, Any]
+) -> None:
+    """Make ``drg_weights`` and ``ipps_rates`` of ``fiscal_year`` exactly these rows (a DRG
+    that a newer table dropped does not linger)."""
+    connection.execute(delete(drg_weights).where(drg_weights.c.fiscal_year == fiscal_year))
+    _upsert(connection, drg_weights, weights)
+    _upsert(connection, ipps_rates, [rate])
+
+
+def seed(engine: Engine, registry: ReleaseRegistry | None = None) -> SeedResult:
+    """Table 5 and the IPPS rates of every shipped fiscal year of the registry, except those an
+    operator's load replaced (idempotent; one transaction)."""
+    shipped = registry or ReleaseRegistry.load()
+    weights: dict[int, int] = {}
+    rates: list[int] = []
     with engine.begin() as connection:
-        connection.execute(
-            statement.on_conflict_do_update(index_elements=sorted(keys), set_=update), rows
+        replaced = set(connection.execute(select(fiscal_years.c.fiscal_year)).scalars())
+        for year in shipped.fiscal_years:
+            if not year.shipped or year.fiscal_year in replaced:
+                continue
+            rows = table5_rows(year)
+            replace_fiscal_year_prices(connection, year.fiscal_year, rows, ipps_rate_row(year))
+            weights[year.fiscal_year] = len(rows)
+            rates.append(year.fiscal_year)
+    return SeedResult(
+        weights, rates, sorted(replaced & {y.fiscal_year for y in shipped.fiscal_years})
+    )
+
+
+# --- the release registry: shipped, merged with what operators loaded ---------------------
+
+
+def loaded_fiscal_years(connection: Connection) -> list[FiscalYear]:
+    """The fiscal years ``claimcoder reference load`` recorded, with their periods."""
+    periods: dict[int, list[tuple[dt.date, dt.date, int]]] = {}
+    for start, end, year, version in connection.execute(
+        select(
+            release_periods.c.start_date,
+            release_periods.c.end_date,
+            release_periods.c.fiscal_year,
+            release_periods.c.msdrg_version,
+        ).order_by(release_periods.c.start_date)
+    ):
+        periods.setdefault(int(year), []).append((start, end, int(version)))
+    return [
+        loaded_fiscal_year(int(year), release, source, periods.get(int(year), []))
+        for year, release, source in connection.execute(
+            select(
+                fiscal_years.c.fiscal_year, fiscal_years.c.codeset_release, fiscal_years.c.source
+            ).order_by(fiscal_years.c.fiscal_year)
         )
+    ]
 
 
-def seed(engine: Engine) -> SeedResult:
-    """Table 5 of every shipped fiscal year and the IPPS rates (idempotent)."""
-    weights = {}
-    for fiscal_year in TABLE5_FILES:
-        rows = table5_rows(fiscal_year)
-        _upsert(engine, drg_weights, rows)
-        weights[fiscal_year] = len(rows)
-    rates = ipps_rate_rows()
-    _upsert(engine, ipps_rates, rates)
-    return SeedResult(weights, [r["fiscal_year"] for r in rates])
+def registry_from(
+    connection: Connection, shipped: ReleaseRegistry | None = None
+) -> ReleaseRegistry:
+    """The shipped registry merged with the fiscal years loaded into this database."""
+    return (shipped or ReleaseRegistry.load()).merged(loaded_fiscal_years(connection))
+
+
+async def load_registry(
+    engine: AsyncEngine, shipped: ReleaseRegistry | None = None
+) -> ReleaseRegistry:
+    """:func:`registry_from` over an async engine (one short read)."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(lambda sync: registry_from(sync, shipped))
 
 
 def read_providers(path: Path) -> list[dict[str, Any]]:
@@ -175,7 +259,8 @@ def read_providers(path: Path) -> list[dict[str, Any]]:
 def load_providers(engine: Engine, rows: Iterable[dict[str, Any]]) -> int:
     """Upsert providers; the number of rows written."""
     batch = list(rows)
-    _upsert(engine, providers, batch)
+    with engine.begin() as connection:
+        _upsert(connection, providers, batch)
     return len(batch)
 
 

@@ -102,9 +102,49 @@ ipps_rates = Table(
     Column("labor_wage_index_at_most_1", Numeric(12, 2), nullable=False),
     Column("non_labor_wage_index_at_most_1", Numeric(12, 2), nullable=False),
     Column("capital_rate", Numeric(12, 2), nullable=False),
-    Column("outlier_fixed_loss", Numeric(12, 2), nullable=False),
+    Column(
+        "outlier_fixed_loss",
+        Numeric(12, 2),
+        nullable=True,
+        comment="NULL when the final rule's threshold is not known (FY2027 as shipped)",
+    ),
     Column("source", Text, nullable=False),
     CheckConstraint("effective_from <= effective_to", name="period_ordered"),
+)
+
+# The fiscal years an operator loaded from CMS's files (``claimcoder reference load``); the
+# fiscal years claimcoder ships are listed in drg/data/releases.json. A row here replaces the
+# shipped fiscal year of the same number (drg/registry.py).
+fiscal_years = Table(
+    "fiscal_years",
+    metadata,
+    Column("fiscal_year", SmallInteger, primary_key=True),
+    Column(
+        "codeset_release",
+        String(16),
+        ForeignKey("icd10cm_releases.release"),
+        nullable=False,
+        comment="the ICD-10-CM release its claims are validated against",
+    ),
+    Column("source", Text, nullable=False, comment="files and SHA-256 digests it was read from"),
+    Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Discharge periods of the loaded fiscal years, each with its MS-DRG grouper version.
+release_periods = Table(
+    "release_periods",
+    metadata,
+    Column("start_date", Date, primary_key=True),
+    Column("end_date", Date, nullable=False, comment="inclusive"),
+    Column(
+        "fiscal_year",
+        SmallInteger,
+        ForeignKey("fiscal_years.fiscal_year", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("msdrg_version", SmallInteger, nullable=False, comment="e.g. 440 for v44.0"),
+    CheckConstraint("start_date <= end_date", name="period_ordered"),
+    Index("ix_release_periods_fiscal_year", "fiscal_year"),
 )
 
 providers = Table(

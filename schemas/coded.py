@@ -5,7 +5,7 @@ The downstream estimator reads these key names; change them only with a new ``sc
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Final, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -17,7 +17,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-DOTTED_CODE_PATTERN: Final = r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$"
+from schemas.icd10cm import DOTTED_CODE_PATTERN
 
 
 def _fixed(places: int) -> PlainSerializer:
@@ -122,6 +122,16 @@ class ClaimCoded(BaseModel):
     estimate: Estimate | None
     model: ModelInfo
     codeset_release: str | None = Field(description="ICD-10-CM release the codes were checked in.")
+    fiscal_year: int | None = Field(
+        default=None,
+        description="Federal fiscal year whose code set, MS-DRG version and rates apply to the "
+        "discharge date; null when no loaded release covers it.",
+    )
+    msdrg_version: int | None = Field(
+        default=None,
+        description="MS-DRG grouper version of the discharge date, e.g. 440 (v44.0); null when no "
+        "loaded release covers it.",
+    )
     discharge_date: dt.date
     timings_ms: dict[str, NonNegativeFloat] = Field(description="Milliseconds per stage.")
     coded_at: AwareDatetime

@@ -14,7 +14,8 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from drg.assess import AssessmentInput, Assessor
-from drg.codeset.memory import MemoryCodeSet, packaged_codeset
+from drg.codeset.catalog import shipped_catalog
+from drg.codeset.memory import MemoryCodeSet
 from schemas.coded import ClaimCoded
 from worker.kafka import client_options
 from worker.resources import async_engine, redis_client
@@ -44,12 +45,14 @@ NARRATIVES = (
 
 
 def claim_events(count: int, prefix: str, seed: int = 7) -> list[dict[str, Any]]:
-    """``count`` valid claims.raw events with FY2026 discharge dates."""
+    """``count`` valid claims.raw events discharged in FY2026 or FY2027 (2025-10-01 to
+    2027-03-31, where the shipped registry ends)."""
     rng = random.Random(seed)
     first = dt.date(2025, 10, 1)
+    span = (dt.date(2027, 3, 31) - first).days + 1
     events = []
     for i in range(count):
-        discharge = first + dt.timedelta(days=rng.randrange(365))
+        discharge = first + dt.timedelta(days=rng.randrange(span))
         events.append(
             {
                 "schema_version": 1,
@@ -101,17 +104,18 @@ def coded_validator() -> jsonschema.protocols.Validator:
     return validator
 
 
-@cache
-def codeset() -> MemoryCodeSet:
-    return packaged_codeset("2026-04")
+def codeset(release: str = "2026-04") -> MemoryCodeSet:
+    return shipped_catalog().codeset(release)
 
 
 def check_event(value: bytes) -> ClaimCoded:
-    """Valid against the published JSON Schema; every emitted code billable in FY2026."""
+    """Valid against the published JSON Schema; every emitted code billable in the release
+    the event says it was checked in (FY2026 or FY2027)."""
     document = json.loads(value)
     coded_validator().validate(document)
     event = ClaimCoded.model_validate(document)
-    not_billable = [c.code for c in event.codes if not codeset().is_billable(c.code)]
+    release = event.codeset_release or "2026-04"
+    not_billable = [c.code for c in event.codes if not codeset(release).is_billable(c.code)]
     assert not_billable == [], f"{event.claim_id}: emitted non-billable {not_billable}"
     return event
 

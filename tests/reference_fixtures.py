@@ -47,7 +47,10 @@ def reference(
         invoke(settings, "db", "upgrade")
         invoke(settings, "db", "seed")
         loaded = invoke(settings, "codeset", "load").output
-        assert f"code set {RELEASE} loaded: 98186 codes, 74719 billable" in loaded
+        # ICD-10-CM FY2026 (April 2026 files) and FY2027 (counts of CMS's FY2027 order file,
+        # icd10cm_order_2027.txt: 98,403 entries, 74,879 billable)
+        assert f"code set {RELEASE} (FY2026) loaded: 98186 codes, 74719 billable" in loaded
+        assert "code set 2026-10 (FY2027) loaded: 98403 codes, 74879 billable" in loaded
         invoke(settings, "providers", "load", str(providers_csv))
         yield settings
     finally:

@@ -69,6 +69,8 @@ VALID_CODED: dict[str, Any] = {
     },
     "model": {"engine": "retrieval", "model": "bm25", "adapter": None, "profile": None},
     "codeset_release": "2026-04",
+    "fiscal_year": 2026,
+    "msdrg_version": 430,
     "discharge_date": "2026-01-15",
     "timings_ms": {"inference": 12.5, "validate_codes": 0.4},
     "coded_at": "2026-01-15T10:00:01.5+00:00",

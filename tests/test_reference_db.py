@@ -24,10 +24,12 @@ TABLES = {
     "alembic_version",
     "claim_results",
     "drg_weights",
+    "fiscal_years",
     "icd10cm_codes",
     "icd10cm_releases",
     "ipps_rates",
     "providers",
+    "release_periods",
 }
 
 
@@ -85,53 +87,84 @@ def migrated(settings: Settings) -> Settings:
     return settings
 
 
-def test_seed_loads_table5_and_ipps_rates_once(migrated: Settings) -> None:
+def test_seed_loads_table5_and_ipps_rates_of_every_shipped_fiscal_year_once(
+    migrated: Settings,
+) -> None:
+    """FY2026: CMS-1833-F Table 5 (772 DRGs) and Tables 1A/1B/1D; FY2027: CMS-1849-F Table 5
+    as published with the final rule (768 DRGs of MS-DRG v44) and the CN Tables 1A/1B/1D, with
+    no known outlier threshold (drg/data/README.md)."""
     result = CliRunner().invoke(app, ["db", "seed"], env=migrated.to_env())
     assert result.exit_code == 0, result.output
+    assert "drg_weights: FY2026: 772 DRGs" in result.output
+    assert "drg_weights: FY2027: 768 DRGs" in result.output
     engine = sync_engine(migrated.database)
     try:
         seed(engine)  # a second run changes nothing
-        assert counts(engine) == {"drg_weights": 772, "ipps_rates": 1, "providers": 0}
+        assert counts(engine) == {"drg_weights": 772 + 768, "ipps_rates": 2, "providers": 0}
         with engine.connect() as connection:
-            weighted = connection.execute(
-                select(func.count())
-                .select_from(drg_weights)
-                .where(drg_weights.c.weight.is_not(None))
-            ).scalar_one()
-            dr291 = connection.execute(
-                select(drg_weights).where(
-                    drg_weights.c.fiscal_year == 2026, drg_weights.c.drg == "291"
-                )
-            ).one()
-            rates = connection.execute(select(ipps_rates)).one()
+            weighted: dict[int, int] = dict(
+                connection.execute(
+                    select(drg_weights.c.fiscal_year, func.count())
+                    .where(drg_weights.c.weight.is_not(None))
+                    .group_by(drg_weights.c.fiscal_year)
+                ).all()
+            )
+            dr291 = {
+                row.fiscal_year: row._asdict()
+                for row in connection.execute(select(drg_weights).where(drg_weights.c.drg == "291"))
+            }
+            rates = {
+                row.fiscal_year: row._asdict() for row in connection.execute(select(ipps_rates))
+            }
     finally:
         engine.dispose()
-    assert weighted == 770  # 998 and 999 have none
-    assert dr291._asdict() == {
-        "fiscal_year": 2026,
-        "drg": "291",
-        "mdc": "05",
-        "type": "MED",
-        "title": "HEART FAILURE AND SHOCK WITH MCC",
-        "post_acute": True,
-        "special_pay": False,
-        "weight_before_cap": Decimal("1.2838"),
-        "weight": Decimal("1.2838"),
-        "gmlos": Decimal("3.8"),
-        "amlos": Decimal("5.0"),
+    assert weighted == {2026: 770, 2027: 766}  # 998 and 999 have none
+    shared = {"drg": "291", "mdc": "05", "type": "MED", "post_acute": True, "special_pay": False}
+    assert dr291 == {
+        2026: {
+            **shared,
+            "fiscal_year": 2026,
+            "title": "HEART FAILURE AND SHOCK WITH MCC",
+            "weight_before_cap": Decimal("1.2838"),
+            "weight": Decimal("1.2838"),
+            "gmlos": Decimal("3.8"),
+            "amlos": Decimal("5.0"),
+        },
+        2027: {
+            **shared,
+            "fiscal_year": 2027,
+            "title": "HEART FAILURE AND SHOCK WITH MCC",
+            "weight_before_cap": None,  # the column was not available for FY2027
+            "weight": Decimal("1.2685"),
+            "gmlos": Decimal("3.8"),
+            "amlos": Decimal("4.9"),
+        },
     }
-    row = rates._asdict()
-    assert row.pop("source").startswith("CMS-1833-F")
-    assert row == {
-        "fiscal_year": 2026,
-        "effective_from": dt.date(2025, 10, 1),
-        "effective_to": dt.date(2026, 9, 30),
-        "labor_wage_index_above_1": Decimal("4456.72"),
-        "non_labor_wage_index_above_1": Decimal("2295.89"),
-        "labor_wage_index_at_most_1": Decimal("4186.62"),
-        "non_labor_wage_index_at_most_1": Decimal("2565.99"),
-        "capital_rate": Decimal("524.15"),
-        "outlier_fixed_loss": Decimal("40397.00"),
+    assert rates[2026].pop("source").startswith("CMS-1833-F")
+    assert rates[2027].pop("source").startswith("CMS-1849-F")
+    assert rates == {
+        2026: {
+            "fiscal_year": 2026,
+            "effective_from": dt.date(2025, 10, 1),
+            "effective_to": dt.date(2026, 9, 30),
+            "labor_wage_index_above_1": Decimal("4456.72"),
+            "non_labor_wage_index_above_1": Decimal("2295.89"),
+            "labor_wage_index_at_most_1": Decimal("4186.62"),
+            "non_labor_wage_index_at_most_1": Decimal("2565.99"),
+            "capital_rate": Decimal("524.15"),
+            "outlier_fixed_loss": Decimal("40397.00"),
+        },
+        2027: {
+            "fiscal_year": 2027,
+            "effective_from": dt.date(2026, 10, 1),
+            "effective_to": dt.date(2027, 9, 30),
+            "labor_wage_index_above_1": Decimal("4519.68"),
+            "non_labor_wage_index_above_1": Decimal("2328.32"),
+            "labor_wage_index_at_most_1": Decimal("4245.76"),
+            "non_labor_wage_index_at_most_1": Decimal("2602.24"),
+            "capital_rate": Decimal("539.95"),
+            "outlier_fixed_loss": None,  # the FY2027 final threshold was not found
+        },
     }
 
 

@@ -4,6 +4,7 @@ One coder for the module: the index (the FY2026 tabular list) takes a few second
 shared by every coder of the process.
 """
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from drg.codeset.memory import packaged_codeset
+from drg.codeset.catalog import shipped_catalog
+from drg.codeset.normalize import dotted
+from drg.registry import ReleasePeriod
 from schemas.coded import ModelInfo
+from tests.pipeline_support import NARRATIVES
 from worker.cli import app
 from worker.coders.base import CoderResult, CodingRequest
 from worker.coders.exceptions import CoderError, CoderUnavailableError
@@ -37,8 +41,9 @@ def coder() -> RetrievalCoder:
     return coder
 
 
-def codes(coder: RetrievalCoder, narrative: str) -> tuple[str, ...]:
-    return coder.code_one(narrative).codes
+def codes(coder: RetrievalCoder, narrative: str, release: str = "2026-04") -> tuple[str, ...]:
+    """The codes of a narrative discharged in FY2026 (unless ``release`` says otherwise)."""
+    return coder.code_one(narrative, release=release).codes
 
 
 @pytest.mark.parametrize(
@@ -100,7 +105,7 @@ def test_lay_fracture_narratives_get_an_injury_code(
     assert principal.startswith(category)
     assert principal[0] not in "VWXY"  # an external cause is never the principal
     assert principal.endswith("A")  # initial encounter unless the narrative says otherwise
-    assert packaged_codeset().is_billable(principal)
+    assert shipped_catalog().codeset("2026-04").is_billable(principal)
     # the fallback that codes them must not code what is negated
     assert "E119" not in codes(coder, "No history of diabetes. " + narrative)
 
@@ -126,14 +131,14 @@ def test_a_narrative_splits_into_kept_and_negated_mentions() -> None:
 
 
 def test_seventh_character_defaults_to_the_initial_encounter(coder: RetrievalCoder) -> None:
-    index = coder.load().index
+    index = coder.scorer("2026-04").index
     assert index.resolve("S72") == "S7290XA"  # fracture of femur, unspecified, initial
     assert index.resolve("S72", ("D",)) == "S7290XD"
     assert index.resolve("E11") == "E119"
 
 
 def test_a_named_side_picks_the_left_or_right_code(coder: RetrievalCoder) -> None:
-    index = coder.load().index
+    index = coder.scorer("2026-04").index
     assert index.resolve("S7200") == "S72009A"  # neck of femur, side unspecified
     assert index.resolve("S7200", side="left") == "S72002A"
     assert index.resolve("S7200", side="right") == "S72001A"
@@ -227,8 +232,8 @@ def test_every_code_emitted_on_codiesp_dev_is_billable(coder: RetrievalCoder) ->
     path = CODIESP / "dev.jsonl"
     assert path.is_file(), f"{path} is missing (set CLAIMCODER_CODIESP_DIR)"
     texts = [json.loads(line)["text_en"] for line in path.read_text().splitlines() if line]
-    emitted = {code for text in texts for code in codes(coder, text)}
-    codeset = packaged_codeset()
+    emitted = {code for text in texts for code in codes(coder, text)}  # FY2026 codes
+    codeset = shipped_catalog().codeset("2026-04")
     assert len(texts) == 250
     assert len(emitted) > 300
     assert sorted(c for c in emitted if not codeset.is_billable(c)) == []
@@ -271,4 +276,71 @@ def test_learn_command_writes_an_artifact_the_coder_uses(tmp_path: Path) -> None
     }
     assert (evidence.name, evidence.threshold) == ("coded", report["threshold"])
     mine = RetrievalCoder(RetrievalSettings(artifact=artifact))
-    assert set(mine.code_one("A smoker with a marfan habitus.").codes) == {"F17210", "Q8740"}
+    assert set(codes(mine, "A smoker with a marfan habitus.")) == {"F17210", "Q8740"}
+
+
+# --- one index per release: each claim coded in the code set of its discharge date ----------
+
+FY2026_PERIOD = ReleasePeriod(dt.date(2026, 4, 1), dt.date(2026, 9, 30), 2026, 431, "2026-04")
+FY2027_PERIOD = ReleasePeriod(dt.date(2026, 10, 1), dt.date(2027, 3, 31), 2027, 440, "2026-10")
+
+
+@pytest.mark.parametrize(
+    ("narrative", "fy2026", "fy2027"),
+    [
+        # FY2027 turned I42.0 into a header: its evidence now goes to I42.00 (unspecified)
+        ("Dilated cardiomyopathy.", ("I420",), ("I4200",)),
+        # ... and I42.8 too; the text names the new child I42.81
+        ("Arrhythmogenic right ventricular cardiomyopathy.", ("I429",), ("I4281",)),
+        # new FY2027 codes, reachable where the text names them (their titles: added.csv)
+        ("Lynch syndrome.", (), ("QA171",)),
+        ("Pulmonary mycetoma.", (), ("J4B",)),
+        # the T52.8X- family is deleted in FY2027
+        ("Toxic effect of organic solvents, accidental.", ("T528X1A", "T5291XA"), ("T5291XA",)),
+        ("Admitted with community acquired pneumonia.", ("J189",), ("J189",)),
+    ],
+)
+async def test_each_claim_is_coded_in_the_code_set_of_its_discharge_date(
+    coder: RetrievalCoder, narrative: str, fy2026: tuple[str, ...], fy2027: tuple[str, ...]
+) -> None:
+    results = await coder.code_batch(
+        [
+            CodingRequest("a", narrative, period=FY2026_PERIOD),
+            CodingRequest("b", narrative, period=FY2027_PERIOD),
+        ]
+    )
+    assert [r.codes for r in results] == [
+        tuple(dotted(c) for c in fy2026),
+        tuple(dotted(c) for c in fy2027),
+    ]
+
+
+def test_no_release_proposes_a_code_it_does_not_bill(coder: RetrievalCoder) -> None:
+    """Whatever the narrative, a coder bound to a release proposes only its billable codes:
+    FY2027 never sees the codes FY2027 deleted or turned into headers."""
+    narratives = [
+        *NARRATIVES,
+        "Dilated cardiomyopathy and Lynch syndrome. Osteomyelitis of the shoulder.",
+        "Body mass index 19, adult. Plantar fascial fibromatosis. Qualitative platelet defect.",
+        "Toxic effect of organic solvents, intentional self-harm, initial encounter.",
+    ]
+    for release in ("2026-04", "2026-10"):
+        codeset = shipped_catalog().codeset(release)
+        emitted = {code for text in narratives for code in codes(coder, text, release)}
+        assert emitted
+        assert sorted(c for c in emitted if not codeset.is_billable(c)) == [], release
+
+
+async def test_a_release_the_coder_does_not_hold_fails_that_claim_only(
+    coder: RetrievalCoder,
+) -> None:
+    unknown = ReleasePeriod(dt.date(2027, 10, 1), dt.date(2028, 3, 31), 2028, 450, "2027-10")
+    first, second = await coder.code_batch(
+        [
+            CodingRequest("a", "Atrial fibrillation.", period=unknown),
+            CodingRequest("b", "Atrial fibrillation.", period=FY2027_PERIOD),
+        ]
+    )
+    assert first.error is not None
+    assert first.error.kind == "unknown_release"
+    assert (second.codes, second.ok) == (("I48.91",), True)

@@ -2,21 +2,27 @@
 
 One engine for the module (starting one costs ~15-25 s); each test makes its own coder on it,
 with its own profile, constraint and flow-control settings. The model's weights are random, so
-what it writes is noise shaped by structured outputs: the tests check formats, code sets,
-batching, adapters and the request lifecycle, not coding quality.
+what it writes is noise shaped by structured outputs: the tests check formats, code sets (one
+grammar per code-set release, chosen by each claim's period), batching, adapters and the request
+lifecycle, not coding quality.
 
 The dead-engine test kills the engine core, restarts the shared engine and then closes it: it
 runs last.
 """
 
 import asyncio
+import datetime as dt
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 import psutil
 import pytest
 
+from drg.codeset.catalog import CodesetCatalog, shipped_catalog
+from drg.codeset.memory import MemoryCodeSet
 from drg.codeset.normalize import normalize
+from drg.registry import ReleasePeriod
+from schemas.icd10cm import DOTTED_CODE, UNDOTTED_CODE
 from tests.support import Timeout
 from tests.tinymodel import TinyModel, build_tiny_model
 from worker.coders.base import CoderResult, CodingRequest
@@ -24,8 +30,6 @@ from worker.coders.exceptions import EngineDeadError
 from worker.coders.vllm.coder import VLLMCoder
 from worker.coders.vllm.config import VLLMSettings
 from worker.coders.vllm.engine import VLLMEngine, engine_processes
-from worker.coders.vllm.grammar import billable_codes
-from worker.coders.vllm.profiles import DOTTED_CODE, UNDOTTED_CODE
 
 pytestmark = [
     pytest.mark.vllm,
@@ -57,11 +61,81 @@ NARRATIVES = (
 )
 
 
-def claims(count: int, adapter: str | None = None, prefix: str = "c") -> list[CodingRequest]:
+# The periods of two fiscal years, as the release registry gives them for a discharge date.
+FY2026 = ReleasePeriod(
+    start=dt.date(2026, 4, 1),
+    end=dt.date(2026, 9, 30),
+    fiscal_year=2026,
+    msdrg_version=431,
+    codeset_release="2026-04",
+)
+FY2027 = ReleasePeriod(
+    start=dt.date(2026, 10, 1),
+    end=dt.date(2027, 3, 31),
+    fiscal_year=2027,
+    msdrg_version=440,
+    codeset_release="2026-10",
+)
+# A year no catalog here holds.
+FY2028 = ReleasePeriod(
+    start=dt.date(2027, 10, 1),
+    end=dt.date(2028, 3, 31),
+    fiscal_year=2028,
+    msdrg_version=450,
+    codeset_release="2027-10",
+)
+
+
+def claims(
+    count: int,
+    adapter: str | None = None,
+    prefix: str = "c",
+    periods: Sequence[ReleasePeriod | None] = (None,),
+) -> list[CodingRequest]:
+    """``count`` claims; claim i has ``periods[i % len(periods)]``."""
     return [
-        CodingRequest(f"{prefix}{i}", NARRATIVES[i % len(NARRATIVES)] + f" Visit {i}.", adapter)
+        CodingRequest(
+            f"{prefix}{i}",
+            NARRATIVES[i % len(NARRATIVES)] + f" Visit {i}.",
+            adapter,
+            periods[i % len(periods)],
+        )
         for i in range(count)
     ]
+
+
+class ChangedCodesCatalog(CodesetCatalog):
+    """The shipped releases, each narrowed to its billable codes that the other release lacks
+    (2026-04: the 30 codes FY2027 deleted or made headers, such as I42.0 and T52.8X1A; 2026-10:
+    the 190 it added, such as J4B and I42.00). With real code sets a random model almost never
+    writes one of these few codes, so a coder that used the wrong release's grammar would
+    still pass; with these, any code written under the wrong grammar is caught."""
+
+    def __init__(self) -> None:
+        shipped = shipped_catalog()
+        super().__init__(shipped.registry)
+        fy2026, fy2027 = shipped.codeset("2026-04"), shipped.codeset("2026-10")
+        self.narrowed = {
+            "2026-04": narrowed(fy2026, {r.code for r in fy2026.billable()} - billable(fy2027)),
+            "2026-10": narrowed(fy2027, {r.code for r in fy2027.billable()} - billable(fy2026)),
+        }
+
+    def codeset(self, release: str) -> MemoryCodeSet:
+        return self.narrowed[release]
+
+
+def billable(codeset: MemoryCodeSet) -> set[str]:
+    return {record.code for record in codeset.billable()}
+
+
+def narrowed(codeset: MemoryCodeSet, keep: set[str]) -> MemoryCodeSet:
+    records = [r for r in codeset.records.values() if r.code in keep]
+    return MemoryCodeSet.from_records(codeset.release, codeset.fiscal_year, records)
+
+
+@pytest.fixture(scope="module")
+def changed_codes() -> ChangedCodesCatalog:
+    return ChangedCodesCatalog()
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +190,10 @@ async def make_coder(engine: VLLMEngine, engine_settings: VLLMSettings) -> Async
     """Coders on the shared engine: ``await make_coder(profile="codes-xml", ...)``."""
     made: list[VLLMCoder] = []
 
-    async def make(**overrides: object) -> VLLMCoder:
+    async def make(catalog: CodesetCatalog | None = None, **overrides: object) -> VLLMCoder:
         settings = engine_settings.model_copy(update=overrides)
-        coder = VLLMCoder(VLLMSettings.model_validate(settings.model_dump()), engine=engine)
+        settings = VLLMSettings.model_validate(settings.model_dump())
+        coder = VLLMCoder(settings, engine=engine, catalog=catalog)
         await coder.start()
         made.append(coder)
         return coder
@@ -182,21 +257,82 @@ async def test_xml_profile_parses_and_discards_the_reasoning(make_coder: MakeCod
         assert "reasoning" not in repr(result)
 
 
+def written_in(
+    requests: list[CodingRequest], results: list[CoderResult]
+) -> dict[str | None, list[str]]:
+    """Codes written (undotted) by the claims of each code-set release (None: no period)."""
+    written: dict[str | None, list[str]] = {}
+    for request, result in zip(requests, results, strict=True):
+        codes = written.setdefault(request.codeset_release, [])
+        codes.extend(normalize(code) or code for code in result.codes)
+    return written
+
+
 @pytest.mark.parametrize("profile", ["codes-csv", "codes-xml"])
-async def test_codeset_constraint_yields_only_billable_codes(
+async def test_codeset_constraint_yields_only_billable_codes_of_each_claims_release(
     make_coder: MakeCoder, profile: str
 ) -> None:
     coder = await make_coder(profile=profile, constrain="codeset")
-    requests = claims(16)
+    assert sorted(coder.constraint_build_s_by_release) == ["2026-04", "2026-10"]
+    # One batch: FY2027 claims, FY2026 claims, and claims with no period (the newest release).
+    requests = claims(18, periods=(FY2027, FY2026, None))
     results = await coder.code_batch(requests)
     assert_all_ok(results, requests)
-    written = [code for result in results for code in result.codes]
-    billable = set(billable_codes())
-    assert [c for c in written if normalize(c) not in billable] == []
+    written = written_in(requests, results)
+    fy2026 = billable(shipped_catalog().codeset("2026-04"))
+    fy2027 = billable(shipped_catalog().codeset("2026-10"))
+    assert {
+        "2026-10": [c for c in written["2026-10"] if c not in fy2027],
+        "2026-04": [c for c in written["2026-04"] if c not in fy2026],
+        None: [c for c in written[None] if c not in fy2027],
+    } == {"2026-10": [], "2026-04": [], None: []}
     # Under the format constraint alone, the same model writes codes that do not exist.
     shaped = await make_coder(profile=profile, constrain="format")
     unchecked = [c for r in await shaped.code_batch(requests) for c in r.codes]
-    assert [c for c in unchecked if normalize(c) not in billable] != []
+    assert [c for c in unchecked if normalize(c) not in fy2026 | fy2027] != []
+
+
+@pytest.mark.parametrize("profile", ["codes-csv", "codes-xml"])
+async def test_a_mixed_batch_codes_each_claim_with_the_grammar_of_its_release(
+    make_coder: MakeCoder, changed_codes: ChangedCodesCatalog, profile: str
+) -> None:
+    """With code sets that share no code, a claim coded with another release's grammar shows:
+    FY2027 claims may write only codes FY2027 added, FY2026 claims only codes it removed."""
+    coder = await make_coder(profile=profile, constrain="codeset", catalog=changed_codes)
+    requests = claims(12, periods=(FY2027, FY2026, None))
+    results = await coder.code_batch(requests)
+    assert_all_ok(results, requests)
+    written = written_in(requests, results)
+    fy2026 = billable(shipped_catalog().codeset("2026-04"))
+    fy2027 = billable(shipped_catalog().codeset("2026-10"))
+    fy2027_only, fy2026_only = fy2027 - fy2026, fy2026 - fy2027
+    assert {
+        "2026-10": [c for c in written["2026-10"] if c not in fy2027_only],
+        "2026-04": [c for c in written["2026-04"] if c not in fy2026_only],
+        None: [c for c in written[None] if c not in fy2027_only],  # the newest release's
+    } == {"2026-10": [], "2026-04": [], None: []}
+    # The same claims coded separately, one release at a time, give the same outputs.
+    fy2027_claims = [r for r in requests if r.period is FY2027]
+    alone = await coder.code_batch(fy2027_claims)
+    by_id = {r.claim_id: r.raw_output for r in results}
+    assert [r.raw_output for r in alone] == [by_id[r.claim_id] for r in fy2027_claims]
+
+
+@pytest.mark.parametrize("constrain", ["codeset", "format"])
+async def test_an_unknown_release_is_a_per_claim_error(
+    make_coder: MakeCoder, changed_codes: ChangedCodesCatalog, constrain: str
+) -> None:
+    coder = await make_coder(profile="codes-csv", constrain=constrain, catalog=changed_codes)
+    requests = claims(4, periods=(FY2027, FY2028, FY2026, None))
+    results = await coder.code_batch(requests)
+    assert [(r.claim_id, r.error.kind if r.error else "ok") for r in results] == [
+        ("c0", "ok"),
+        ("c1", "unknown_release"),
+        ("c2", "ok"),
+        ("c3", "ok"),
+    ]
+    assert (results[1].codes, results[1].raw_output) == ((), "")
+    assert all(r.codes for r in results if r.ok)
 
 
 async def test_lora_adapter_changes_outputs_and_mixed_batch_matches_separate_runs(

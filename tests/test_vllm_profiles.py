@@ -1,18 +1,21 @@
 """Profiles and the code-set grammar of the vLLM coder, without the engine.
 
 The engine tests (test_vllm_coder.py) show the constraints at work; these show that the
-constraint languages are the intended ones: the automaton accepts exactly the billable code set,
-the parsers accept exactly the profile formats, and prompts come from the profile or a file.
+constraint languages are the intended ones: the automaton accepts exactly a release's billable
+code set (FY2026's 2026-04 and FY2027's 2026-10, each its own), the parsers accept exactly the
+profile formats, and prompts come from the profile or a file.
 """
 
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import llguidance
 import pytest
 import xgrammar as xgr
 
+from drg.codeset.catalog import shipped_catalog
 from worker.coders.exceptions import CoderError, CoderUnavailableError
 from worker.coders.vllm.config import VLLMSettings
 from worker.coders.vllm.grammar import (
@@ -38,13 +41,32 @@ def accepts(automaton: Automaton, word: str) -> bool:
     return state in automaton.final
 
 
+# Where FY2027's code set (2026-10) differs from FY2026's (2026-04), from the FY2027 change lists
+# in drg/data/fy2027/icd10cm: new codes (QA1.71, QA1.790, the three-character J4B), a category
+# split (I42.0 becomes a header over I42.00-I42.09) and a deleted code (T52.8X1A).
+BILLABLE_IN_FY2027_ONLY = ("QA1.71", "QA1.790", "J4B", "I42.00")
+BILLABLE_IN_FY2026_ONLY = ("I42.0", "T52.8X1A")
+
+
 def settings(**overrides: object) -> VLLMSettings:
     return VLLMSettings.model_validate({"model": "/models/tiny", **overrides})
 
 
-def test_automaton_accepts_exactly_the_billable_codes() -> None:
-    codes = billable_codes()
-    assert len(codes) == 74_719
+def release_codes(release: str) -> tuple[str, ...]:
+    return billable_codes(shipped_catalog().codeset(release))
+
+
+def char_tokenizer() -> tuple[xgr.TokenizerInfo, int]:
+    """An xgrammar vocabulary of one token a printable character, and its stop token."""
+    vocab = [chr(i) for i in range(32, 127)] + ["\n", "</s>"]
+    info = xgr.TokenizerInfo(vocab, vocab_type=xgr.VocabType.RAW, stop_token_ids=[len(vocab) - 1])
+    return info, len(vocab) - 1
+
+
+@pytest.mark.parametrize(("release", "count"), [("2026-04", 74_719), ("2026-10", 74_879)])
+def test_automaton_accepts_exactly_the_billable_codes(release: str, count: int) -> None:
+    codes = release_codes(release)
+    assert len(codes) == count
     billable = set(codes)
     automaton = build_automaton(spell(codes, dotted=False))
     assert automaton.size < 5_000  # shared suffixes: ~2,100 states instead of ~103,000
@@ -61,7 +83,7 @@ def test_automaton_accepts_exactly_the_billable_codes() -> None:
 
 
 def test_dotted_automaton_and_trie_regex_agree_with_the_code_set() -> None:
-    codes = billable_codes()
+    codes = release_codes("2026-04")
     dotted_codes = spell(codes, dotted=True)
     automaton = build_automaton(dotted_codes)
     sample = random.Random(3).sample(dotted_codes, 500)
@@ -70,6 +92,30 @@ def test_dotted_automaton_and_trie_regex_agree_with_the_code_set() -> None:
     pattern = re.compile(codes_regex(sample))
     assert all(pattern.fullmatch(code) for code in sample)
     assert not any(pattern.fullmatch(code[:-1]) for code in sample if len(code) > 3)
+
+
+@pytest.mark.parametrize("dotted", [True, False])
+def test_each_release_automaton_holds_its_own_fy2027_changes(dotted: bool) -> None:
+    fy2026 = build_automaton(spell(release_codes("2026-04"), dotted=dotted))
+    fy2027 = build_automaton(spell(release_codes("2026-10"), dotted=dotted))
+
+    def written(code: str) -> str:
+        return code if dotted else code.replace(".", "")
+
+    new = [written(c) for c in BILLABLE_IN_FY2027_ONLY]
+    old = [written(c) for c in BILLABLE_IN_FY2026_ONLY]
+    assert [accepts(fy2027, c) for c in new + old] == [True] * len(new) + [False] * len(old)
+    assert [accepts(fy2026, c) for c in new + old] == [False] * len(new) + [True] * len(old)
+    # Codes that did not change are in both.
+    assert [accepts(a, written("S82.201A")) for a in (fy2026, fy2027)] == [True, True]
+
+
+def test_billable_codes_are_the_code_sets_own_undotted_and_sorted() -> None:
+    codeset = shipped_catalog().codeset("2026-10")
+    codes = billable_codes(codeset)
+    assert list(codes) == sorted(r.code for r in codeset.records.values() if r.billable)
+    assert {"J4B", "QA171", "I4200"} <= set(codes)
+    assert "I420" not in codes
 
 
 def test_automaton_rejects_a_code_set_that_is_not_prefix_free() -> None:
@@ -188,16 +234,40 @@ def test_a_bad_prompt_file_fails_at_construction(tmp_path: Path, content: str) -
 
 def test_codeset_constraint_is_a_grammar_and_format_a_regex() -> None:
     csv = make_profile(settings(profile="codes-csv", max_codes=3))
-    codeset = csv.constraint("codeset", "xgrammar", "2026-04")
+    codes = release_codes("2026-04")
+    codeset = csv.constraint("codeset", "xgrammar", codes)
     assert codeset.regex is None
     assert codeset.grammar is not None
     assert codeset.grammar.startswith('root ::= c_0 (", " c_0){0,2}\n')
-    assert csv.constraint("format", "xgrammar", "2026-04").regex == csv.format_regex()
-    assert csv.constraint("none", "xgrammar", "2026-04") == type(codeset)()
-    lark = csv.constraint("codeset", "guidance", "2026-04").grammar
+    # Format and none do not depend on the codes.
+    assert csv.constraint("format", "xgrammar", ()).regex == csv.format_regex()
+    assert csv.constraint("format", "xgrammar", codes) == csv.constraint("format", "xgrammar", ())
+    assert csv.constraint("none", "xgrammar", codes) == type(codeset)()
+    # Each release's code set is its own grammar.
+    assert csv.constraint("codeset", "xgrammar", release_codes("2026-10")) != codeset
+    with pytest.raises(ValueError, match="empty code set"):
+        csv.constraint("codeset", "xgrammar", ())
+    lark = csv.constraint("codeset", "guidance", codes).grammar
     assert lark is not None
     assert lark.startswith('start: CODE (", " CODE){0,2}\nCODE: C_0\n')
     assert llguidance.LLMatcher.validate_grammar(llguidance.grammar_from("lark", lark)) == ""
+
+
+def grammar_checker(profile: str, release: str) -> Callable[[str], bool]:
+    """Whether the profile's compiled xgrammar code-set grammar of ``release`` accepts a whole
+    output (then the stop token)."""
+    info, stop = char_tokenizer()
+    grammar = make_profile(settings(profile=profile, max_codes=3)).constraint(
+        "codeset", "xgrammar", release_codes(release)
+    )
+    assert grammar.grammar is not None
+    compiled = xgr.GrammarCompiler(info, max_threads=1).compile_grammar(grammar.grammar)
+
+    def complete(text: str) -> bool:
+        matcher = xgr.GrammarMatcher(compiled)
+        return matcher.accept_string(text) and matcher.accept_token(stop)
+
+    return complete
 
 
 @pytest.mark.parametrize(
@@ -225,17 +295,24 @@ def test_codeset_grammar_lets_through_billable_codes_only(
     profile: str, accepted: list[str], rejected: list[str]
 ) -> None:
     """The xgrammar grammar, compiled against a one-character-a-token vocabulary."""
-    vocab = [chr(i) for i in range(32, 127)] + ["\n", "</s>"]
-    info = xgr.TokenizerInfo(vocab, vocab_type=xgr.VocabType.RAW, stop_token_ids=[len(vocab) - 1])
-    grammar = make_profile(settings(profile=profile, max_codes=3)).constraint(
-        "codeset", "xgrammar", "2026-04"
-    )
-    assert grammar.grammar is not None
-    compiled = xgr.GrammarCompiler(info, max_threads=1).compile_grammar(grammar.grammar)
-
-    def complete(text: str) -> bool:
-        matcher = xgr.GrammarMatcher(compiled)
-        return matcher.accept_string(text) and matcher.accept_token(len(vocab) - 1)
-
+    complete = grammar_checker(profile, "2026-04")
     assert [complete(text) for text in accepted] == [True] * len(accepted)
     assert [complete(text) for text in rejected] == [False] * len(rejected)
+
+
+@pytest.mark.parametrize("profile", ["codes-csv", "codes-xml"])
+def test_each_release_grammar_lets_through_its_own_billable_codes(profile: str) -> None:
+    """The grammars the engine compiles: FY2027's takes FY2027's new codes and refuses what
+    FY2027 deleted or made a header; FY2026's the reverse."""
+
+    def output(code: str) -> str:
+        if profile == "codes-csv":
+            return code
+        return f"<reasoning></reasoning><codes><code>{code.replace('.', '')}</code></codes>"
+
+    new = [output(c) for c in BILLABLE_IN_FY2027_ONLY]
+    old = [output(c) for c in BILLABLE_IN_FY2026_ONLY]
+    fy2027 = grammar_checker(profile, "2026-10")
+    fy2026 = grammar_checker(profile, "2026-04")
+    assert [fy2027(text) for text in new + old] == [True] * len(new) + [False] * len(old)
+    assert [fy2026(text) for text in new + old] == [False] * len(new) + [True] * len(old)

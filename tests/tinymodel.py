@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from drg.codeset.source import packaged_release, read_release
+from drg.codeset.catalog import shipped_catalog
 
 CHAT_TEMPLATE: Final = (
     "{% for message in messages %}"
@@ -35,9 +35,9 @@ class TinyModel:
 
 
 def _training_text(limit: int) -> list[str]:
-    """Medical words and code shapes: descriptions and dotted codes of the packaged release."""
+    """Medical words and code shapes: descriptions and dotted codes of the FY2026 release."""
     lines: list[str] = []
-    for record in read_release(packaged_release()):
+    for record in shipped_catalog().records("2026-04"):
         lines.append(f"{record.dotted} {record.code} {record.description}")
         if len(lines) >= limit:
             break

@@ -23,6 +23,7 @@ from typing import Final
 
 from drg.codeset.memory import Validity
 from drg.codeset.normalize import normalize
+from drg.registry import ReleasePeriod
 from worker.coders.base import Coder, CoderResult, CodingRequest
 
 # The figures of ``claimcoder eval --json``, named and ordered as issue 4 lists them.
@@ -158,13 +159,15 @@ async def run(
     texts: Sequence[str],
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
+    period: ReleasePeriod | None = None,
 ) -> tuple[list[Outcome], float]:
-    """Code ``texts`` in batches with a started coder: outcomes, and the seconds spent coding."""
+    """Code ``texts`` in batches with a started coder, as claims of ``period`` (its code-set
+    release; None: the coder's newest): outcomes, and the seconds spent coding."""
     outcomes: list[Outcome] = []
     elapsed = 0.0
     for start in range(0, len(texts), batch_size):
         batch = [
-            CodingRequest(claim_id=str(i), narrative=texts[i])
+            CodingRequest(claim_id=str(i), narrative=texts[i], period=period)
             for i in range(start, min(start + batch_size, len(texts)))
         ]
         began = time.perf_counter()

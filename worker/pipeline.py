@@ -15,7 +15,9 @@ dead-lettered with the stage and error type; servers that are down (Redis, Postg
 :class:`TransientError` and the agent retries the batch until they are back.
 """
 
+import asyncio
 import datetime as dt
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +26,8 @@ from typing import Any
 from opentelemetry.trace import Link
 
 from drg.assess import Assessment, AssessmentInput, Assessor
+from drg.codeset.catalog import CodesetCatalog
+from drg.codeset.store import read_catalog
 from schemas.coded import ClaimCoded, ModelInfo
 from worker.app import Outgoing
 from worker.coders.base import Coder, CoderResult, CodingRequest
@@ -37,6 +41,9 @@ from worker.store import NoStore, ResultStore, ResultWriter
 from worker.telemetry import BatchTrace, StageClock, batch_span
 
 log = logging.getLogger(__name__)
+
+#: Pauses between attempts to read the registry at start while PostgreSQL is down.
+START_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 _ASSESS_STAGES = (
     ("validate_codes", "validate_codes"),
@@ -52,17 +59,26 @@ class ClaimPipeline:
     def __init__(
         self,
         settings: Settings,
-        coder: Coder,
+        coder: Coder | Callable[[CodesetCatalog], Coder],
         assessor: Assessor,
         store: ResultWriter,
         *,
         on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
+        """``coder``: a coder, or a factory that :meth:`start` calls with the code sets of the
+        registry (shipped and loaded fiscal years) once it has read the registry."""
         self.settings = settings
-        self.coder = coder
+        self._coder_factory = None if isinstance(coder, Coder) else coder
+        self._coder = coder if isinstance(coder, Coder) else None
         self.assessor = assessor
         self.store = store
         self._on_stop = list(on_stop)
+
+    @property
+    def coder(self) -> Coder:
+        if self._coder is None:
+            raise RuntimeError("the pipeline is not started")
+        return self._coder
 
     @classmethod
     def from_settings(cls, settings: Settings, *, record: bool = True) -> "ClaimPipeline":
@@ -79,18 +95,43 @@ class ClaimPipeline:
 
         return cls(
             settings,
-            build_coder(settings),
+            lambda catalog: build_coder(settings, catalog=catalog),
             assessor,
             ResultStore(engine) if record else NoStore(),
             on_stop=[close_clients],
         )
 
     async def start(self) -> None:
+        """Read the release registry (shipped and loaded fiscal years), build the coder for its
+        code sets when given a factory, and start it. While PostgreSQL is down this waits and
+        retries, as a batch does."""
+        for attempt in itertools.count():
+            try:
+                self._coder = await self._open_coder()
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                pause = START_BACKOFF_S[min(attempt, len(START_BACKOFF_S) - 1)]
+                log.warning(
+                    "start waits %.1f s for PostgreSQL (the release registry): %s",
+                    pause,
+                    type(exc).__name__,
+                )
+                await asyncio.sleep(pause)
         await self.coder.start()
+
+    async def _open_coder(self) -> Coder:
+        registry = await self.assessor.read_registry()
+        if self._coder is not None:
+            return self._coder
+        assert self._coder_factory is not None
+        return self._coder_factory(await read_catalog(self.assessor.engine, registry))
 
     async def stop(self) -> None:
         try:
-            await self.coder.aclose()
+            if self._coder is not None:
+                await self._coder.aclose()
         finally:
             for close in self._on_stop:
                 await close()
@@ -144,7 +185,15 @@ class ClaimPipeline:
     async def _code(
         self, batch: Sequence[Accepted], trace: BatchTrace
     ) -> tuple[list[CoderResult], float]:
-        requests = [CodingRequest(a.claim.claim_id, a.claim.narrative) for a in batch]
+        registry = self.assessor.registry
+        requests = [
+            CodingRequest(
+                a.claim.claim_id,
+                a.claim.narrative,
+                period=registry.period_for(a.claim.discharge_date),
+            )
+            for a in batch
+        ]
         info = self.coder.info
         with batch_span(
             "inference.batch",
@@ -276,7 +325,10 @@ class ClaimPipeline:
         timings = {"inference": round(inference_ms, 3)}
         fields: dict[str, Any]
         if assessment is None:  # the coder failed every attempt: a claim for a person to code
+            period = self.assessor.registry.period_for(claim.discharge_date)
             fields = {
+                "fiscal_year": period.fiscal_year if period else None,
+                "msdrg_version": period.msdrg_version if period else None,
                 "status": "needs_review",
                 "review_reasons": ["coder_error"],
                 "codes": [],

@@ -1,26 +1,30 @@
 """Reference data the pipeline needs, made ready before the worker starts (``claimcoder run``):
-schema migrated, FY2026 DRG weights and IPPS rates seeded, the ICD-10-CM release in PostgreSQL
-and warm in Redis. Every step is idempotent and cheap when already done."""
+schema migrated, the DRG weights and IPPS rates of every shipped fiscal year seeded, and every
+code-set release of the registry in PostgreSQL and warm in Redis. Every step is idempotent and
+cheap when already done.
+
+The registry (``drg.registry``) is the list every step iterates: the fiscal years claimcoder
+ships, merged with those an operator loaded (``claimcoder reference load``)."""
 
 import asyncio
 import logging
 from dataclasses import dataclass
 
 from drg.codeset.cache import CodesetKeys, warm
-from drg.codeset.source import packaged_release
+from drg.codeset.catalog import shipped_catalog
 from drg.codeset.store import load_release
-from drg.reference import seed
+from drg.reference import registry_from, seed
+from drg.registry import ReleaseRegistry
 from migrations.runner import upgrade
 from worker.resources import async_engine, redis_client, sync_engine
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RELEASES = ("2026-04",)  # FY2026: the October 2025 and April 2026 code sets are identical
-
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
+    registry: ReleaseRegistry  # shipped and loaded fiscal years
     releases_loaded: tuple[str, ...]  # newly written to PostgreSQL
     releases_warmed: tuple[str, ...]  # newly built in Redis
 
@@ -28,25 +32,28 @@ class Prepared:
 def prepare_reference_data(settings: Settings) -> Prepared:
     engine = sync_engine(settings.database)
     loaded = []
+    catalog = shipped_catalog()
     try:
         upgrade(engine, settings.database.schema_name)
-        seed(engine)
-        for release in RELEASES:
-            if load_release(engine, packaged_release(release)).loaded:
-                loaded.append(release)
-                log.info("loaded ICD-10-CM %s into PostgreSQL", release)
+        seed(engine, catalog.registry)
+        with engine.connect() as connection:
+            registry = registry_from(connection, catalog.registry)
+        for year in registry.fiscal_years:
+            if load_release(engine, year.codeset, catalog).loaded:
+                loaded.append(year.codeset.release)
+                log.info("loaded ICD-10-CM %s into PostgreSQL", year.codeset.release)
     finally:
         engine.dispose()
-    warmed = asyncio.run(_warm(settings))
-    return Prepared(tuple(loaded), warmed)
+    warmed = asyncio.run(_warm(settings, registry.codeset_releases))
+    return Prepared(registry, tuple(loaded), warmed)
 
 
-async def _warm(settings: Settings) -> tuple[str, ...]:
+async def _warm(settings: Settings, releases: tuple[str, ...]) -> tuple[str, ...]:
     client = redis_client(settings.redis)
     engine = async_engine(settings.database)
     warmed = []
     try:
-        for release in RELEASES:
+        for release in releases:
             result = await warm(client, engine, CodesetKeys(settings.redis.key_prefix), release)
             if result.warmed:
                 warmed.append(release)

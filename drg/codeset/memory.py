@@ -1,18 +1,17 @@
 """An ICD-10-CM release held in memory: look codes up, classify raw codes, walk the hierarchy.
 
-Built once from the packaged release files (about 1 s: the tabular XML is parsed with lxml) and
-then read-only, so one instance can serve every thread. The Redis code set is what the pipeline
-validates against; this copy serves the embedded coder and ``claimcoder eval``.
+Built once per release by ``drg.codeset.catalog`` and then read-only, so one instance can serve
+every thread. The Redis code set is what the pipeline validates against; this copy serves the
+coders and ``claimcoder eval``.
 """
 
-import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
 from drg.codeset.normalize import normalize
-from drg.codeset.source import CodeRecord, ReleaseFiles, packaged_release, read_release
+from drg.codeset.source import CodeRecord
 
 
 class Validity(StrEnum):
@@ -45,10 +44,6 @@ class MemoryCodeSet:
             children=MappingProxyType({k: tuple(v) for k, v in kids.items()}),
         )
 
-    @classmethod
-    def from_files(cls, files: ReleaseFiles) -> "MemoryCodeSet":
-        return cls.from_records(files.release, files.fiscal_year, read_release(files))
-
     def __len__(self) -> int:
         return len(self.records)
 
@@ -79,9 +74,3 @@ class MemoryCodeSet:
             record = self.records.get(record.parent)
             if record is not None:
                 yield record
-
-
-@functools.cache
-def packaged_codeset(release: str = "2026-04") -> MemoryCodeSet:
-    """The release shipped with simple-icd-10-cm, loaded once per process."""
-    return MemoryCodeSet.from_files(packaged_release(release))

@@ -6,11 +6,10 @@ Pure functions, no I/O: the validator, the coders and the grouper all agree thro
 import re
 from typing import Final
 
-# A letter, then 2-6 digits or letters: the shape of every ICD-10-CM code (categories are 3
-# characters, billable codes 3 to 7). The second character is a digit except in FY2026's new
-# category QA0 ("QA0.0101"), hence [0-9A-Z]. Shape is necessary, not sufficient: only the code
-# set decides whether a code exists.
-_SHAPE: Final = re.compile(r"[A-Z][0-9A-Z][0-9A-Z]{1,5}")
+from schemas.icd10cm import UNDOTTED_CODE
+
+# The one shape of a code (schemas/icd10cm.py); only the code set decides whether it exists.
+_SHAPE: Final = re.compile(UNDOTTED_CODE)
 _STRIP: Final = str.maketrans("", "", " \t\r\n.")
 
 

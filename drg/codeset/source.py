@@ -1,4 +1,5 @@
-"""Read an ICD-10-CM release from the files that `simple-icd-10-cm` ships.
+"""Read an ICD-10-CM release from the files that `simple-icd-10-cm` ships (the registry names
+them: drg/data/releases.json).
 
 The package's own lookups are linear scans and its import takes seconds, so the two files are read
 directly: the code list decides which codes exist (it holds every level, 7-character codes included,
@@ -10,12 +11,12 @@ import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 from lxml import etree
 
 from drg.codeset.normalize import dotted
 from drg.exceptions import ReferenceDataError
+from drg.registry import PackagedCodeset
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,32 +61,22 @@ class _XmlNode:
     chapter: int
 
 
-_PACKAGE: Final = "simple_icd_10_cm"
-
-# Releases the installed package carries. FY2026's October 2025 and April 2026 code sets are
-# identical (0 added, 0 removed), so the April 2026 files serve the whole fiscal year.
-_PACKAGED_FILES: Final = {
-    "2026-04": (2026, "code-list-April-2026.txt", "icd10c-tabular-April-1-2026.xml"),
-}
-
-
-def packaged_release(release: str = "2026-04") -> ReleaseFiles:
-    """The files for ``release`` inside the installed simple-icd-10-cm package."""
-    spec = importlib.util.find_spec(_PACKAGE)
+def packaged_files(source: PackagedCodeset) -> ReleaseFiles:
+    """Where the files of a packaged release are inside the installed package. Raises
+    ReferenceDataError when the package or a file is missing."""
+    module = source.package.replace("-", "_")
+    spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
-        raise ReferenceDataError("simple-icd-10-cm is not installed")
-    if release not in _PACKAGED_FILES:
-        raise ReferenceDataError(
-            f"release {release!r} is not packaged; known: {', '.join(sorted(_PACKAGED_FILES))}"
-        )
-    fiscal_year, code_list, xml = _PACKAGED_FILES[release]
+        raise ReferenceDataError(f"{source.package} is not installed")
     data = Path(spec.origin).parent / "data"
-    files = ReleaseFiles(release, fiscal_year, data / code_list, data / xml)
+    files = ReleaseFiles(
+        source.release, source.fiscal_year, data / source.code_list, data / source.tabular_xml
+    )
     for path in (files.code_list, files.tabular_xml):
         if not path.is_file():
             raise ReferenceDataError(
-                f"{path.name} is missing from simple-icd-10-cm; install the version that ships "
-                f"the {release} release (1.5.x)"
+                f"{path.name} is missing from {source.package}; install the version that ships "
+                f"the {source.release} release"
             )
     return files
 

@@ -5,7 +5,7 @@ release row exists only for a complete code set and a second load of the same re
 """
 
 import datetime as dt
-import importlib.metadata
+import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, fields
 
@@ -13,8 +13,11 @@ from sqlalchemy import Connection, Engine, RowMapping, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from drg.codeset.source import CodeRecord, ReleaseFiles, read_release
+from drg.codeset.catalog import CodesetCatalog, describe, shipped_catalog
+from drg.codeset.derive import ListedCode
+from drg.codeset.source import CodeRecord
 from drg.exceptions import ReferenceDataError
+from drg.registry import CodesetSource, LoadedCodeset, ReleaseRegistry
 from drg.tables import icd10cm_codes, icd10cm_releases
 
 #: ``progress(done, total)`` after each chunk of rows.
@@ -77,12 +80,40 @@ def counted(connection: Connection, release: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _source(files: ReleaseFiles) -> str:
-    try:
-        version = importlib.metadata.version("simple-icd-10-cm")
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
-    return f"simple-icd-10-cm {version}: {files.code_list.name} + {files.tabular_xml.name}"
+def write_codes(
+    connection: Connection,
+    release: str,
+    fiscal_year: int,
+    source: str,
+    records: Sequence[CodeRecord],
+    progress: Progress | None = None,
+) -> None:
+    """COPY ``records`` and the release row inside the caller's transaction."""
+    if not records:
+        raise ReferenceDataError(f"release {release} has no codes")
+    billable = sum(1 for r in records if r.billable)
+    columns = ", ".join(_COPY_COLUMNS)
+    connection.execute(
+        insert(icd10cm_releases).values(
+            release=release,
+            fiscal_year=fiscal_year,
+            source=source,
+            code_count=len(records),
+            billable_count=billable,
+        )
+    )
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY icd10cm_codes ({columns}) FROM STDIN") as copy,
+    ):
+        for done, r in enumerate(records, start=1):
+            copy.write_row(
+                (release, r.code, r.dotted, r.description, r.billable, r.parent, r.category)
+            )
+            if progress is not None and (done % 5000 == 0 or done == len(records)):
+                progress(done, len(records))
 
 
 def write_release(
@@ -94,32 +125,8 @@ def write_release(
     progress: Progress | None = None,
 ) -> ReleaseInfo:
     """COPY ``records`` and the release row in one transaction."""
-    if not records:
-        raise ReferenceDataError(f"release {release} has no codes")
-    billable = sum(1 for r in records if r.billable)
-    columns = ", ".join(_COPY_COLUMNS)
     with engine.begin() as connection:
-        connection.execute(
-            insert(icd10cm_releases).values(
-                release=release,
-                fiscal_year=fiscal_year,
-                source=source,
-                code_count=len(records),
-                billable_count=billable,
-            )
-        )
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY icd10cm_codes ({columns}) FROM STDIN") as copy,
-        ):
-            for done, r in enumerate(records, start=1):
-                copy.write_row(
-                    (release, r.code, r.dotted, r.description, r.billable, r.parent, r.category)
-                )
-                if progress is not None and (done % 5000 == 0 or done == len(records)):
-                    progress(done, len(records))
+        write_codes(connection, release, fiscal_year, source, records, progress)
         info = release_info(connection, release)
     assert info is not None
     return info
@@ -127,30 +134,71 @@ def write_release(
 
 def load_release(
     engine: Engine,
-    files: ReleaseFiles,
+    source: CodesetSource,
+    catalog: CodesetCatalog,
     progress: Progress | None = None,
     parsed: Callable[[int], None] | None = None,
 ) -> LoadResult:
-    """Parse the release's files and write them, unless PostgreSQL already holds the release."""
+    """Build a shipped release (``catalog``) and write it, unless PostgreSQL already holds it.
+    A release an operator loaded is already there (or is an error: it cannot be rebuilt)."""
     with engine.connect() as connection:
-        existing = release_info(connection, files.release)
+        existing = release_info(connection, source.release)
     if existing is not None:
         return LoadResult(existing, loaded=False)
-    records = list(read_release(files))
+    if isinstance(source, LoadedCodeset):
+        raise ReferenceDataError(
+            f"code set {source.release} is recorded as loaded but PostgreSQL lacks it; load it "
+            "again with claimcoder reference load"
+        )
+    records = catalog.records(source.release)
     if parsed is not None:
         parsed(len(records))
     try:
         info = write_release(
-            engine, files.release, files.fiscal_year, _source(files), records, progress
+            engine, source.release, source.fiscal_year, describe(source), records, progress
         )
     except IntegrityError:
         # Another loader committed the same release first; its transaction was complete.
         with engine.connect() as connection:
-            existing = release_info(connection, files.release)
+            existing = release_info(connection, source.release)
         if existing is None:
             raise
         return LoadResult(existing, loaded=False)
     return LoadResult(info, loaded=True)
+
+
+def read_listed(connection: Connection, release: str) -> list[ListedCode]:
+    """The code list of a release as PostgreSQL holds it (sorted by code)."""
+    rows = connection.execute(
+        select(icd10cm_codes.c.code, icd10cm_codes.c.billable, icd10cm_codes.c.description)
+        .where(icd10cm_codes.c.release == release)
+        .order_by(icd10cm_codes.c.code)
+    )
+    return [ListedCode(code, bool(billable), description) for code, billable, description in rows]
+
+
+async def read_catalog(engine: AsyncEngine, registry: ReleaseRegistry) -> CodesetCatalog:
+    """The code sets of ``registry``: shipped ones built from claimcoder's data (shared with
+    :func:`shipped_catalog`), loaded ones from their code lists in PostgreSQL (one query each)."""
+    loaded_releases = [
+        y.codeset.release for y in registry.fiscal_years if isinstance(y.codeset, LoadedCodeset)
+    ]
+    loaded: dict[str, list[ListedCode]] = {}
+    if loaded_releases:
+        async with engine.connect() as connection:
+            for release in loaded_releases:
+                loaded[release] = await connection.run_sync(
+                    functools.partial(read_listed, release=release)
+                )
+    return shipped_catalog().merged(registry, loaded)
+
+
+def all_releases(connection: Connection) -> list[ReleaseInfo]:
+    """Every release PostgreSQL holds, oldest name first."""
+    return [
+        _info(row._mapping)
+        for row in connection.execute(_SELECT_INFO.order_by(icd10cm_releases.c.release))
+    ]
 
 
 async def release_loaded(engine: AsyncEngine, release: str) -> ReleaseInfo | None:

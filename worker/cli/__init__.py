@@ -26,6 +26,7 @@ app.command(name="eval")(evaluate.evaluate)
 app.add_typer(reference.db_app, name="db")
 app.add_typer(reference.codeset_app, name="codeset")
 app.add_typer(reference.providers_app, name="providers")
+app.add_typer(reference.reference_app, name="reference")
 app.command()(reference.estimate)
 
 

@@ -1,6 +1,7 @@
 """`claimcoder eval FILE.jsonl`: score a coder against gold codes."""
 
 import asyncio
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from drg.codeset.memory import packaged_codeset
+from drg.codeset.catalog import shipped_catalog
+from drg.registry import ReleasePeriod
 from worker.cli.common import err, fail, load_settings, out
 from worker.coders.base import Coder
 from worker.coders.exceptions import CoderUnavailableError, EngineDeadError
@@ -52,17 +54,33 @@ def evaluate(
         Path | None, typer.Option("--json", help="Also write the figures as JSON here.")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Claims a batch.")] = 32,
+    discharge_date: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Code the documents as claims discharged on this date: its code-set release "
+            "is the one coded and checked against [default: the newest release].",
+        ),
+    ] = None,
 ) -> None:
     """Micro, per-document and category F1, exact match, format compliance, hallucinated and
     non-billable code rates, and mean predicted vs gold codes of a coder on gold-coded text."""
     settings = load_settings()
     texts, gold = _read(file, text_field, codes_field)
+    catalog = shipped_catalog()
+    period = None
+    if discharge_date is not None:
+        period = catalog.registry.period_for(discharge_date.date())
+        if period is None:
+            fail(f"no release covers a discharge on {discharge_date.date()}")
+    release = period.codeset_release if period else catalog.registry.newest_release
     try:
-        engine = build_coder(settings, coder)
-        outcomes, elapsed = asyncio.run(_code(engine, texts, batch_size))
+        engine = build_coder(settings, coder, catalog)
+        outcomes, elapsed = asyncio.run(_code(engine, texts, batch_size, period))
     except (CoderUnavailableError, EngineDeadError) as exc:
         fail(str(exc))
-    report = score(gold, outcomes, packaged_codeset().classify, elapsed)  # FY2026
+    report = score(gold, outcomes, catalog.codeset(release).classify, elapsed)
+    err.print(f"code set {release}")
     err.print(_table(report, engine.info.model))
     figures = json.dumps(report.to_dict(), indent=2)
     if json_out is not None:
@@ -72,7 +90,9 @@ def evaluate(
         out.print(figures)
 
 
-async def _code(engine: Coder, texts: list[str], batch_size: int) -> tuple[list[Outcome], float]:
+async def _code(
+    engine: Coder, texts: list[str], batch_size: int, period: ReleasePeriod | None
+) -> tuple[list[Outcome], float]:
     async with engine:
         with Progress(
             TextColumn("coding"),
@@ -83,7 +103,7 @@ async def _code(engine: Coder, texts: list[str], batch_size: int) -> tuple[list[
             transient=True,
         ) as bar:
             task = bar.add_task("coding", total=len(texts))
-            return await run(engine, texts, batch_size, lambda n: bar.advance(task, n))
+            return await run(engine, texts, batch_size, lambda n: bar.advance(task, n), period)
 
 
 def _table(report: Report, model: str) -> Table:

@@ -3,6 +3,7 @@
 import asyncio
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
@@ -18,9 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from drg.assess import AssessmentInput, Assessor
 from drg.codeset.cache import CodesetKeys, redis_status, warm
-from drg.codeset.source import packaged_release
-from drg.codeset.store import counted, latest_release, load_release, release_info
-from drg.reference import load_providers, read_providers, seed
+from drg.codeset.catalog import CodesetCatalog, shipped_catalog
+from drg.codeset.store import all_releases, counted, load_release
+from drg.loader import CmsFile, LoadRequest
+from drg.loader import load as load_fiscal_year
+from drg.reference import load_providers, read_providers, registry_from, seed
+from drg.registry import CodesetSource, ReleaseRegistry
 from migrations.runner import current_revision, downgrade, head_revision, upgrade
 from schemas.exceptions import ClaimcoderError
 from worker.cli.common import REFERENCE_HINT, err, fail, load_settings, out, run_checked
@@ -30,6 +34,10 @@ from worker.settings import Settings
 db_app = typer.Typer(help="PostgreSQL schema and reference data.", no_args_is_help=True)
 codeset_app = typer.Typer(help="The ICD-10-CM code set.", no_args_is_help=True)
 providers_app = typer.Typer(help="Provider wage indexes.", no_args_is_help=True)
+reference_app = typer.Typer(
+    help="Fiscal years from CMS's own files (the release registry's loaded part).",
+    no_args_is_help=True,
+)
 
 _HINT = REFERENCE_HINT
 
@@ -85,13 +93,16 @@ def db_downgrade(
 
 @db_app.command("seed")
 def db_seed() -> None:
-    """Load the FY2026 MS-DRG weights (Table 5) and IPPS rates shipped in drg/data."""
+    """Load the MS-DRG weights (Table 5) and IPPS rates of every fiscal year shipped in
+    drg/data (those an operator loaded with `claimcoder reference load` are left as loaded)."""
     settings = load_settings()
     with _engine(settings) as engine:
         result = seed(engine)
     for year, rows in result.drg_weights.items():
         err.print(f"drg_weights: FY{year}: {rows} DRGs")
     err.print(f"ipps_rates: FY{', FY'.join(str(y) for y in result.ipps_rates)}")
+    for year in result.skipped:
+        err.print(f"FY{year}: kept as loaded by claimcoder reference load")
 
 
 # --- codeset -----------------------------------------------------------------------------
@@ -99,7 +110,7 @@ def db_seed() -> None:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description:<22}"),
+        TextColumn("{task.description:<30}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -115,47 +126,69 @@ def _advance(progress: Progress, task: Any) -> Callable[[int, int], None]:
     return update
 
 
+def _registry(engine: Engine) -> ReleaseRegistry:
+    with engine.connect() as connection:
+        return registry_from(connection)
+
+
 @codeset_app.command("load")
 def codeset_load(
-    release: Annotated[str, typer.Option(help="Release packaged in simple-icd-10-cm.")] = "2026-04",
+    release: Annotated[
+        str | None, typer.Option(help="One release of the registry [default: every release].")
+    ] = None,
     force_redis: Annotated[
         bool, typer.Option(help="Rebuild the Redis copy even when it is complete.")
     ] = False,
 ) -> None:
-    """Read the code list and tabular XML, write the release to PostgreSQL (COPY), then warm
-    Redis under a new generation and swap the current pointer. A second run is a no-op."""
+    """Build each code-set release of the registry (FY2026 from simple-icd-10-cm, FY2027 from
+    it plus the shipped FY2027 changes), write it to PostgreSQL (COPY), then warm Redis under a
+    new generation and swap the current pointer. A second run is a no-op."""
     settings = load_settings()
-    try:
-        files = packaged_release(release)
-    except ClaimcoderError as exc:
-        fail(str(exc))
-    with _engine(settings) as engine, _progress() as progress:
-        parse = progress.add_task("parse code list + XML", total=None)
-        copy = progress.add_task("PostgreSQL COPY", total=None)
+    with _engine(settings) as engine:
+        registry = _registry(engine)
+        wanted = [release] if release else list(registry.codeset_releases)
+        catalog = shipped_catalog()
+        for name in wanted:
+            _load_one(settings, engine, registry.codeset(name), catalog, force_redis)
+
+
+def _load_one(
+    settings: Settings,
+    engine: Engine,
+    source: CodesetSource,
+    catalog: CodesetCatalog,
+    force_redis: bool,
+) -> None:
+    release = source.release
+    with _progress() as progress:
+        parse = progress.add_task(f"{release}: build code set", total=None)
+        copy = progress.add_task(f"{release}: PostgreSQL COPY", total=None)
 
         def parsed(n: int) -> None:
             progress.update(parse, completed=n, total=n)
 
-        result = load_release(engine, files, _advance(progress, copy), parsed)
+        result = load_release(engine, source, catalog, _advance(progress, copy), parsed)
         if not result.loaded:
-            progress.update(parse, completed=0, total=0, description="parse (skipped)")
+            progress.update(parse, completed=0, total=0, description=f"{release}: (in PostgreSQL)")
             progress.update(
                 copy,
                 completed=result.info.code_count,
                 total=result.info.code_count,
-                description="PostgreSQL (present)",
+                description=f"{release}: PostgreSQL (present)",
             )
-        redis_task = progress.add_task("Redis warm", total=result.info.code_count)
+        redis_task = progress.add_task(f"{release}: Redis warm", total=result.info.code_count)
         warmed = asyncio.run(_warm(settings, release, force_redis, _advance(progress, redis_task)))
         if not warmed.warmed:
             progress.update(
-                redis_task, completed=warmed.status.code_count, description="Redis (present)"
+                redis_task,
+                completed=warmed.status.code_count,
+                description=f"{release}: Redis (present)",
             )
     info = result.info
     verb = "loaded" if result.loaded or warmed.warmed else "already loaded (no-op)"
     err.print(
-        f"code set {info.release} {verb}: {info.code_count} codes, {info.billable_count} "
-        f"billable; Redis generation {warmed.status.generation}"
+        f"code set {info.release} (FY{info.fiscal_year}) {verb}: {info.code_count} codes, "
+        f"{info.billable_count} billable; Redis generation {warmed.status.generation}"
     )
 
 
@@ -180,66 +213,212 @@ async def _warm(
         await engine.dispose()
 
 
-async def _redis_side(settings: Settings, release: str) -> dict[str, Any] | None:
+async def _redis_sides(settings: Settings, releases: list[str]) -> dict[str, dict[str, Any] | None]:
     client = redis_client(settings.redis)
+    keys = CodesetKeys(settings.redis.key_prefix)
+    sides: dict[str, dict[str, Any] | None] = {}
     try:
-        status = await redis_status(client, CodesetKeys(settings.redis.key_prefix), release)
+        for release in releases:
+            status = await redis_status(client, keys, release)
+            sides[release] = (
+                None
+                if status is None
+                else {
+                    "generation": status.generation,
+                    "codes": status.code_count,
+                    "billable": status.billable_count,
+                }
+            )
     except RedisError as exc:
         fail(f"Redis: {type(exc).__name__}")
     finally:
         await client.aclose()
-    if status is None:
-        return None
-    return {
-        "release": status.release,
-        "generation": status.generation,
-        "codes": status.code_count,
-        "billable": status.billable_count,
-    }
+    return sides
 
 
 @codeset_app.command("status")
 def codeset_status(
     release: Annotated[
-        str | None, typer.Option(help="Release to show [default: the newest in PostgreSQL].")
+        str | None, typer.Option(help="Only this release [default: every release].")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """The current release and its code and billable counts in PostgreSQL and in Redis."""
+    """Every code-set release of the registry (and any other PostgreSQL holds): its fiscal year,
+    periods, and code and billable counts in PostgreSQL and in Redis."""
     settings = load_settings()
     with _engine(settings) as engine, engine.connect() as connection:
-        info = release_info(connection, release) if release else latest_release(connection)
-        name = release or (info.release if info else None)
-        postgres = None
-        if info is not None:
-            codes, billable = counted(connection, info.release)
-            postgres = {
-                "release": info.release,
-                "fiscal_year": info.fiscal_year,
-                "codes": codes,
-                "billable": billable,
-                "loaded_at": info.loaded_at.isoformat(),
-                "source": info.source,
-            }
-    redis_side = asyncio.run(_redis_side(settings, name)) if name else None
-    in_sync = (
-        postgres is not None
-        and redis_side is not None
-        and (postgres["codes"], postgres["billable"])
-        == (redis_side["codes"], redis_side["billable"])
-    )
-    status = {"release": name, "postgres": postgres, "redis": redis_side, "in_sync": in_sync}
+        registry = registry_from(connection)
+        stored = {info.release: info for info in all_releases(connection)}
+        names = list(dict.fromkeys([*registry.codeset_releases, *stored]))
+        if release is not None:
+            names = [release]
+        rows: list[dict[str, Any]] = []
+        for name in names:
+            info = stored.get(name)
+            postgres = None
+            if info is not None:
+                codes, billable = counted(connection, name)
+                postgres = {
+                    "codes": codes,
+                    "billable": billable,
+                    "loaded_at": info.loaded_at.isoformat(),
+                    "source": info.source,
+                }
+            periods = [p for p in registry.periods if p.codeset_release == name]
+            fiscal_year = (
+                periods[0].fiscal_year if periods else (info.fiscal_year if info else None)
+            )
+            rows.append(
+                {
+                    "release": name,
+                    "fiscal_year": fiscal_year,
+                    "in_registry": name in registry.codeset_releases,
+                    "periods": [
+                        {
+                            "start": p.start.isoformat(),
+                            "end": p.end.isoformat(),
+                            "msdrg_version": p.msdrg_version,
+                        }
+                        for p in periods
+                    ],
+                    "postgres": postgres,
+                }
+            )
+    redis_sides = asyncio.run(_redis_sides(settings, names))
+    for row in rows:
+        redis_side = redis_sides[row["release"]]
+        postgres = row["postgres"]
+        row["redis"] = redis_side
+        row["in_sync"] = (
+            postgres is not None
+            and redis_side is not None
+            and (postgres["codes"], postgres["billable"])
+            == (redis_side["codes"], redis_side["billable"])
+        )
+    registry_rows = [r for r in rows if r["in_registry"]]
+    status = {
+        "releases": rows,
+        "ready": bool(registry_rows) and all(r["in_sync"] for r in registry_rows),
+    }
     if as_json:
         _print_json(status)
         return
-    if name is None:
-        err.print("no code set loaded: run claimcoder codeset load")
+    if not rows:
+        err.print("no code set: run claimcoder codeset load")
         return
-    for side, values in (("PostgreSQL", postgres), ("Redis", redis_side)):
-        if values is None:
-            err.print(f"{side}: {name} not loaded")
-        else:
-            err.print(f"{side}: {name}: {values['codes']} codes, {values['billable']} billable")
+    for row in rows:
+        head = f"{row['release']} (FY{row['fiscal_year']})"
+        spans = ", ".join(f"{p['start']}..{p['end']} v{p['msdrg_version']}" for p in row["periods"])
+        err.print(f"{head}: {spans or 'not in the registry'}")
+        for side in ("postgres", "redis"):
+            values = row[side]
+            label = "PostgreSQL" if side == "postgres" else "Redis"
+            if values is None:
+                err.print(f"  {label}: not loaded")
+            else:
+                err.print(f"  {label}: {values['codes']} codes, {values['billable']} billable")
+
+
+# --- reference load ------------------------------------------------------------------------
+
+
+def _period(value: str) -> tuple[dt.date, dt.date, int]:
+    parts = value.split(":")
+    try:
+        start, end, version = parts
+        return dt.date.fromisoformat(start), dt.date.fromisoformat(end), int(version)
+    except ValueError:
+        fail(f"--period {value!r}: expected START:END:VERSION, e.g. 2027-10-01:2028-03-31:450")
+
+
+def _money(option: str, value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value.replace(",", "").lstrip("$"))
+    except InvalidOperation:
+        fail(f"{option} is not an amount in dollars")
+    if not amount.is_finite() or amount <= 0:
+        fail(f"{option} must be positive")
+    return amount
+
+
+@reference_app.command("load")
+def reference_load(
+    fiscal_year: Annotated[int, typer.Option(min=2000, max=2100, help="e.g. 2028.")],
+    order: Annotated[
+        Path,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="ICD-10-CM order file icd10cm_order_YYYY.txt, or CMS's zip holding it.",
+        ),
+    ],
+    table5: Annotated[
+        Path,
+        typer.Option(
+            exists=True, dir_okay=False, help="IPPS Table 5 text file, or the zip holding it."
+        ),
+    ],
+    rates: Annotated[
+        Path,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="IPPS 'Tables 1A-1E' text file, or the zip holding it.",
+        ),
+    ],
+    order_sha256: Annotated[str | None, typer.Option(help="SHA-256 the file must have.")] = None,
+    table5_sha256: Annotated[str | None, typer.Option(help="SHA-256 the file must have.")] = None,
+    rates_sha256: Annotated[str | None, typer.Option(help="SHA-256 the file must have.")] = None,
+    outlier_fixed_loss: Annotated[
+        str | None,
+        typer.Option(help="Outlier fixed-loss threshold of the final rule, in dollars."),
+    ] = None,
+    release: Annotated[
+        str | None,
+        typer.Option(help="Name of the code-set release [default: YYYY-10, its start]."),
+    ] = None,
+    period: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="START:END:MSDRG_VERSION, repeatable [default: the whole fiscal year with "
+            "version (year - 1983) x 10]."
+        ),
+    ] = None,
+) -> None:
+    """Add (or replace) a fiscal year from CMS's files: code set, Table 5 and rates, checked in
+    full before one transaction writes them, then the code set warmed in Redis. Restart the
+    workers afterwards: they read the registry when they start."""
+    settings = load_settings()
+    if not re.fullmatch(r"[0-9A-Za-z._-]{1,16}", release or "x"):
+        fail("--release: 1-16 letters, digits, '.', '_' or '-'")
+    request = LoadRequest(
+        fiscal_year=fiscal_year,
+        order_file=CmsFile(order, order_sha256),
+        table5=CmsFile(table5, table5_sha256),
+        rates=CmsFile(rates, rates_sha256),
+        outlier_fixed_loss=_money("--outlier-fixed-loss", outlier_fixed_loss),
+        release=release,
+        periods=tuple(_period(p) for p in period or ()),
+    )
+    with _engine(settings) as engine:
+        err.print(f"FY{fiscal_year}: reading and checking the files ...")
+        result = load_fiscal_year(engine, request)
+    err.print(
+        f"FY{result.fiscal_year}: code set {result.release} "
+        f"({'written' if result.codeset_written else 'already in PostgreSQL'}): "
+        f"{result.codes} codes, {result.billable} billable; Table 5: {result.drgs} DRGs; "
+        "rates loaded"
+    )
+    for start, end, version in result.periods:
+        err.print(f"  discharges {start}..{end}: MS-DRG v{version}")
+    if result.replaced_shipped:
+        err.print(f"FY{result.fiscal_year} now uses these files instead of those shipped")
+    with _progress() as progress:
+        task = progress.add_task(f"{result.release}: Redis warm", total=result.codes)
+        asyncio.run(_warm(settings, result.release, False, _advance(progress, task)))
+    err.print("restart the workers to pick the fiscal year up")
 
 
 # --- providers ---------------------------------------------------------------------------
@@ -327,7 +506,13 @@ async def _assess(settings: Settings, item: AssessmentInput) -> dict[str, Any]:
 
 
 def _print_human(fields: dict[str, Any]) -> None:
-    out.print(f"status: {fields['status']}  (code set {fields['codeset_release'] or '-'})")
+    if fields["fiscal_year"] is None:
+        out.print(f"status: {fields['status']}  (no release covers the discharge date)")
+    else:
+        out.print(
+            f"status: {fields['status']}  (FY{fields['fiscal_year']}, code set "
+            f"{fields['codeset_release'] or '-'}, MS-DRG v{fields['msdrg_version']})"
+        )
     for code in fields["codes"]:
         out.print(f"  {code['role']:<9} {code['code']:<9} {code['description']}", markup=False)
     for rejected in fields["rejected_codes"]:

@@ -3,7 +3,7 @@
 The packaged artifact is rebuilt from CodiEsp train (../shared/data/codiesp/) with
 
     claimcoder retrieval learn train.jsonl --text-field text_en \\
-        --codes-field codes_billable_fy2026 --name codiesp-train \\
+        --codes-field codes_billable_fy2026 --release 2026-04 --name codiesp-train \\
         --credit "CodiEsp / CLEF eHealth 2020, BSC TeMU (CC BY 4.0)" \\
         --out worker/coders/retrieval/data/codiesp-train.json.gz
 """
@@ -16,9 +16,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from drg.codeset.catalog import shipped_catalog
+from schemas.exceptions import ClaimcoderError
 from worker.cli.common import err, fail, load_settings, out
 from worker.coders.retrieval.evidence import LearnParams, save
-from worker.coders.retrieval.index import packaged_index
+from worker.coders.retrieval.index import index_for
 from worker.coders.retrieval.learn import learn as learn_evidence
 from worker.coders.retrieval.learn import read_jsonl
 
@@ -37,6 +39,10 @@ def learn(
     ] = None,
     min_pair_docs: Annotated[int, typer.Option(min=1)] = LearnParams().min_pair_docs,
     folds: Annotated[int, typer.Option(min=2, help="Folds for the scorer's weights.")] = 5,
+    release: Annotated[
+        str | None,
+        typer.Option(help="Code-set release the gold codes are in [default: the newest]."),
+    ] = None,
 ) -> None:
     """Count phrase-to-code evidence, fit the scorer and choose its threshold out of fold;
     point CLAIMCODER_RETRIEVAL_ARTIFACT at the result to use it."""
@@ -47,7 +53,11 @@ def learn(
         fail(f"cannot read {file}: {exc}")
     if not docs:
         fail(f"{file}: no documents")
-    index = packaged_index(settings.retrieval.release)
+    catalog = shipped_catalog()
+    try:
+        index = index_for(catalog.codeset(release or catalog.registry.newest_release))
+    except ClaimcoderError as exc:
+        fail(str(exc))
     with Progress(
         TextColumn("reading"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
     ) as bar:

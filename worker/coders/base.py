@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
+from drg.registry import ReleasePeriod
 from schemas.coded import ModelInfo
 from worker.coders.exceptions import CoderError
 
@@ -18,6 +19,13 @@ class CodingRequest:
     claim_id: str
     narrative: str = field(repr=False)  # patient health information: never in a repr or log
     adapter: str | None = None  # LoRA adapter name for engines that have them; None: default
+    # The release period of the claim's discharge date: the coder proposes codes of its code
+    # set only. None (no period covers the date, or a caller with no date): the coder's newest.
+    period: ReleasePeriod | None = None
+
+    @property
+    def codeset_release(self) -> str | None:
+        return self.period.codeset_release if self.period is not None else None
 
 
 @dataclass(frozen=True, slots=True)

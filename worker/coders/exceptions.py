@@ -11,7 +11,7 @@ class CoderError(ClaimcoderError):
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind  # timeout | bad_output | engine_error | ...
+        self.kind = kind  # timeout | bad_output | engine_error | unknown_release | ...
         self.message = message
 
 

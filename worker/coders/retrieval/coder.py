@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from drg.codeset.catalog import CodesetCatalog, shipped_catalog
 from drg.codeset.memory import MemoryCodeSet
 from drg.codeset.normalize import dotted
 from drg.exceptions import ReferenceDataError
@@ -32,7 +33,7 @@ from worker.coders.base import Coder, CoderResult, CodingRequest
 from worker.coders.exceptions import CoderError, CoderUnavailableError
 from worker.coders.retrieval.config import RetrievalSettings
 from worker.coders.retrieval.evidence import Evidence, load
-from worker.coders.retrieval.index import CodeIndex, packaged_index
+from worker.coders.retrieval.index import CodeIndex, index_for
 from worker.coders.retrieval.mentions import split
 from worker.coders.retrieval.scoring import FEATURES, Scorer
 
@@ -66,16 +67,22 @@ class Coded:
 
 
 class RetrievalCoder(Coder):
-    def __init__(self, settings: RetrievalSettings) -> None:
+    """One index and scorer per code-set release of ``catalog`` (default: the releases
+    claimcoder ships); each claim is coded with the release of its discharge date
+    (``CodingRequest.period``), so it proposes only codes that exist and are billable there."""
+
+    def __init__(self, settings: RetrievalSettings, catalog: CodesetCatalog | None = None) -> None:
         self.settings = settings
-        self._scorer: Scorer | None = None
+        self.catalog = catalog or shipped_catalog()
+        self._scorers: dict[str, Scorer] = {}
+        self._evidence: Evidence | None = None
         self._lock = threading.Lock()
 
     @property
     def info(self) -> ModelInfo:
         name = "unloaded"
-        if self._scorer is not None:
-            evidence = self._scorer.evidence
+        if self._evidence is not None:
+            evidence = self._evidence
             digest = str(evidence.meta.get("digest", ""))[:12]
             name = f"{evidence.name}@{digest}" if digest else evidence.name
         return ModelInfo(engine="retrieval", model=f"{METHOD}/{name}", adapter=None, profile=None)
@@ -83,19 +90,39 @@ class RetrievalCoder(Coder):
     async def start(self) -> None:
         await asyncio.to_thread(self.load)
 
-    def load(self) -> Scorer:
-        """Build the index and load the evidence (idempotent; thread-safe)."""
+    def load(self) -> dict[str, Scorer]:
+        """Build the index of every release and load the evidence (idempotent; thread-safe)."""
         with self._lock:
-            if self._scorer is None:
+            if not self._scorers:
                 started = time.perf_counter()
                 try:
-                    index = packaged_index(self.settings.release)
-                    evidence = _usable(load(self.settings.artifact), index.codeset)
+                    evidence = load(self.settings.artifact)
+                    scorers = {}
+                    for release in self.catalog.releases:
+                        index = index_for(self.catalog.codeset(release))
+                        scorers[release] = Scorer(
+                            index, _usable(evidence, index), self.settings.top_k
+                        )
                 except (OSError, ValueError, KeyError, ReferenceDataError) as exc:
                     raise CoderUnavailableError(f"retrieval coder cannot load: {exc}") from exc
-                self._scorer = Scorer(index, evidence, self.settings.top_k)
-                log.info("retrieval coder ready in %.1f s", time.perf_counter() - started)
-            return self._scorer
+                self._evidence = evidence
+                self._scorers = scorers
+                log.info(
+                    "retrieval coder ready in %.1f s (code sets %s)",
+                    time.perf_counter() - started,
+                    ", ".join(scorers),
+                )
+            return self._scorers
+
+    def scorer(self, release: str | None = None) -> Scorer:
+        """The scorer of ``release`` (default: the newest release of the catalog). Raises
+        CoderError(unknown_release) for a release the catalog does not hold."""
+        scorers = self.load()
+        chosen = release or self.catalog.registry.newest_release
+        found = scorers.get(chosen)
+        if found is None:
+            raise CoderError("unknown_release", f"no code set {chosen!r} in the retrieval coder")
+        return found
 
     async def code_batch(self, requests: Sequence[CodingRequest]) -> list[CoderResult]:
         if not requests:
@@ -103,10 +130,15 @@ class RetrievalCoder(Coder):
         return await asyncio.to_thread(self._code_all, requests)
 
     def _code_all(self, requests: Sequence[CodingRequest]) -> list[CoderResult]:
-        scorer = self.load()
+        self.load()
         results = []
         for request in requests:
             started = time.perf_counter()
+            try:
+                scorer = self.scorer(request.codeset_release)
+            except CoderError as exc:
+                results.append(CoderResult(request.claim_id, error=exc, adapter=request.adapter))
+                continue
             try:
                 coded = self.code_one(request.narrative, scorer)
             except Exception as exc:  # one claim's failure must not fail the batch
@@ -136,9 +168,12 @@ class RetrievalCoder(Coder):
             )
         return results
 
-    def code_one(self, narrative: str, scorer: Scorer | None = None) -> Coded:
-        """Code one narrative synchronously (blocking: for threads, tests and benchmarks)."""
-        scorer = scorer or self.load()
+    def code_one(
+        self, narrative: str, scorer: Scorer | None = None, release: str | None = None
+    ) -> Coded:
+        """Code one narrative synchronously (blocking: for threads, tests and benchmarks), with
+        ``scorer`` or the scorer of ``release`` (default: the newest release)."""
+        scorer = scorer or self.scorer(release)
         mentions = split(narrative)
         lexical = scorer.lexical(mentions)
         codes, rows = scorer.candidates(mentions, lexical)
@@ -258,26 +293,56 @@ def _principal_first(
     return ranked
 
 
-def _usable(evidence: Evidence, codeset: MemoryCodeSet) -> Evidence:
-    """The evidence without codes that are not billable in ``codeset`` (an artifact learned on
-    another release, or on gold lists with category codes, cannot make the coder emit them)."""
-    records = codeset.records
+def _usable(evidence: Evidence, index: CodeIndex) -> Evidence:
+    """The evidence in the codes of ``index``'s release. The artifact was learned on gold lists
+    of one release (CodiEsp: FY2026), so a code it names may be gone or a header here: a
+    header stands for its default child (FY2027 made I42.0 a header: its evidence goes to
+    I42.00, "dilated cardiomyopathy, unspecified"; a narrative that names a more specific child
+    reaches it through the index), a deleted code is dropped. The coder can therefore never
+    propose a code its release does not bill."""
+    records = index.codeset.records
+    targets: dict[str, str | None] = {}
 
-    def billable(code: str) -> bool:
-        record = records.get(code)
-        return record is not None and record.billable
+    def target(code: str) -> str | None:
+        if code not in targets:
+            record = records.get(code)
+            found: str | None = None
+            if record is not None and record.billable:
+                found = code
+            elif record is not None:
+                try:
+                    found = index.resolve(code)
+                except ValueError:  # no child reads as the default: nothing to say
+                    found = None
+            targets[code] = found
+        return targets[code]
 
-    pairs = {}
+    pairs: dict[str, tuple[tuple[str, int], ...]] = {}
     for phrase, codes in evidence.pairs.items():
-        kept = tuple(cd for cd in codes if billable(cd[0]))
-        if kept:
-            pairs[phrase] = kept
+        mapped: dict[str, int] = {}
+        for code, both in codes:
+            new = target(code)
+            if new is not None:
+                mapped[new] = max(mapped.get(new, 0), both)
+        if mapped:
+            pairs[phrase] = tuple(mapped.items())
     if pairs == evidence.pairs:
         return evidence
-    log.warning("evidence %s names codes that are not billable here; ignored", evidence.name)
+    code_docs: dict[str, int] = {}
+    for code, n in evidence.code_docs.items():
+        new = target(code)
+        if new is not None:
+            code_docs[new] = code_docs.get(new, 0) + n
+    changed = sum(1 for code, new in targets.items() if new != code)
+    log.info(
+        "evidence %s: %d codes are not billable in %s; mapped to a child or dropped",
+        evidence.name,
+        changed,
+        index.codeset.release,
+    )
     return dataclasses.replace(
         evidence,
-        code_docs={c: n for c, n in evidence.code_docs.items() if billable(c)},
+        code_docs=code_docs,
         phrase_docs={p: evidence.phrase_docs[p] for p in pairs},
         pairs=pairs,
     )

@@ -26,4 +26,3 @@ class RetrievalSettings(BaseModel):
     top_k: Annotated[int, Field(ge=1, le=100)] = Field(
         default=8, description="Code texts retrieved per mention."
     )
-    release: str = Field(default="2026-04", description="ICD-10-CM release of the code texts.")

@@ -1,4 +1,4 @@
-"""The FY2026 tabular list as a BM25 index of code texts, and the way back to billable codes.
+"""A release's tabular list as a BM25 index of code texts, and the way back to billable codes.
 
 Every listed code contributes its description and inclusion terms ("entries"). Seven-character
 codes do not: their base (the code without the 7th character) does, and the 7th character is
@@ -15,9 +15,9 @@ stems that must be present for it to count as fully mentioned, weighted by their
 document frequency, so that a clause can be checked for covering an entry.
 """
 
-import functools
 import logging
 import re
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -26,8 +26,9 @@ import bm25s
 import numpy as np
 import numpy.typing as npt
 
-from drg.codeset.memory import MemoryCodeSet, packaged_codeset
+from drg.codeset.memory import MemoryCodeSet
 from drg.codeset.source import CodeRecord
+from schemas.icd10cm import DOTTED_CODE
 from worker.coders.retrieval.text import CLAUSE_BREAKS, content_stems, words
 
 # bm25s sets its own logger to DEBUG at import, which lets "Building index" through every handler
@@ -36,9 +37,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 _PARENTHESES: Final = re.compile(r"\([^()]*\)")  # nonessential modifiers in ICD-10-CM convention
 _BRACKETS: Final = re.compile(r"\[([^\[\]]*)\]")  # synonyms and abbreviations: "[HIV]"
 # An Excludes note that names one code: "renal colic (N23)", "abdomen pain (R10.-)".
-_REFERENCE: Final = re.compile(
-    r"^(?P<text>[^()]+?)\s*\((?P<code>[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)\.?-?\)$"
-)
+_REFERENCE: Final = re.compile(rf"^(?P<text>[^()]+?)\s*\((?P<code>{DOTTED_CODE})\.?-?\)$")
 # "Other specified fever" is "fever" once generic words go: such descriptions would match every
 # plain mention, so only their inclusion terms are indexed.
 _OTHER: Final = re.compile(r"^other\b|\bother specified\b", re.IGNORECASE)
@@ -278,8 +277,16 @@ class CodeIndex:
         return self.default_leaf(code) != code
 
 
-@functools.cache
-def packaged_index(release: str = "2026-04") -> CodeIndex:
-    """The index of a release packaged with simple-icd-10-cm, built once per process and shared
-    by every coder (read-only, apart from a cache of default leaves that only grows)."""
-    return CodeIndex(packaged_codeset(release))
+_INDEXES: dict[int, tuple[MemoryCodeSet, CodeIndex]] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def index_for(codeset: MemoryCodeSet) -> CodeIndex:
+    """The index of a code set, built once per process and shared by every coder (read-only,
+    apart from a cache of default leaves that only grows). Keyed by the code set object, so two
+    catalogs that hold the same release share it."""
+    with _INDEXES_LOCK:
+        found = _INDEXES.get(id(codeset))
+        if found is None or found[0] is not codeset:
+            found = _INDEXES[id(codeset)] = (codeset, CodeIndex(codeset))
+        return found[1]

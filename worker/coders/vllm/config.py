@@ -62,15 +62,13 @@ class VLLMSettings(BaseModel):
     )
     constrain: Constraint = Field(
         default="codeset",
-        description="codeset: only billable codes of codeset_release (a grammar of the code "
-        "set); format: any code-shaped string in the profile's format; none: no constraint "
-        "(for measurements: outputs that do not parse become bad_output errors). The default "
-        "and its cost are in docs/engines.md.",
+        description="codeset: only billable codes of the claim's code-set release (one "
+        "grammar per release of the release registry, chosen by the claim's discharge date; "
+        "the newest for a claim with no period); format: any code-shaped string in the "
+        "profile's format; none: no constraint (for measurements: outputs that do not parse "
+        "become bad_output errors). The default and its cost are in docs/engines.md.",
     )
     structured_outputs_backend: StructuredOutputsBackend = "xgrammar"
-    codeset_release: str = Field(
-        default="2026-04", description="Code set release the codeset grammar is built from."
-    )
     max_codes: Annotated[int, Field(ge=1, le=100)] = Field(
         default=25, description="At most this many codes a claim (UB-04: 1 principal + 24)."
     )
@@ -109,7 +107,9 @@ class VLLMSettings(BaseModel):
         default=120.0, description="Per claim, from submission to the engine to the last token."
     )
     warmup: bool = Field(
-        default=True, description="Send one request at start so no claim pays grammar compile."
+        default=True,
+        description="Send one request a grammar (a code-set release) at start, so that no claim "
+        "pays a grammar compile.",
     )
     shutdown_timeout_s: Annotated[float, Field(gt=0)] = 30.0
 

@@ -9,27 +9,25 @@ Two profiles match the two model families the worker runs:
   with undotted codes. The reasoning is discarded: never returned, logged or traced.
 
 Each profile yields the constraint handed to the engine's structured outputs (a regex of the
-format, or a grammar of the billable code set) and a strict parser for the same language, so a
-parsed output is code-shaped strings only whatever the narrative said. Every output the
-constraint allows is at most `max_output_chars` long; with one token per character at worst,
-that bounds ``max_tokens`` so that no output is ever cut.
+format, or a grammar of one release's billable codes) and a strict parser for the same
+language, so a parsed output is code-shaped strings only whatever the narrative said. Every
+output the constraint allows is at most `max_output_chars` long; with one token per character
+at worst, that bounds ``max_tokens`` so that no output is ever cut.
 """
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from schemas.icd10cm import DOTTED_CODE, UNDOTTED_CODE
 from worker.coders.exceptions import CoderError, CoderUnavailableError
 from worker.coders.vllm.config import Constraint, Profile, StructuredOutputsBackend, VLLMSettings
-from worker.coders.vllm.grammar import automaton_rules, billable_codes, build_automaton, spell
+from worker.coders.vllm.grammar import automaton_rules, build_automaton, spell
 
 NARRATIVE: Final = "{narrative}"
 
-# Code shapes (as drg.codeset.normalize): dotted is the category, then a dot and 1-4 characters,
-# or the bare category. The second character is a letter in FY2026's category QA0.
-DOTTED_CODE: Final = r"[A-Z][0-9A-Z][0-9A-Z](\.[0-9A-Z]{1,4})?"
-UNDOTTED_CODE: Final = r"[A-Z][0-9A-Z][0-9A-Z]{1,5}"
 # Reasoning: printable ASCII and newlines, no "<" (so it cannot close early or open a tag).
 REASONING_CHARS: Final = r"[\n -;=-~]"
 _REASONING_EBNF: Final = r"[\n -;=-~]"
@@ -100,13 +98,21 @@ class OutputProfile:
         raise NotImplementedError
 
     def constraint(
-        self, constrain: Constraint, backend: StructuredOutputsBackend, release: str
+        self, constrain: Constraint, backend: StructuredOutputsBackend, codes: Iterable[str]
     ) -> EngineConstraint:
+        """What the engine enforces: nothing (``none``), the format regex (``format``), or the
+        profile's format around a grammar of exactly ``codes`` (``codeset``), in the syntax of
+        ``backend`` (xgrammar: EBNF; guidance: Lark).
+
+        ``codes``: one release's billable codes, undotted (``grammar.billable_codes``); read
+        only for ``codeset``. CPU work of ~0.3 s for a release (build it off the event loop).
+        Raises ValueError when ``codes`` is empty, holds a string that is not code-shaped or is
+        not prefix-free (a code that continues another cannot both be billable)."""
         if constrain == "none":
             return EngineConstraint()
         if constrain == "format":
             return EngineConstraint(regex=self.format_regex())
-        automaton = build_automaton(spell(billable_codes(release), dotted=self.dotted))
+        automaton = build_automaton(spell(codes, dotted=self.dotted))
         if backend == "xgrammar":
             start, rules = automaton_rules(automaton, "ebnf", "c")
             return EngineConstraint(grammar="\n".join([self.frame_ebnf(start), *rules]) + "\n")
