@@ -68,17 +68,20 @@ def _samples() -> list[bytes]:
 
 
 def _table(expected: dict[str, str], arrived: dict[str, ClaimCoded]) -> Table:
-    table = Table("claim", "status", "codes", "DRG", "total USD", "review reasons")
+    table = Table("claim", "FY", "status", "codes", "DRG", "total USD", "review reasons")
     for event_id, claim_id in expected.items():
         event = arrived.get(event_id)
         if event is None:
-            table.add_row(claim_id, "[dim]waiting[/dim]", "", "", "", "")
+            table.add_row(claim_id, "", "[dim]waiting[/dim]", "", "", "", "")
             continue
         table.add_row(
             claim_id,
+            str(event.fiscal_year or "-"),
             event.status,
             " ".join(c.code for c in event.codes),
-            f"{event.drg.code} {event.drg.title or ''}"[:48] if event.drg else "-",
+            f"{event.drg.code} v{event.drg.version} {event.drg.title or ''}"[:48]
+            if event.drg
+            else "-",
             str(event.estimate.total) if event.estimate else "-",
             ", ".join(event.review_reasons),
         )
