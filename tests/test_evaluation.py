@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from drg.codeset.catalog import shipped_catalog
-from drg.codeset.memory import Validity
+from drg.codeset.status import CodeStatus
 from schemas.coded import ModelInfo
 from worker.cli import app
 from worker.coders.base import Coder, CoderResult, CodingRequest
@@ -18,19 +18,19 @@ from worker.evaluation import JSON_KEYS, Outcome, run, score
 
 # A stand-in for the FY2026 code set: the few codes the cases use.
 KNOWN = {
-    "E119": Validity.BILLABLE,
-    "E1165": Validity.BILLABLE,
-    "I10": Validity.BILLABLE,
-    "J189": Validity.BILLABLE,
-    "R509": Validity.BILLABLE,
-    "R52": Validity.BILLABLE,
-    "R69": Validity.BILLABLE,
-    "E11": Validity.NOT_BILLABLE,
+    "E119": CodeStatus.BILLABLE,
+    "E1165": CodeStatus.BILLABLE,
+    "I10": CodeStatus.BILLABLE,
+    "J189": CodeStatus.BILLABLE,
+    "R509": CodeStatus.BILLABLE,
+    "R52": CodeStatus.BILLABLE,
+    "R69": CodeStatus.BILLABLE,
+    "E11": CodeStatus.NOT_BILLABLE,
 }
 
 
-def classify(code: str) -> Validity:
-    return KNOWN.get(code, Validity.INVALID)
+def classify(code: str) -> CodeStatus:
+    return KNOWN.get(code, CodeStatus.INVALID)
 
 
 def test_figures_on_hand_made_documents() -> None:
@@ -92,14 +92,14 @@ def test_the_fy2026_code_set_eval_classifies_against() -> None:
     assert (len(codeset), sum(1 for _ in codeset.billable())) == (98_186, 74_719)
     spellings = ("E11.9", "e119", " S82.201A ", "S82.201", "E11", "E11.99", "XYZ", "E11..9")
     assert [codeset.classify(raw) for raw in spellings] == [
-        Validity.BILLABLE,
-        Validity.BILLABLE,
-        Validity.BILLABLE,
-        Validity.NOT_BILLABLE,  # needs its 7th character
-        Validity.NOT_BILLABLE,
-        Validity.INVALID,
-        Validity.INVALID,
-        Validity.INVALID,
+        CodeStatus.BILLABLE,
+        CodeStatus.BILLABLE,
+        CodeStatus.BILLABLE,
+        CodeStatus.NOT_BILLABLE,  # needs its 7th character
+        CodeStatus.NOT_BILLABLE,
+        CodeStatus.INVALID,
+        CodeStatus.INVALID,
+        CodeStatus.INVALID,
     ]
     assert [r.code for r in codeset.ancestors("S82201A")] == ["S82201", "S8220", "S822", "S82"]
 

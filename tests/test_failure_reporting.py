@@ -2,60 +2,71 @@
 message: messages can quote the claim (patient health information), and logs and traces leave
 the worker.
 
-Boundary replaced here: the ``BatchProcessor`` (the coding pipeline) is a stand-in that fails
-with the narrative in its message; the batch handling, logging and tracing around it are real.
+Boundary replaced here: the pipeline's stage list is one stand-in stage that fails with the
+narrative in its message; intake, the retry and isolation policy, the dead-letter builder,
+logging and tracing around it are the worker's own. Spans go to a private tracer provider.
 """
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
-from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from drg.assess import Assessor
+from drg.codeset.catalog import CodesetCatalog
+from drg.registry import ReleaseRegistry
 from schemas import DeadLetter
 from tests.test_contract import VALID_RAW
-from worker.app import Outgoing, handle_until_done
+from worker.coders.base import Coder
 from worker.errors import describe
-from worker.intake import Accepted
+from worker.pipeline import ClaimPipeline
 from worker.records import Record
-from worker.telemetry import BatchTrace, batch_span
+from worker.resources import async_engine, redis_client
+from worker.retry import RetryPolicy
+from worker.settings import Settings
+from worker.store import NoStore
+from worker.telemetry import Telemetry
+from worker.work import WorkItem
 
 NARRATIVE = str(VALID_RAW["narrative"])
 
 
-class FailingPipeline:
+class FailingStage:
     """Fails every batch the way a library would: with the data it choked on in the message."""
+
+    name = "inference"
 
     def __init__(self) -> None:
         self.calls = 0
 
-    async def start(self) -> None:
-        return None
+    def wants(self, item: WorkItem) -> bool:
+        return True
 
-    async def stop(self) -> None:
-        return None
-
-    async def process(self, batch: Sequence[Accepted], trace_: BatchTrace) -> list[Outgoing]:
+    async def run(self, items: Sequence[WorkItem]) -> None:
         self.calls += 1
-        with batch_span("inference", trace_):
-            raise ValueError(f"cannot parse {batch[0].claim.narrative!r}")
+        raise ValueError(f"cannot parse {items[0].claim.narrative!r}")
 
 
 @pytest.fixture
-def spans() -> InMemorySpanExporter:
+def spans() -> Iterator[tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]]:
     exporter = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    yield (
+        Telemetry("group", tracer_provider=tracer_provider, meter_provider=meter_provider),
+        exporter,
+        reader,
+    )
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
 
 
 def test_describe_names_the_type_and_place_but_not_the_message() -> None:
@@ -69,28 +80,54 @@ def test_describe_names_the_type_and_place_but_not_the_message() -> None:
 
 
 async def test_a_failing_claim_is_dead_lettered_without_its_text_in_logs_or_spans(
-    caplog: pytest.LogCaptureFixture, spans: InMemorySpanExporter
+    caplog: pytest.LogCaptureFixture,
+    spans: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader],
 ) -> None:
+    telemetry, exporter, _ = spans
+    settings = Settings()  # clients are built but never connect: the stage fails first
+    redis, engine = redis_client(settings.redis), async_engine(settings.database)
+    assessor = Assessor(
+        redis=redis, engine=engine, key_prefix="unused:", registry=ReleaseRegistry.load()
+    )
+    stage = FailingStage()
+    pipeline = ClaimPipeline(
+        _no_coder, assessor, NoStore(), telemetry, policy=RetryPolicy(stage_attempts=3)
+    )
+    pipeline.stages = (stage,)
     key = str(VALID_RAW["claim_id"]).encode()
     record = Record("claims.raw", 0, 7, key, json.dumps(VALID_RAW).encode())
-    pipeline = FailingPipeline()
-    trace_ = BatchTrace([record], "group")
-    with caplog.at_level(logging.DEBUG):
-        outputs = await handle_until_done([record], pipeline, trace_)
-    trace_.close()
+    try:
+        trace = telemetry.batch([record])
+        with caplog.at_level(logging.DEBUG):
+            outputs = await pipeline.handle([record], trace)
+        trace.close()
+    finally:
+        assessor.close()
+        await redis.aclose()
+        await engine.dispose()
 
-    assert pipeline.calls == 3  # bounded attempts, then the claim is dead-lettered
+    assert stage.calls == 3  # bounded attempts, then the claim is dead-lettered
     (output,) = outputs
     assert output.topic == "dlq"
-    assert DeadLetter.model_validate_json(output.value).error.type == "internal_error"
+    letter = DeadLetter.model_validate_json(output.value)
+    assert (letter.error.stage, letter.error.type) == ("inference", "internal_error")
+    assert NARRATIVE not in letter.error.message
     assert "ValueError at" in caplog.text  # the failure is still findable ...
     assert NARRATIVE not in caplog.text  # ... without the claim's text
     assert not any(r.exc_info for r in caplog.records)  # no traceback with the message
-    finished = spans.get_finished_spans()
+    finished = exporter.get_finished_spans()
     inference = [s for s in finished if s.name == "inference"]
-    assert len(inference) == 3
+    assert len(inference) == 3  # one per attempt, each a child of the claim's span
+    (consumer,) = [s for s in finished if s.name == "claims.raw process"]
+    assert {s.parent.span_id for s in inference if s.parent} == {consumer.context.span_id}
     for span in finished:
         assert NARRATIVE not in (span.status.description or "")
         assert not span.events  # no exception event carrying str(exc)
         assert not any(NARRATIVE in str(v) for v in (span.attributes or {}).values())
     assert (inference[0].status.description or "").startswith("ValueError at ")
+    assert (consumer.status.description or "") == "inference: ValueError"
+
+
+def _no_coder(catalog: CodesetCatalog) -> Coder:
+    """Never called: the pipeline is not started, and the stand-in stage needs no coder."""
+    raise AssertionError("the coder was built")

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drg.codeset.cache import CodesetKeys, redis_status, warm
 from drg.codeset.normalize import dotted, normalize
-from drg.codeset.validate import CheckedCode, CodeStatus, Validation, Validator
+from drg.codeset.status import CodeStatus
+from drg.codeset.validate import CheckedCode, Validation, Validator
 from tests.reference_support import RELEASE, CodeList, CountingConnection, counting_redis, invoke
 from worker.resources import async_engine, redis_client
 from worker.settings import Settings

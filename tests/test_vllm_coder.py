@@ -26,7 +26,7 @@ from schemas.icd10cm import DOTTED_CODE, UNDOTTED_CODE
 from tests.support import Timeout
 from tests.tinymodel import TinyModel, build_tiny_model
 from worker.coders.base import CoderResult, CodingRequest
-from worker.coders.exceptions import EngineDeadError
+from worker.coders.exceptions import EngineStoppedError
 from worker.coders.vllm.coder import VLLMCoder
 from worker.coders.vllm.config import VLLMSettings
 from worker.coders.vllm.engine import VLLMEngine, engine_processes
@@ -447,7 +447,7 @@ async def test_special_tokens_in_a_narrative_cannot_end_the_user_turn(
     assert results[0].raw_output == results[1].raw_output
 
 
-async def test_a_dead_engine_raises_engine_dead_and_restart_recovers(
+async def test_a_dead_engine_raises_engine_stopped_and_restart_recovers(
     make_coder: MakeCoder, engine: VLLMEngine
 ) -> None:
     coder = await make_coder(profile="codes-csv", constrain="format")
@@ -455,7 +455,7 @@ async def test_a_dead_engine_raises_engine_dead_and_restart_recovers(
     core = next(p for p in engine_processes() if p.cmdline()[0].startswith("VLLM::EngineCore"))
     core.kill()
     await wait_until(lambda: engine.dead, 30, "vLLM to notice that the engine core died")
-    with pytest.raises(EngineDeadError) as info:
+    with pytest.raises(EngineStoppedError) as info:
         await coder.code_batch(claims(4))
     assert info.value.recoverable
     await coder.restart()

@@ -1,27 +1,17 @@
-"""Which failures mean "a server is down, wait and retry" rather than "this claim is odd", and
-how a failure is described in logs and traces."""
+"""Whether a failure means "a server is down, wait and retry", and how a failure is described in
+logs and traces."""
 
-import asyncio
 import traceback
 from pathlib import Path
-
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from schemas.exceptions import ClaimcoderError
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for failures that retrying the same batch later can fix: Redis or PostgreSQL
-    unreachable, a connection dropped, our own recoverable errors."""
-    if isinstance(exc, ClaimcoderError):
-        return exc.recoverable
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OperationalError):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, ConnectionError | TimeoutError | asyncio.TimeoutError | OSError)
+def is_recoverable(exc: BaseException) -> bool:
+    """True for our own errors that say retrying the same work later can fix them (Redis or
+    PostgreSQL away, a lost engine). Decided by ``exc.recoverable`` alone: foreign errors are
+    wrapped where they occur, so anything else (a bug, odd data) is not."""
+    return isinstance(exc, ClaimcoderError) and exc.recoverable
 
 
 def describe(exc: BaseException) -> str:

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from drg.codeset.memory import Validity
 from drg.codeset.normalize import normalize
+from drg.codeset.status import CodeStatus
 from drg.registry import ReleasePeriod
 from worker.coders.base import Coder, CoderResult, CodingRequest
 
@@ -116,7 +116,7 @@ def per_document(
 def score(
     gold_codes: Sequence[Iterable[str]],
     outcomes: Sequence[Outcome],
-    classify: Callable[[str], Validity],
+    classify: Callable[[str], CodeStatus],
     elapsed_s: float = 0.0,
 ) -> Report:
     """All figures for documents with ``gold_codes`` and what the coder said about them."""
@@ -144,8 +144,8 @@ def score(
         category_f1=category_f,
         exact_match=sum(g == p for g, p in zip(gold, predicted, strict=True)) / n if n else 0.0,
         format_compliance=compliant / n if n else 0.0,
-        hallucination_rate=validity.count(Validity.INVALID) / n_pred if n_pred else 0.0,
-        non_billable_rate=validity.count(Validity.NOT_BILLABLE) / n_pred if n_pred else 0.0,
+        hallucination_rate=validity.count(CodeStatus.INVALID) / n_pred if n_pred else 0.0,
+        non_billable_rate=validity.count(CodeStatus.NOT_BILLABLE) / n_pred if n_pred else 0.0,
         mean_predicted=sum(len(p) for p in predicted) / n if n else 0.0,
         mean_gold=sum(len(g) for g in gold) / n if n else 0.0,
         n_docs=n,

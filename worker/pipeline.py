@@ -1,84 +1,72 @@
-"""Stages 2-5 for a micro-batch of accepted claims: code, validate, group and price, store.
+"""The pipeline of a micro-batch: intake, then the stages of ``worker/stages.py`` in order,
+then one output per record.
 
-``ClaimPipeline.process`` is called by the Faust agent (``worker/app.py``) with the claims of one
-batch that passed the contract check. In order:
+``ClaimPipeline.handle`` is what the Faust agent (``worker/app.py``) calls with the records of a
+batch; ``ClaimPipeline.run`` is the same stage list for work items with no Kafka record
+(`claimcoder code`). Per record, in input order, the output is:
 
-1. ``inference``: the configured coder codes the whole batch (``worker/coding.py``: bounded
-   retries; what still fails becomes ``needs_review`` / ``coder_error``);
-2. ``validate_codes``, ``drg.group``, ``drg.price``: ``drg.assess.Assessor`` (one Redis round
-   trip, one grouping hop off the event loop, one PostgreSQL query for the batch);
-3. ``store``: the idempotent upsert keyed by ``event_id`` (``worker/store.py``);
-4. the ``claims.coded`` events, keyed by ``claim_id``, for the agent to publish.
+- a dead letter, when the record breaks the contract (``validate_event``) or a claim broke a
+  stage on its own (``internal_error``, with the stage);
+- otherwise its ``claims.coded`` event as stored (``needs_review`` / ``coder_error`` when the
+  coder could not code it).
 
-A claim that breaks a stage for a reason of its own (a bug, odd data) is isolated and
-dead-lettered with the stage and error type; servers that are down (Redis, PostgreSQL) raise
-:class:`TransientError` and the agent retries the batch until they are back.
+Failures follow the one policy of ``worker/retry.py``: a server that is down makes the batch
+wait; a failing batch is split.
 """
 
-import asyncio
-import datetime as dt
 import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
-from opentelemetry.trace import Link
-
-from drg.assess import Assessment, AssessmentInput, Assessor
+from drg.assess import Assessor
 from drg.codeset.catalog import CodesetCatalog
 from drg.codeset.store import read_catalog
-from schemas.coded import ClaimCoded, ModelInfo
-from worker.app import Outgoing
-from worker.coders.base import Coder, CoderResult, CodingRequest
+from drg.registry import ReleaseRegistry
+from worker.coders.base import Coder
 from worker.coders.factory import build_coder
-from worker.coding import code_with_retries
-from worker.errors import describe, is_transient
-from worker.intake import Accepted, dead_letter
+from worker.errors import is_recoverable
+from worker.intake import accept
+from worker.outputs import Outgoing, coded_output, dead_letter
+from worker.records import Record
 from worker.resources import async_engine, redis_client
+from worker.retry import RetryPolicy, run_stage, wait_for_servers
 from worker.settings import Settings
+from worker.stages import pipeline_stages
 from worker.store import NoStore, ResultStore, ResultWriter
-from worker.telemetry import BatchTrace, StageClock, batch_span
+from worker.telemetry import BatchTrace, Telemetry
+from worker.work import WorkItem
 
 log = logging.getLogger(__name__)
 
-#: Pauses between attempts to read the registry at start while PostgreSQL is down.
-START_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-
-_ASSESS_STAGES = (
-    ("validate_codes", "validate_codes"),
-    ("drg_group", "drg.group"),
-    ("drg_price", "drg.price"),
-)
+CoderFactory = Callable[[CodesetCatalog], Coder]
+DEFAULT_POLICY = RetryPolicy()
 
 
 class ClaimPipeline:
-    """The coding stages behind the contract check. One per worker process; it owns the coder
-    and, when built by :meth:`from_settings`, the Redis and PostgreSQL clients."""
+    """The stages behind the contract check. One per worker process; it owns the coder and,
+    when built by :meth:`from_settings`, the Redis and PostgreSQL clients.
+
+    ``coder``: a coder, or a factory that :meth:`start` calls with the code sets of the
+    registry (shipped and loaded fiscal years) once it has read the registry."""
 
     def __init__(
         self,
-        settings: Settings,
-        coder: Coder | Callable[[CodesetCatalog], Coder],
+        coder: Coder | CoderFactory,
         assessor: Assessor,
         store: ResultWriter,
+        telemetry: Telemetry,
         *,
+        policy: RetryPolicy = DEFAULT_POLICY,
         on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
-        """``coder``: a coder, or a factory that :meth:`start` calls with the code sets of the
-        registry (shipped and loaded fiscal years) once it has read the registry."""
-        self.settings = settings
         self._coder_factory = None if isinstance(coder, Coder) else coder
         self._coder = coder if isinstance(coder, Coder) else None
         self.assessor = assessor
         self.store = store
+        self.telemetry = telemetry
+        self.policy = policy
+        self.stages = pipeline_stages(lambda: self.coder, assessor, store, policy)
         self._on_stop = list(on_stop)
-
-    @property
-    def coder(self) -> Coder:
-        if self._coder is None:
-            raise RuntimeError("the pipeline is not started")
-        return self._coder
 
     @classmethod
     def from_settings(cls, settings: Settings, *, record: bool = True) -> "ClaimPipeline":
@@ -93,32 +81,36 @@ class ClaimPipeline:
             await redis.aclose()
             await engine.dispose()
 
+        coder = settings.coder
         return cls(
-            settings,
-            lambda catalog: build_coder(settings, catalog=catalog),
+            lambda catalog: build_coder(
+                coder.kind, retrieval=settings.retrieval, vllm=settings.vllm, catalog=catalog
+            ),
             assessor,
             ResultStore(engine) if record else NoStore(),
+            Telemetry(settings.kafka.consumer_group),
+            policy=RetryPolicy(claim_retries=coder.retries, claim_backoff_s=coder.retry_backoff_s),
             on_stop=[close_clients],
         )
 
-    async def start(self) -> None:
+    @property
+    def coder(self) -> Coder:
+        if self._coder is None:
+            raise RuntimeError("the pipeline is not started")
+        return self._coder
+
+    async def start(self, stopping: Callable[[], bool] = lambda: False) -> None:
         """Read the release registry (shipped and loaded fiscal years), build the coder for its
-        code sets when given a factory, and start it. While PostgreSQL is down this waits and
+        code sets when given a factory, and start it. While PostgreSQL is away this waits and
         retries, as a batch does."""
         for attempt in itertools.count():
             try:
                 self._coder = await self._open_coder()
                 break
             except Exception as exc:
-                if not is_transient(exc):
+                if not is_recoverable(exc):
                     raise
-                pause = START_BACKOFF_S[min(attempt, len(START_BACKOFF_S) - 1)]
-                log.warning(
-                    "start waits %.1f s for PostgreSQL (the release registry): %s",
-                    pause,
-                    type(exc).__name__,
-                )
-                await asyncio.sleep(pause)
+                await wait_for_servers("start", attempt, exc, self.policy, stopping)
         await self.coder.start()
 
     async def _open_coder(self) -> Coder:
@@ -136,244 +128,74 @@ class ClaimPipeline:
             for close in self._on_stop:
                 await close()
 
-    async def process(self, batch: Sequence[Accepted], trace: BatchTrace) -> list[Outgoing]:
-        results, inference_ms = await self._code(batch, trace)
-        events: list[ClaimCoded | None] = []
-        letters: dict[int, Outgoing] = {}
-        coded = [(i, a, r) for i, (a, r) in enumerate(zip(batch, results, strict=True)) if r.ok]
-        assessments = await self._assess([(a, r) for _, a, r in coded], trace)
-        by_index: dict[int, Assessment | Exception] = {
-            i: assessment for (i, _, _), assessment in zip(coded, assessments, strict=True)
-        }
-        for i, (accepted, result) in enumerate(zip(batch, results, strict=True)):
-            outcome = by_index.get(i)
-            if isinstance(outcome, Exception):
-                letters[i] = self._dead_letter(accepted, "drg", outcome, trace)
-                events.append(None)
-            else:
-                events.append(self._event(accepted, result, outcome, inference_ms))
-        stored = await self._store([e for e in events if e is not None], batch, events, trace)
-        outputs: list[Outgoing] = []
-        stored_iter = iter(stored)
-        for i, (accepted, event) in enumerate(zip(batch, events, strict=True)):
-            if event is None:
-                outputs.append(letters[i])
-                continue
-            output = next(stored_iter)
-            trace.set(
-                accepted.record,
-                **{
-                    "claimcoder.status": output["status"],
-                    "claimcoder.codes.count": len(output["codes"]),
-                    "claimcoder.drg": (output.get("drg") or {}).get("code") or "",
-                    "claimcoder.event_id": output["event_id"],
-                },
-            )
-            outputs.append(
-                Outgoing(
-                    "coded",
-                    accepted.claim.claim_id.encode("utf-8"),
-                    ClaimCoded.model_validate(output).model_dump_json().encode("utf-8"),
-                    source=accepted.record,
-                    label=output["status"],
-                )
-            )
-        return outputs
-
-    # --- stages -------------------------------------------------------------------------
-
-    async def _code(
-        self, batch: Sequence[Accepted], trace: BatchTrace
-    ) -> tuple[list[CoderResult], float]:
-        registry = self.assessor.registry
-        requests = [
-            CodingRequest(
-                a.claim.claim_id,
-                a.claim.narrative,
-                period=registry.period_for(a.claim.discharge_date),
-            )
-            for a in batch
-        ]
-        info = self.coder.info
-        with batch_span(
-            "inference.batch",
-            trace,
-            **{"claimcoder.coder": info.engine, "claimcoder.batch.size": len(batch)},
-        ) as span:
-            clock = StageClock("inference")
-            results = await code_with_retries(self.coder, requests, self.settings.coder)
-            clock.stop()
-        link = Link(span.get_span_context())
-        for accepted, result in zip(batch, results, strict=True):
-            trace.stage_span(
-                accepted.record,
-                "inference",
-                clock.start_ns,
-                clock.end_ns,
-                links=[link],
-                attributes={
-                    "claimcoder.coder": info.engine,
-                    "claimcoder.model": info.model,
-                    "claimcoder.codes.proposed": len(result.codes),
-                },
-                error=result.error.kind if result.error else None,
-            )
-        return results, (clock.end_ns - clock.start_ns) / 1e6
-
-    async def _assess(
-        self, coded: Sequence[tuple[Accepted, CoderResult]], trace: BatchTrace
-    ) -> list[Assessment | Exception]:
-        if not coded:
-            return []
-        inputs: list[AssessmentInput | Exception] = []
-        for accepted, result in coded:
-            claim = accepted.claim
-            try:
-                inputs.append(
-                    AssessmentInput(
-                        claim_id=claim.claim_id,
-                        codes=result.codes,
-                        age=claim.patient.age,
-                        sex=claim.patient.sex,
-                        discharge_date=claim.discharge_date,
-                        discharge_status=int(claim.discharge_status),
-                        provider_id=claim.provider_id,
-                    )
-                )
-            except ValueError as exc:
-                inputs.append(exc)
-        valid = [x for x in inputs if isinstance(x, AssessmentInput)]
-        start_ns = time.time_ns()
-        with batch_span("assess.batch", trace, **{"claimcoder.batch.size": len(valid)}) as span:
-            assessed = await self._assess_isolating(valid)
-        link = Link(span.get_span_context())
-        out: list[Assessment | Exception] = []
-        assessed_iter = iter(assessed)
-        for (accepted, _), item in zip(coded, inputs, strict=True):
-            outcome: Assessment | Exception = (
-                item if isinstance(item, Exception) else next(assessed_iter)
-            )
-            out.append(outcome)
-            if isinstance(outcome, Assessment):
-                at = start_ns
-                for key, name in _ASSESS_STAGES:
-                    took = int(outcome.timings_ms.get(key, 0.0) * 1e6)
-                    trace.stage_span(accepted.record, name, at, at + took, links=[link])
-                    at += took
-        return out
-
-    async def _assess_isolating(
-        self, inputs: Sequence[AssessmentInput]
-    ) -> list[Assessment | Exception]:
-        """The whole batch at once; if that fails for a reason other than a server being down,
-        claim by claim, so one odd claim cannot hold back the others."""
-        try:
-            return list(await self.assessor.assess_batch(inputs))
-        except Exception as exc:
-            if is_transient(exc) or len(inputs) == 1:
-                if is_transient(exc):
-                    raise
-                return [exc]
-            log.error(
-                "assessing a batch of %d failed; isolating claims: %s", len(inputs), describe(exc)
-            )
-        out: list[Assessment | Exception] = []
-        for item in inputs:
-            try:
-                out.extend(await self.assessor.assess_batch([item]))
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                out.append(exc)
-        return out
-
-    async def _store(
+    async def handle(
         self,
-        fresh: Sequence[ClaimCoded],
-        batch: Sequence[Accepted],
-        events: Sequence[ClaimCoded | None],
+        records: Sequence[Record],
         trace: BatchTrace,
-    ) -> list[dict[str, Any]]:
-        with batch_span("store.batch", trace, **{"claimcoder.batch.size": len(fresh)}) as span:
-            clock = StageClock("store")
-            stored = await self.store.upsert(fresh)
-            clock.stop()
-        link = Link(span.get_span_context())
-        for accepted, event in zip(batch, events, strict=True):
-            if event is not None:
-                trace.stage_span(
-                    accepted.record, "store", clock.start_ns, clock.end_ns, links=[link]
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> list[Outgoing]:
+        """One output per record, in input order (see the module docstring)."""
+        registry = await self._registry(stopping)
+        taken: list[WorkItem | Outgoing] = []
+        for record in records:
+            with trace.intake(record) as span:
+                outcome = accept(record, registry)
+                if isinstance(outcome, Outgoing):
+                    span.set_attribute("claimcoder.dead_letter.reason", outcome.label)
+            if isinstance(outcome, Outgoing):
+                log.warning(
+                    "dead-lettered %s[%d]@%d: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    outcome.label,
                 )
-        return stored
+                trace.fail(record, f"validate_event: {outcome.label}")
+            taken.append(outcome)
+        await self.run([i for i in taken if isinstance(i, WorkItem)], trace, stopping)
+        return [o if isinstance(o, Outgoing) else self._output(o, trace) for o in taken]
 
-    # --- outputs ------------------------------------------------------------------------
-
-    def _model(self, result: CoderResult) -> ModelInfo:
-        info = self.coder.info
-        if result.adapter and result.adapter != info.adapter:
-            return info.model_copy(update={"adapter": result.adapter})
-        return info
-
-    def _event(
+    async def run(
         self,
-        accepted: Accepted,
-        result: CoderResult,
-        assessment: Assessment | None,
-        inference_ms: float,
-    ) -> ClaimCoded:
-        claim = accepted.claim
-        timings = {"inference": round(inference_ms, 3)}
-        fields: dict[str, Any]
-        if assessment is None:  # the coder failed every attempt: a claim for a person to code
-            period = self.assessor.registry.period_for(claim.discharge_date)
-            fields = {
-                "fiscal_year": period.fiscal_year if period else None,
-                "msdrg_version": period.msdrg_version if period else None,
-                "status": "needs_review",
-                "review_reasons": ["coder_error"],
-                "codes": [],
-                "rejected_codes": [],
-                "drg": None,
-                "estimate": None,
-                "codeset_release": None,
-            }
-        else:
-            fields = assessment.coded_fields()
-            timings.update({k: round(v, 3) for k, v in assessment.timings_ms.items()})
-        return ClaimCoded.model_validate(
-            {
-                **fields,
-                "event_id": accepted.event_id,
-                "claim_id": claim.claim_id,
-                "model": self._model(result).model_dump(mode="json"),
-                "discharge_date": claim.discharge_date,
-                "timings_ms": timings,
-                "coded_at": dt.datetime.now(dt.UTC),
-            }
-        )
+        items: Sequence[WorkItem],
+        trace: BatchTrace,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Every stage, in order, over ``items``; each item ends with its stored output or a
+        failure."""
+        for stage in self.stages:
+            await run_stage(stage, items, trace, self.policy, stopping)
 
-    def _dead_letter(
-        self, accepted: Accepted, stage: str, exc: Exception, trace: BatchTrace
-    ) -> Outgoing:
-        # The type only: an exception's message can quote the data it choked on.
-        kind = "internal_error"
-        letter = dead_letter(
-            accepted.record,
-            stage=stage,
-            kind=kind,
-            message=f"{type(exc).__name__} while processing the claim",
+    async def _registry(self, stopping: Callable[[], bool]) -> ReleaseRegistry:
+        for attempt in itertools.count():
+            try:
+                return await self.assessor.read_registry()
+            except Exception as exc:
+                if not is_recoverable(exc):
+                    raise
+                await wait_for_servers("intake", attempt, exc, self.policy, stopping)
+        raise AssertionError("unreachable")
+
+    def _output(self, item: WorkItem, trace: BatchTrace) -> Outgoing:
+        if item.output is None:
+            assert item.record is not None  # claimcoder code reads item.output itself
+            failure = item.failure
+            stage = failure.stage if failure is not None else "pipeline"
+            return dead_letter(
+                item.record,
+                stage=stage,
+                kind="internal_error",
+                message=f"{type(failure.error).__name__ if failure else 'no output'} while "
+                "processing the claim; see the worker log for where",
+            )
+        output = item.output
+        trace.set(
+            item.record,
+            **{
+                "claimcoder.status": output["status"],
+                "claimcoder.codes.count": len(output["codes"]),
+                "claimcoder.drg": (output.get("drg") or {}).get("code") or "",
+                "claimcoder.event_id": output["event_id"],
+            },
         )
-        log.error(
-            "dead-lettered claim at offset %d: %s in %s",
-            accepted.record.offset,
-            type(exc).__name__,
-            stage,
-        )
-        trace.fail(accepted.record, f"{stage}: {type(exc).__name__}")
-        return Outgoing(
-            "dlq",
-            accepted.record.key,
-            letter.model_dump_json().encode("utf-8"),
-            source=accepted.record,
-            label=kind,
-        )
+        return coded_output(item)

@@ -20,6 +20,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from worker.coders.config import CoderSettings
 from worker.coders.retrieval.config import RetrievalSettings
 from worker.coders.vllm.config import VLLMSettings
 
@@ -117,12 +118,6 @@ class BatchSettings(_Component):
 
     max_size: Annotated[int, Field(ge=1, le=4096)] = 64
     max_wait_s: Annotated[float, Field(gt=0, le=60)] = 0.5
-
-
-class CoderSettings(_Component):
-    kind: Literal["retrieval", "vllm"] = "retrieval"
-    retries: Annotated[int, Field(ge=0, le=10)] = 2
-    retry_backoff_s: Annotated[float, Field(ge=0)] = 0.5
 
 
 class Settings(BaseSettings):

@@ -12,10 +12,21 @@ from typing import Any, Protocol
 
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from drg.exceptions import wrap_database_error
 from drg.tables import claim_results
 from schemas.coded import ClaimCoded
+
+# One statement for every batch size: executed with a list of rows, SQLAlchemy sends it as one
+# multi-row INSERT ... RETURNING ("insertmanyvalues") from a statement compiled once, where a
+# .values(rows) statement would be compiled again for each batch (~16 ms for 64 claims).
+_INSERT = insert(claim_results)
+_UPSERT = _INSERT.on_conflict_do_update(
+    index_elements=[claim_results.c.event_id],
+    set_={"deliveries": claim_results.c.deliveries + 1, "updated_at": func.now()},
+).returning(claim_results.c.event_id, claim_results.c.output)
 
 
 class ResultWriter(Protocol):
@@ -35,7 +46,9 @@ class ResultStore:
 
     async def upsert(self, events: Sequence[ClaimCoded]) -> list[dict[str, Any]]:
         """The stored output (JSON-ready) of each event, in order: the event itself when it is
-        new, the first stored version when its ``event_id`` was seen before."""
+        new, the first stored version when its ``event_id`` was seen before. Raises
+        DatabaseUnavailableError (recoverable) while PostgreSQL is away, DatabaseError
+        otherwise."""
         if not events:
             return []
         rows: dict[str, dict[str, Any]] = {}
@@ -51,15 +64,10 @@ class ResultStore:
                     "output": event.model_dump(mode="json"),
                 },
             )
-        statement = (
-            insert(claim_results)
-            .values(list(rows.values()))
-            .on_conflict_do_update(
-                index_elements=[claim_results.c.event_id],
-                set_={"deliveries": claim_results.c.deliveries + 1, "updated_at": func.now()},
-            )
-            .returning(claim_results.c.event_id, claim_results.c.output)
-        )
-        async with self._engine.begin() as conn:
-            stored = {row.event_id: row.output for row in await conn.execute(statement)}
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(_UPSERT, list(rows.values()))
+                stored = {row.event_id: row.output for row in result}
+        except SQLAlchemyError as exc:
+            raise wrap_database_error(exc, "storing results") from exc
         return [stored[event.event_id] for event in events]

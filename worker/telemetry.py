@@ -3,14 +3,18 @@
 Each consumed record gets a CONSUMER span ``<topic> process`` whose parent is the context found in
 the record's headers. Its children are the stages: ``validate_event``, ``inference``,
 ``validate_codes``, ``drg.group``, ``drg.price``, ``store`` and a PRODUCER span
-``<topic> publish`` whose context travels on in the output's headers. Stages that run once for a
-whole micro-batch (one engine call, one Redis round trip, one PostgreSQL query) run under a
-batch span of their own; each claim's stage span covers the batch stage's time and links to the
+``<topic> publish`` whose context travels on in the output's headers. Stages run once for a
+whole micro-batch (one engine call, one Redis round trip, one PostgreSQL query) under a batch
+span ``<stage>.batch``; each claim's stage span covers the batch stage's time and links to the
 batch span, so a claim's trace shows what it waited for and ops can still open the batch.
 
-Library code here uses the API only; :func:`configure` (called by the worker's entry point) sets
-up the SDK from the standard ``OTEL_*`` variables. Telemetry never raises into processing and
-never carries narrative text: attributes are ids, counts, codes of the DRG and statuses.
+This module is an adapter: stages record plain data on their work items (``worker/work.py``:
+times, attributes, failures) and :class:`BatchTrace` turns it into spans and metrics, as
+faust's OpenTelemetry sensor does for its events. :class:`Telemetry` takes its tracer and meter
+providers (default: the global ones; tests pass private ones). :func:`configure` (called by the
+worker's entry point) sets up the SDK from the standard ``OTEL_*`` variables. Telemetry never
+raises into processing and never carries narrative text: attributes are ids, counts, codes of
+the DRG and statuses.
 """
 
 import importlib
@@ -28,32 +32,42 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from worker.errors import describe
 from worker.records import Record
+from worker.work import StageTiming, WorkItem
 
 log = logging.getLogger(__name__)
 
 SCOPE: Final = "claimcoder"
-tracer = trace.get_tracer(SCOPE)
-meter = metrics.get_meter(SCOPE)
 
-# Metrics. Durations in seconds, as the OpenTelemetry semantic conventions ask.
-claims_consumed = meter.create_counter(
-    "claimcoder.claims.consumed", unit="{claim}", description="Records read from claims.raw."
-)
-claims_coded = meter.create_counter(
-    "claimcoder.claims.coded", unit="{claim}", description="claims.coded events sent, by status."
-)
-claims_dead_lettered = meter.create_counter(
-    "claimcoder.claims.dead_lettered", unit="{claim}", description="Dead letters sent, by reason."
-)
-batch_size = meter.create_histogram(
-    "claimcoder.batch.size",
-    unit="{claim}",
-    description="Claims per micro-batch.",
-    explicit_bucket_boundaries_advisory=[1, 2, 4, 8, 16, 32, 64, 128, 256],
-)
-stage_duration = meter.create_histogram(
-    "claimcoder.stage.duration", unit="s", description="Wall time of a stage for one batch."
-)
+
+class Instruments:
+    """The worker's metrics, from one meter. Durations in seconds, as the OpenTelemetry
+    semantic conventions ask."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.consumed = meter.create_counter(
+            "claimcoder.claims.consumed",
+            unit="{claim}",
+            description="Records read from claims.raw.",
+        )
+        self.coded = meter.create_counter(
+            "claimcoder.claims.coded",
+            unit="{claim}",
+            description="claims.coded events sent, by status.",
+        )
+        self.dead_lettered = meter.create_counter(
+            "claimcoder.claims.dead_lettered",
+            unit="{claim}",
+            description="Dead letters sent, by reason.",
+        )
+        self.batch_size = meter.create_histogram(
+            "claimcoder.batch.size",
+            unit="{claim}",
+            description="Claims per micro-batch.",
+            explicit_bucket_boundaries_advisory=[1, 2, 4, 8, 16, 32, 64, 128, 256],
+        )
+        self.stage_duration = meter.create_histogram(
+            "claimcoder.stage.duration", unit="s", description="Wall time of a stage for one batch."
+        )
 
 
 # --- trace context in Kafka headers ---------------------------------------------------------
@@ -99,7 +113,35 @@ def replace_headers(
     return [(k, v) for k, v in headers if k not in names] + fresh
 
 
-# --- spans of one micro-batch ---------------------------------------------------------------
+# --- the adapter: work items in, spans and metrics out --------------------------------------
+
+
+class Telemetry:
+    """Turns what the pipeline records (records, work items, their stage times, attributes and
+    failures) into spans and metrics, as faust's OpenTelemetry sensor does for its events.
+
+    ``tracer_provider`` and ``meter_provider`` default to the global ones (set up by
+    :func:`configure`); tests pass private providers."""
+
+    def __init__(
+        self,
+        consumer_group: str,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        self.consumer_group = consumer_group
+        self.tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
+        meter = (
+            meter_provider.get_meter(SCOPE)
+            if meter_provider is not None
+            else metrics.get_meter(SCOPE)
+        )
+        self.instruments = Instruments(meter)
+
+    def batch(self, records: Sequence[Record]) -> "BatchTrace":
+        """Claim spans for a micro-batch (ended by :meth:`BatchTrace.close`)."""
+        return BatchTrace(self, records)
 
 
 def _record_key(record: Record) -> tuple[str, int, int]:
@@ -107,9 +149,16 @@ def _record_key(record: Record) -> tuple[str, int, int]:
 
 
 class BatchTrace:
-    """The claim spans of one micro-batch, keyed by record; ended by :meth:`close`."""
+    """The claim spans of one micro-batch, keyed by record; ended by :meth:`close`.
 
-    def __init__(self, records: Sequence[Record], consumer_group: str) -> None:
+    Each record gets a CONSUMER span continuing the producer's context; :meth:`stage` wraps the
+    batch run of a stage in a batch span (current, so client spans nest under it) and then gives
+    every claim of the run a child span covering the batch's time, linked to the batch span.
+    Items without a record (`claimcoder code`) get no spans."""
+
+    def __init__(self, telemetry: Telemetry, records: Sequence[Record]) -> None:
+        self._telemetry = telemetry
+        self._tracer = telemetry.tracer
         self._spans: dict[tuple[str, int, int], Span] = {}
         self._contexts: dict[tuple[str, int, int], otel_context.Context] = {}
         self.batch_links: list[Link] = []
@@ -122,12 +171,12 @@ class BatchTrace:
                 "messaging.destination.name": record.topic,
                 "messaging.destination.partition.id": str(record.partition),
                 "messaging.kafka.offset": record.offset,
-                "messaging.consumer.group.name": consumer_group,
+                "messaging.consumer.group.name": telemetry.consumer_group,
                 "messaging.batch.message_count": len(records),
             }
             if record.key is not None:
                 attributes["messaging.kafka.message.key"] = record.key.decode("utf-8", "replace")
-            span = tracer.start_span(
+            span = self._tracer.start_span(
                 f"{record.topic} process",
                 context=parent,
                 kind=SpanKind.CONSUMER,
@@ -137,49 +186,95 @@ class BatchTrace:
             self._spans[key] = span
             self._contexts[key] = trace.set_span_in_context(span, parent)
             self.batch_links.append(Link(span.get_span_context()))
-        claims_consumed.add(len(records))
-        batch_size.record(len(records))
+        if records:
+            telemetry.instruments.consumed.add(len(records))
+            telemetry.instruments.batch_size.record(len(records))
 
-    def context(self, record: Record) -> otel_context.Context:
+    def context(self, record: Record | None) -> otel_context.Context:
+        if record is None:
+            return otel_context.Context()
         return self._contexts.get(_record_key(record), otel_context.Context())
 
-    def span(self, record: Record) -> Span:
+    def span(self, record: Record | None) -> Span:
+        if record is None:
+            return trace.INVALID_SPAN
         return self._spans.get(_record_key(record), trace.INVALID_SPAN)
 
-    def set(self, record: Record, **attributes: Any) -> None:
+    def set(self, record: Record | None, **attributes: Any) -> None:
         self.span(record).set_attributes(attributes)
 
+    def fail(self, record: Record | None, description: str) -> None:
+        self.span(record).set_status(Status(StatusCode.ERROR, description))
+
     @contextmanager
-    def stage(self, record: Record, name: str, **attributes: Any) -> Iterator[Span]:
-        """A child span of the claim, current while the block runs."""
-        with _current_span(name, self.context(record), attributes) as span:
+    def intake(self, record: Record) -> Iterator[Span]:
+        """The ``validate_event`` span of one record, current while it is decoded."""
+        with _current_span(self._tracer, "validate_event", self.context(record), {}) as span:
             yield span
 
-    def stage_span(
-        self,
-        record: Record,
-        name: str,
-        start_ns: int,
-        end_ns: int,
-        *,
-        links: Sequence[Link] = (),
-        attributes: Mapping[str, Any] | None = None,
-        error: str | None = None,
-    ) -> None:
-        """A child span of the claim for a stage that ran for the whole batch."""
-        span = tracer.start_span(
-            name,
-            context=self.context(record),
-            start_time=start_ns,
-            links=links,
-            attributes=dict(attributes or {}),
-        )
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.end(end_time=max(end_ns, start_ns))
+    @contextmanager
+    def stage(self, name: str, items: Sequence[WorkItem], **attributes: Any) -> Iterator[None]:
+        """One batch run of stage ``name`` over ``items``: times it on every item (also when it
+        fails), under a current batch span ``<name>.batch``; afterwards each claim's span of
+        ``name`` with the attributes and failure the stage recorded on its item."""
+        links = [Link(self.span(i.record).get_span_context()) for i in items if i.record]
+        batch_attributes = {"claimcoder.batch.size": len(items), **attributes}
+        started, error = time.time_ns(), None
+        clock = time.perf_counter()
+        try:
+            with _current_span(
+                self._tracer, f"{name}.batch", otel_context.Context(), batch_attributes, links
+            ) as batch:
+                try:
+                    yield
+                except BaseException as exc:
+                    error = describe(exc)
+                    raise
+        finally:
+            seconds = time.perf_counter() - clock
+            timing = StageTiming(started, started + int(seconds * 1e9))
+            self._telemetry.instruments.stage_duration.record(seconds, {"stage": name})
+            link = Link(batch.get_span_context())
+            for item in items:
+                item.timings[name] = timing
+                if item.record is None:
+                    continue
+                failed = error
+                if failed is None and item.failure is not None and item.failure.stage == name:
+                    failed = f"{name}: {describe(item.failure.error)}"
+                span = self._tracer.start_span(
+                    name,
+                    context=self.context(item.record),
+                    start_time=timing.start_ns,
+                    links=[link],
+                    attributes=item.attributes.get(name, {}),
+                )
+                if failed is not None:
+                    span.set_status(Status(StatusCode.ERROR, failed))
+                span.end(end_time=timing.end_ns)
 
-    def fail(self, record: Record, description: str) -> None:
-        self.span(record).set_status(Status(StatusCode.ERROR, description))
+    def publish_span(self, output: Any, topic: str) -> tuple[Span, otel_context.Context]:
+        """The PRODUCER span of one output (child of its claim's span) and the context its
+        headers carry on."""
+        parent = self.context(output.source)
+        span = self._tracer.start_span(
+            f"{topic} publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "publish",
+                "messaging.destination.name": topic,
+            },
+        )
+        return span, trace.set_span_in_context(span, parent)
+
+    def published(self, topic: str, label: str) -> None:
+        if topic == "coded":
+            self._telemetry.instruments.coded.add(1, {"status": label})
+        else:
+            self._telemetry.instruments.dead_lettered.add(1, {"reason": label})
 
     def close(self) -> None:
         for span in self._spans.values():
@@ -187,15 +282,8 @@ class BatchTrace:
 
 
 @contextmanager
-def batch_span(name: str, trace_: BatchTrace, **attributes: Any) -> Iterator[Span]:
-    """A span for work done once for the whole batch, linked to every claim of the batch."""
-    # a root: a batch belongs to no single claim's trace
-    with _current_span(name, otel_context.Context(), attributes, trace_.batch_links) as span:
-        yield span
-
-
-@contextmanager
 def _current_span(
+    tracer: trace.Tracer,
     name: str,
     context: otel_context.Context,
     attributes: Mapping[str, Any],
@@ -216,22 +304,6 @@ def _current_span(
         except BaseException as exc:
             span.set_status(Status(StatusCode.ERROR, describe(exc)))
             raise
-
-
-class StageClock:
-    """Wall-clock start and end of a stage, in ns for spans and in seconds for metrics."""
-
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-        self.start_ns = time.time_ns()
-        self._perf = time.perf_counter()
-        self.end_ns = self.start_ns
-
-    def stop(self) -> float:
-        seconds = time.perf_counter() - self._perf
-        self.end_ns = self.start_ns + int(seconds * 1e9)
-        stage_duration.record(seconds, {"stage": self.stage})
-        return seconds * 1000
 
 
 # --- SDK set-up (the entry point only) ------------------------------------------------------

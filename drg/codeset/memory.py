@@ -7,17 +7,11 @@ coders and ``claimcoder eval``.
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from types import MappingProxyType
 
 from drg.codeset.normalize import normalize
 from drg.codeset.source import CodeRecord
-
-
-class Validity(StrEnum):
-    BILLABLE = "billable"  # a leaf of the release: may be reported
-    NOT_BILLABLE = "not_billable"  # exists, but has more specific children
-    INVALID = "invalid"  # not code-shaped, or not in the release
+from drg.codeset.status import CodeStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +49,15 @@ class MemoryCodeSet:
         code = normalize(raw)
         return None if code is None else self.records.get(code)
 
-    def classify(self, raw: str) -> Validity:
+    def classify(self, raw: str) -> CodeStatus:
+        """BILLABLE, NOT_BILLABLE or INVALID (one code alone is never a DUPLICATE)."""
         record = self.get(raw)
         if record is None:
-            return Validity.INVALID
-        return Validity.BILLABLE if record.billable else Validity.NOT_BILLABLE
+            return CodeStatus.INVALID
+        return CodeStatus.BILLABLE if record.billable else CodeStatus.NOT_BILLABLE
 
     def is_billable(self, raw: str) -> bool:
-        return self.classify(raw) is Validity.BILLABLE
+        return self.classify(raw) is CodeStatus.BILLABLE
 
     def billable(self) -> Iterator[CodeRecord]:
         return (r for r in self.records.values() if r.billable)

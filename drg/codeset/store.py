@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, fields
 
 from sqlalchemy import Connection, Engine, RowMapping, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drg.codeset.catalog import CodesetCatalog, describe, shipped_catalog
 from drg.codeset.derive import ListedCode
 from drg.codeset.source import CodeRecord
-from drg.exceptions import ReferenceDataError
+from drg.exceptions import ReferenceDataError, wrap_database_error
 from drg.registry import CodesetSource, LoadedCodeset, ReleaseRegistry
 from drg.tables import icd10cm_codes, icd10cm_releases
 
@@ -185,11 +185,14 @@ async def read_catalog(engine: AsyncEngine, registry: ReleaseRegistry) -> Codese
     ]
     loaded: dict[str, list[ListedCode]] = {}
     if loaded_releases:
-        async with engine.connect() as connection:
-            for release in loaded_releases:
-                loaded[release] = await connection.run_sync(
-                    functools.partial(read_listed, release=release)
-                )
+        try:
+            async with engine.connect() as connection:
+                for release in loaded_releases:
+                    loaded[release] = await connection.run_sync(
+                        functools.partial(read_listed, release=release)
+                    )
+        except SQLAlchemyError as exc:
+            raise wrap_database_error(exc, "reading loaded code sets") from exc
     return shipped_catalog().merged(registry, loaded)
 
 

@@ -18,7 +18,6 @@ Redis is rebuilt from PostgreSQL first (``drg.codeset.cache.ensure_warm``).
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drg.codeset.cache import CodesetKeys, ensure_warm
 from drg.codeset.normalize import dotted, normalize
+from drg.codeset.status import CodeStatus
 from drg.exceptions import CodesetUnavailableError
 
 # KEYS[1]: the pointer hash. ARGV[1]: data key prefix, ARGV[2]: release, ARGV[3..]: codes.
@@ -55,13 +55,6 @@ return {gen, flags, texts}
 RAW_MAX_CHARS: Final = 12
 NOT_A_CODE: Final = "NOTACODE"
 _RAW_TOKEN: Final = re.compile(r"[A-Za-z0-9.]+")
-
-
-class CodeStatus(StrEnum):
-    BILLABLE = "billable"
-    NOT_BILLABLE = "not_billable"
-    INVALID = "invalid"
-    DUPLICATE = "duplicate"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,24 +6,30 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from schemas.coded import ClaimCoded
+from schemas.decode import decode_claim
+from schemas.exceptions import ContractError
+from schemas.raw import ClaimRaw
 from worker.cli.common import fail, load_settings, out, run_checked
-from worker.intake import Accepted, Rejected, accept
+from worker.intake import work_item
 from worker.pipeline import ClaimPipeline
-from worker.records import Record
 from worker.settings import Settings
-from worker.telemetry import BatchTrace
 
 
-async def _code(settings: Settings, accepted: Accepted) -> bytes:
+async def _code(settings: Settings, claim: ClaimRaw, value: bytes) -> bytes:
+    """The claim through the pipeline's stage list: no Kafka record, no tracing, no store."""
     pipeline = ClaimPipeline.from_settings(settings, record=False)
-    await pipeline.start()
-    trace = BatchTrace([accepted.record], "cli")
     try:
-        (output,) = await pipeline.process([accepted], trace)
+        await pipeline.start()
+        item = work_item(claim, value, pipeline.assessor.registry)
+        await pipeline.run([item], pipeline.telemetry.batch([]))
     finally:
-        trace.close()
         await pipeline.stop()
-    return output.value
+    if item.output is None:  # a stage failed for this claim alone: say where, by type only
+        failure = item.failure
+        assert failure is not None
+        fail(f"{failure.stage}: {type(failure.error).__name__}")
+    return ClaimCoded.model_validate(item.output).model_dump_json().encode("utf-8")
 
 
 def code(
@@ -55,8 +61,9 @@ def code(
     if provider:
         event["provider_id"] = provider
     value = json.dumps(event).encode("utf-8")
-    outcome = accept(Record("cli", 0, 0, claim_id.encode("utf-8"), value))
-    if isinstance(outcome, Rejected):
-        fail(f"{outcome.letter.error.type}: {outcome.letter.error.message}")
-    output = run_checked(_code(settings, outcome))
+    try:
+        claim = decode_claim(value)
+    except ContractError as exc:
+        fail(f"{exc.kind}: {exc.message}")
+    output = run_checked(_code(settings, claim, value))
     out.print(output.decode("utf-8"), markup=False)

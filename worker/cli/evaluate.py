@@ -14,8 +14,9 @@ from drg.codeset.catalog import shipped_catalog
 from drg.registry import ReleasePeriod
 from worker.cli.common import err, fail, load_settings, out
 from worker.coders.base import Coder
-from worker.coders.exceptions import CoderUnavailableError, EngineDeadError
-from worker.coders.factory import CoderKind, build_coder
+from worker.coders.config import CoderKind
+from worker.coders.exceptions import CoderUnavailableError, EngineStoppedError
+from worker.coders.factory import build_coder
 from worker.evaluation import Outcome, Report, run, score
 
 
@@ -75,9 +76,11 @@ def evaluate(
             fail(f"no release covers a discharge on {discharge_date.date()}")
     release = period.codeset_release if period else catalog.registry.newest_release
     try:
-        engine = build_coder(settings, coder, catalog)
+        engine = build_coder(
+            coder, retrieval=settings.retrieval, vllm=settings.vllm, catalog=catalog
+        )
         outcomes, elapsed = asyncio.run(_code(engine, texts, batch_size, period))
-    except (CoderUnavailableError, EngineDeadError) as exc:
+    except (CoderUnavailableError, EngineStoppedError) as exc:
         fail(str(exc))
     report = score(gold, outcomes, catalog.codeset(release).classify, elapsed)
     err.print(f"code set {release}")

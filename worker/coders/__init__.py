@@ -1,7 +1,7 @@
 """Coders turn narratives into candidate ICD-10-CM codes."""
 
 from worker.coders.base import Coder, CoderResult, CodingRequest
-from worker.coders.exceptions import CoderError, CoderUnavailableError, EngineDeadError
+from worker.coders.exceptions import CoderError, CoderUnavailableError, EngineStoppedError
 
 __all__ = [
     "Coder",
@@ -9,5 +9,5 @@ __all__ = [
     "CoderResult",
     "CoderUnavailableError",
     "CodingRequest",
-    "EngineDeadError",
+    "EngineStoppedError",
 ]

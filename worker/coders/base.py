@@ -59,13 +59,13 @@ class Coder(ABC):
     @abstractmethod
     async def code_batch(self, requests: Sequence[CodingRequest]) -> list[CoderResult]:
         """One result per request, in request order. Per-claim failures are results with
-        ``error`` set; only a failure of the whole engine raises (:class:`EngineDeadError`)."""
+        ``error`` set; only a failure of the whole engine raises (:class:`EngineStoppedError`)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release engines and processes; idempotent."""
 
     async def restart(self) -> None:
-        """Start again after :class:`EngineDeadError`: the pipeline's way to recover."""
+        """Start again after :class:`EngineStoppedError`: the pipeline's way to recover."""
         await self.aclose()
         await self.start()
 

@@ -15,12 +15,14 @@ class CoderError(ClaimcoderError):
         self.message = message
 
 
-class EngineDeadError(CoderError):
-    """Recoverable by restarting the engine: the whole engine stopped. The worker pauses its
-    partitions, restarts the engine and codes the batch again; no claim is lost."""
+class EngineStoppedError(CoderError):
+    """Recoverable by restarting the engine: the whole engine stopped (vLLM's own
+    ``EngineDeadError``, which means the opposite for vLLM: that engine is gone for good). The
+    inference stage restarts the engine and codes the unfinished claims again, within their
+    retry budget; no claim is lost."""
 
-    def __init__(self, message: str = "inference engine is dead") -> None:
-        super().__init__("engine_dead", message)
+    def __init__(self, message: str = "inference engine stopped") -> None:
+        super().__init__("engine_stopped", message)
 
 
 class CoderUnavailableError(ClaimcoderError):

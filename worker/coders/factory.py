@@ -1,27 +1,30 @@
 """The configured coder: the embedded retrieval coder, or vLLM (imported only when asked for)."""
 
 import importlib.util
-from typing import Literal
 
 from drg.codeset.catalog import CodesetCatalog
 from worker.coders.base import Coder
+from worker.coders.config import CoderKind
 from worker.coders.exceptions import CoderUnavailableError
 from worker.coders.retrieval.coder import RetrievalCoder
-from worker.settings import Settings
+from worker.coders.retrieval.config import RetrievalSettings
+from worker.coders.vllm.config import VLLMSettings
 
-CoderKind = Literal["retrieval", "vllm"]
 VLLM_HINT = "pip install 'claimcoder[gpu]' (CUDA) or 'claimcoder[cpu-llm]'"
 
 
 def build_coder(
-    settings: Settings, kind: CoderKind | None = None, catalog: CodesetCatalog | None = None
+    kind: CoderKind,
+    *,
+    retrieval: RetrievalSettings,
+    vllm: VLLMSettings,
+    catalog: CodesetCatalog | None = None,
 ) -> Coder:
-    """A coder of ``kind`` (default: ``settings.coder.kind``), not yet started, serving the
-    code-set releases of ``catalog`` (default: those claimcoder ships, ``shipped_catalog()``).
-    Raises CoderUnavailableError for an unknown kind or a missing vLLM."""
-    kind = kind or settings.coder.kind
+    """A coder of ``kind``, not yet started, with its own settings, serving the code-set
+    releases of ``catalog`` (default: those claimcoder ships, ``shipped_catalog()``). Raises
+    CoderUnavailableError for an unknown kind or a missing vLLM."""
     if kind == "retrieval":
-        return RetrievalCoder(settings.retrieval, catalog)
+        return RetrievalCoder(retrieval, catalog)
     if kind == "vllm":
         # find_spec, not import: importing vllm takes seconds and the coder imports it anyway
         if importlib.util.find_spec("vllm") is None:
@@ -29,5 +32,5 @@ def build_coder(
         # imported here: a worker on the retrieval coder never loads the engine's modules
         from worker.coders.vllm.coder import VLLMCoder
 
-        return VLLMCoder(settings.vllm, catalog=catalog)
+        return VLLMCoder(vllm, catalog=catalog)
     raise CoderUnavailableError(f"unknown coder kind {kind!r}")

@@ -14,7 +14,7 @@ start (off the event loop) and compiled by the engine during the warm-up, one re
 
 Failures: a claim that times out, is rejected or cannot be parsed, or whose release the catalog
 does not hold (``unknown_release``), gets a per-claim CoderError; a dead engine raises
-EngineDeadError for the whole batch, and `restart` (or `start`) replaces the engine. A cancelled
+EngineStoppedError for the whole batch, and `restart` (or `start`) replaces the engine. A cancelled
 batch aborts its requests before the cancellation propagates.
 """
 
@@ -28,7 +28,7 @@ from drg.codeset.catalog import CodesetCatalog, shipped_catalog
 from drg.exceptions import ReferenceDataError
 from schemas.coded import ModelInfo
 from worker.coders.base import Coder, CoderResult, CodingRequest
-from worker.coders.exceptions import CoderError, CoderUnavailableError, EngineDeadError
+from worker.coders.exceptions import CoderError, CoderUnavailableError, EngineStoppedError
 from worker.coders.vllm.config import VLLMSettings
 from worker.coders.vllm.engine import VLLMEngine
 from worker.coders.vllm.grammar import billable_codes
@@ -96,7 +96,7 @@ class VLLMCoder(Coder):
             await self._start_locked(restart=False)
 
     async def restart(self) -> None:
-        """Replace the engine, dead or alive: what the worker calls after EngineDeadError."""
+        """Replace the engine, dead or alive: what the worker calls after EngineStoppedError."""
         async with self._lock:
             await self._start_locked(restart=True)
 
@@ -196,7 +196,7 @@ class VLLMCoder(Coder):
     # -- coding ----------------------------------------------------------------------------------
     async def code_batch(self, requests: Sequence[CodingRequest]) -> list[CoderResult]:
         if self._ready_generation == 0:
-            raise EngineDeadError("the vLLM coder is not started")
+            raise EngineStoppedError("the vLLM coder is not started")
         started = time.perf_counter()
         newest = self.catalog.registry.newest_release
         results = await self._code_all([(r, r.codeset_release or newest) for r in requests])
@@ -209,10 +209,10 @@ class VLLMCoder(Coder):
         return results
 
     async def _code_all(self, jobs: Sequence[tuple[CodingRequest, str]]) -> list[CoderResult]:
-        """All requests, each with its code-set release, at once; the first EngineDeadError
+        """All requests, each with its code-set release, at once; the first EngineStoppedError
         cancels the rest and is raised."""
         if self.engine.dead:
-            raise EngineDeadError()
+            raise EngineStoppedError()
         tasks = [asyncio.create_task(self._code_one(r, release)) for r, release in jobs]
         if not tasks:
             return []
@@ -228,8 +228,8 @@ class VLLMCoder(Coder):
         for task in tasks:
             error = task.exception()
             if error is not None:
-                if isinstance(error, EngineDeadError):
-                    raise EngineDeadError() from error
+                if isinstance(error, EngineStoppedError):
+                    raise EngineStoppedError() from error
                 raise error  # a bug: _code_one turns every other failure into a result
             results.append(task.result())
         return results
@@ -254,7 +254,7 @@ class VLLMCoder(Coder):
                 completion = await self.engine.generate(
                     messages, params, lora, self.settings.request_timeout_s
                 )
-            except EngineDeadError:
+            except EngineStoppedError:
                 raise
             except CoderError as exc:
                 latency_ms = (time.perf_counter() - started) * 1000

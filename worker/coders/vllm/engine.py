@@ -2,7 +2,7 @@
 
 The engine core runs in child processes (on the CPU build: ``VLLM::EngineCore`` and its
 ``VLLM::Worker``); vLLM watches them and marks the engine dead when one exits. This module turns
-that into :class:`EngineDeadError` (recoverable: restart and code the batch again) and makes sure
+that into :class:`EngineStoppedError` (recoverable: restart and code the batch again) and makes sure
 no engine process outlives the worker:
 
 - `aclose` shuts the engine down and waits for its processes;
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import psutil
 
-from worker.coders.exceptions import CoderError, CoderUnavailableError, EngineDeadError
+from worker.coders.exceptions import CoderError, CoderUnavailableError, EngineStoppedError
 from worker.coders.vllm.config import VLLMSettings
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ class VLLMEngine:
         if isinstance(handler, asyncio.Task) and llm.get_num_unfinished_requests() == 0:
             # Idle: stop reading outputs first, or vLLM logs the engine core's exit during
             # shutdown as a failure. With requests in flight it must keep running, so that
-            # they end with EngineDeadError instead of waiting forever.
+            # they end with EngineStoppedError instead of waiting forever.
             handler.cancel()
             await asyncio.gather(handler, return_exceptions=True)
         await asyncio.to_thread(self.shutdown_now)
@@ -315,7 +315,7 @@ class VLLMEngine:
         For measurements and tests that need a known batch (vLLM's `pause_generation`)."""
         llm = self._llm
         if llm is None or llm.errored:
-            raise EngineDeadError("the vLLM engine is not running")
+            raise EngineStoppedError("the vLLM engine is not running")
         await llm.pause_generation(mode="keep", clear_cache=False)
         try:
             yield
@@ -360,7 +360,7 @@ class VLLMEngine:
         """Load an adapter now: a bad adapter fails the start, not the first claims."""
         llm = self._llm
         if llm is None or llm.errored:
-            raise EngineDeadError("the vLLM engine is not running")
+            raise EngineStoppedError("the vLLM engine is not running")
         try:
             await llm.add_lora(lora)
         except Exception as exc:
@@ -376,15 +376,15 @@ class VLLMEngine:
         timeout_s: float,
     ) -> Completion:
         """One chat completion. Raises CoderError(timeout | rejected | engine_error) for this
-        request, EngineDeadError when the engine is gone; on cancellation the request is
+        request, EngineStoppedError when the engine is gone; on cancellation the request is
         aborted and CancelledError re-raised. The request never outlives this call."""
         llm = self._llm
         if llm is None or llm.errored:
-            raise EngineDeadError("the vLLM engine is not running")
+            raise EngineStoppedError("the vLLM engine is not running")
         from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
         from vllm.renderers.params import ChatParams
-        from vllm.v1.engine.exceptions import EngineDeadError as VLLMEngineDeadError
+        from vllm.v1.engine.exceptions import EngineDeadError
 
         request_id = f"claimcoder-{uuid.uuid4().hex}"
         finished = False
@@ -408,8 +408,8 @@ class VLLMEngine:
             raise
         except TimeoutError:
             raise CoderError("timeout", f"no answer within {timeout_s:g} s") from None
-        except VLLMEngineDeadError as exc:
-            raise EngineDeadError() from exc
+        except EngineDeadError as exc:  # vLLM's: the engine is gone (fatal for it)
+            raise EngineStoppedError() from exc
         except VLLMClientError as exc:
             # Validation (e.g. a prompt longer than the context). The message may quote input.
             raise CoderError(
@@ -417,7 +417,7 @@ class VLLMEngine:
             ) from None
         except Exception as exc:
             if llm.errored:
-                raise EngineDeadError() from exc
+                raise EngineStoppedError() from exc
             raise CoderError("engine_error", f"generation failed: {type(exc).__name__}") from exc
         finally:
             if not finished and not llm.errored:

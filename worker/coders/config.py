@@ -1,0 +1,17 @@
+"""Settings of the coder component (``CLAIMCODER_CODER_*``): which coder, and how often a claim
+it fails is tried again. Each coder has its own settings beside it (``retrieval/config.py``,
+``vllm/config.py``)."""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CoderKind = Literal["retrieval", "vllm"]
+
+
+class CoderSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: CoderKind = "retrieval"
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    retry_backoff_s: Annotated[float, Field(ge=0)] = 0.5

@@ -1,0 +1,99 @@
+"""What the worker publishes: one ``claims.coded`` event per claim, or one ``claims.dlq``
+letter per record it could not take. The one builder of each."""
+
+import base64
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from drg.assess import finish, not_coded
+from schemas.coded import ClaimCoded, ModelInfo
+from schemas.dlq import DeadLetter, DeadLetterError, OriginalHeader
+from worker.event_ids import dead_letter_id
+from worker.records import Record
+from worker.work import WorkItem
+
+#: claims.coded ``timings_ms`` keys of the stages timed per batch, as the contract has them.
+TIMED_STAGES = {
+    "inference": "inference",
+    "validate_codes": "validate_codes",
+    "drg.group": "drg_group",
+    "drg.price": "drg_price",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One event to publish."""
+
+    topic: Literal["coded", "dlq"]
+    key: bytes | None
+    value: bytes = field(repr=False)
+    headers: tuple[tuple[str, bytes], ...] = ()
+    source: Record | None = None  # the input it answers: its trace is the output's parent
+    label: str = ""  # status or dead-letter reason, for metrics
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def dead_letter(record: Record, *, stage: str, kind: str, message: str) -> Outgoing:
+    """The letter of a record the worker could not take: the reason (``stage``, ``kind`` and a
+    message that never quotes the record) and the record's original bytes, base64."""
+    letter = DeadLetter(
+        event_id=dead_letter_id(record),
+        error=DeadLetterError(stage=stage, type=kind, message=message),
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp_ms,
+        key=_b64(record.key),
+        value=_b64(record.value),
+        headers=[OriginalHeader(key=k, value=_b64(v)) for k, v in record.headers],
+        failed_at=dt.datetime.now(dt.UTC),
+    )
+    return Outgoing(
+        "dlq", record.key, letter.model_dump_json().encode("utf-8"), source=record, label=kind
+    )
+
+
+def coded_event(item: WorkItem, model: ModelInfo) -> ClaimCoded:
+    """The ``claims.coded`` event of a claim whose stages are done: its assessment (or, when
+    its coder failed every attempt, ``needs_review`` / ``coder_error``), the model that coded
+    it, and the time each stage took for its batch."""
+    timings = {
+        key: round(item.timings[stage].ms, 3)
+        for stage, key in TIMED_STAGES.items()
+        if stage in item.timings
+    }
+    if item.assessment is not None and item.failure is None:
+        assessment = finish(item.assessment, {k: v for k, v in timings.items()})
+    else:
+        assessment = not_coded(item.claim_id, item.period, "coder_error")
+    coded = item.coded
+    if coded is not None and coded.adapter and coded.adapter != model.adapter:
+        model = model.model_copy(update={"adapter": coded.adapter})
+    fields: dict[str, Any] = {
+        **assessment.coded_fields(),
+        "event_id": item.event_id,
+        "claim_id": item.claim_id,
+        "model": model.model_dump(mode="json"),
+        "discharge_date": item.claim.discharge_date,
+        "timings_ms": timings,
+        "coded_at": dt.datetime.now(dt.UTC),
+    }
+    return ClaimCoded.model_validate(fields)
+
+
+def coded_output(item: WorkItem) -> Outgoing:
+    """The stored event of ``item`` (``store``), ready to publish, keyed by ``claim_id``."""
+    assert item.output is not None
+    event = ClaimCoded.model_validate(item.output)
+    return Outgoing(
+        "coded",
+        item.claim_id.encode("utf-8"),
+        event.model_dump_json().encode("utf-8"),
+        source=item.record,
+        label=event.status,
+    )
