@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from importlib.resources.abc import Traversable
 from typing import Final
 
-from drg.codeset.normalize import normalize
+from drg.codeset.normalize import nearest_listed_parent, normalize
 from drg.codeset.source import CodeRecord
 from drg.exceptions import ReferenceDataError
 
@@ -190,14 +190,7 @@ def derive_records(base: Sequence[CodeRecord], listed: Sequence[ListedCode]) -> 
             raise ReferenceDataError(f"{entry.code} has no title")
     ordered = _ordered(base, listed)
     codes = {e.code for e in ordered}
-
-    def parent_of(code: str) -> str | None:
-        for end in range(len(code) - 1, 2, -1):
-            if code[:end] in codes:
-                return code[:end]
-        return None
-
-    parents = {p for c in codes if (p := parent_of(c)) is not None}
+    parents = {p for c in codes if (p := nearest_listed_parent(c, codes)) is not None}
     base_records = {r.code: r for r in base}
     records: list[CodeRecord] = []
     previous: CodeRecord | None = None
@@ -208,7 +201,7 @@ def derive_records(base: Sequence[CodeRecord], listed: Sequence[ListedCode]) -> 
         if not entry.billable and leaf:
             raise ReferenceDataError(f"{entry.code} is a header but no code extends it")
         known = base_records.get(entry.code)
-        parent = parent_of(entry.code)
+        parent = nearest_listed_parent(entry.code, codes)
         if known is not None and (known.description, known.billable, known.parent) == (
             entry.description,
             entry.billable,

@@ -4,6 +4,7 @@ Pure functions, no I/O: the validator, the coders and the grouper all agree thro
 """
 
 import re
+from collections.abc import Container
 from typing import Final
 
 from schemas.icd10cm import UNDOTTED_CODE
@@ -37,3 +38,13 @@ def normalize(raw: str) -> str | None:
 def dotted(code: str) -> str:
     """Display form of an undotted code: "S82201A" -> "S82.201A"."""
     return code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
+
+
+def nearest_listed_parent(code: str, listed: Container[str]) -> str | None:
+    """The longest proper prefix of an undotted ``code`` (3 characters at least) that ``listed``
+    holds: its parent in the code list ("S82201" for "S82201A", "S82" for "S8220" when S822 is
+    not listed), or None for a category."""
+    for end in range(len(code) - 1, 2, -1):
+        if code[:end] in listed:
+            return code[:end]
+    return None

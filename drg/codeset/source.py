@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from drg.codeset.normalize import dotted
+from drg.codeset.normalize import dotted, nearest_listed_parent
 from drg.exceptions import ReferenceDataError
 from drg.registry import PackagedCodeset
 
@@ -132,14 +132,7 @@ def read_release(files: ReleaseFiles) -> Iterator[CodeRecord]:
     codes = _read_code_list(files.code_list)
     listed = set(codes)
     xml = _parse_xml(files.tabular_xml)
-
-    def parent_of(code: str) -> str | None:
-        for end in range(len(code) - 1, 2, -1):
-            if code[:end] in listed:
-                return code[:end]
-        return None
-
-    parents = {p for c in codes if (p := parent_of(c)) is not None}
+    parents = {p for c in codes if (p := nearest_listed_parent(c, listed)) is not None}
     for code in codes:
         node = xml.get(code)
         includes: tuple[str, ...] = ()
@@ -163,7 +156,7 @@ def read_release(files: ReleaseFiles) -> Iterator[CodeRecord]:
             code=code,
             description=description,
             billable=code not in parents,
-            parent=parent_of(code),
+            parent=nearest_listed_parent(code, listed),
             chapter=chapter,
             inclusion_terms=terms,
             includes=includes,
