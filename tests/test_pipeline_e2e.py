@@ -40,7 +40,15 @@ from tests.support import fetch, running_worker
 from worker.prepare import prepare_reference_data
 from worker.settings import Settings
 
-STAGES = ("validate_event", "inference", "validate_codes", "drg.group", "drg.price", "store")
+STAGES = (
+    "validate_event",
+    "inference",
+    "apply_conventions",
+    "validate_codes",
+    "drg.group",
+    "drg.price",
+    "store",
+)
 CONSUMER, PRODUCER = 5, 4  # opentelemetry.proto.trace.v1.Span.SpanKind
 
 

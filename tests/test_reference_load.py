@@ -264,6 +264,21 @@ def test_an_operator_replaces_a_shipped_fiscal_year_and_the_seed_keeps_it(
         "702.97",
     )
     assert fields["drg"]["relative_weight"] == "1.2700"
+    # the worker's path too: the code set under the shipped name is the operator's, built from
+    # PostgreSQL, and the coders and conventions read it (once hit an endless recursion)
+    coded = json.loads(
+        invoke(
+            migrated,
+            *("code", "Dilated cardiomyopathy.", "--age", "70", "--sex", "M"),
+            *("--discharge-date", "2026-11-20"),
+        ).stdout
+    )
+    assert (coded["status"], coded["fiscal_year"], coded["codeset_release"]) == (
+        "estimated",
+        2027,
+        "2026-10",
+    )
+    assert [c["code"] for c in coded["codes"]] == ["I42.00"]
 
 
 def test_a_code_set_name_taken_by_other_codes_is_refused(

@@ -39,7 +39,14 @@ from worker.work import WorkItem
 pytest_plugins = ("tests.reference_fixtures",)
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("inference", "validate_codes", "drg.group", "drg.price", "store")
+STAGES = (
+    "inference",
+    "apply_conventions",
+    "validate_codes",
+    "drg.group",
+    "drg.price",
+    "store",
+)
 
 
 # --- one list of stages ----------------------------------------------------------------------

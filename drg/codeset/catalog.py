@@ -46,7 +46,8 @@ class CodesetCatalog:
         self.registry = registry
         self.shipped = shipped or ReleaseRegistry.load()
         self._loaded = dict(loaded or {})
-        self._records: dict[str, list[CodeRecord]] = {}
+        self._records: dict[str, list[CodeRecord]] = {}  # loaded releases, by name
+        self._shipped_records: dict[str, list[CodeRecord]] = {}  # as claimcoder ships them
         self._codesets: dict[str, MemoryCodeSet] = {}
         self._lock = threading.RLock()
 
@@ -59,9 +60,7 @@ class CodesetCatalog:
             return self
         other = CodesetCatalog(registry, loaded, self.shipped)
         with self._lock:
-            for release, records in self._records.items():
-                if release not in loaded:
-                    other._records[release] = records
+            other._shipped_records = self._shipped_records  # shared: they never change
             for release, codeset in self._codesets.items():
                 if release not in loaded:
                     other._codesets[release] = codeset
@@ -80,10 +79,36 @@ class CodesetCatalog:
     def records(self, release: str) -> list[CodeRecord]:
         """Every code of ``release`` in code-list order. Raises ReferenceDataError when its files
         are missing or break the conventions (drg.codeset.derive)."""
+        source = self.source(release)
+        if not isinstance(source, LoadedCodeset):
+            return self.shipped_records(release)
         with self._lock:
             found = self._records.get(release)
             if found is None:
-                found = self._records[release] = self._build(self.source(release))
+                listed = self._loaded.get(release)
+                if listed is None:
+                    raise ReferenceDataError(
+                        f"code set {release} was loaded into PostgreSQL; read it from there first"
+                    )
+                # codes the newest shipped release also lists keep its notes; a loaded release
+                # may bear a shipped one's name (an operator's FY2027): the shipped one is meant
+                base = self.shipped_records(self.shipped.newest_release)
+                found = self._records[release] = derive_records(base, listed)
+            return found
+
+    def shipped_records(self, release: str) -> list[CodeRecord]:
+        """The records of ``release`` as claimcoder ships it (``drg/data/releases.json``)."""
+        with self._lock:
+            found = self._shipped_records.get(release)
+            if found is None:
+                source = self.shipped.codeset(release)
+                if isinstance(source, PackagedCodeset):
+                    found = list(read_release(packaged_files(source)))
+                else:
+                    assert isinstance(source, DerivedCodeset)  # the shipped registry has no other
+                    base = self.shipped_records(source.base)
+                    found = derive_records(base, apply_changes(base, read_changes(source.changes)))
+                self._shipped_records[release] = found
             return found
 
     def codeset(self, release: str) -> MemoryCodeSet:
@@ -95,19 +120,6 @@ class CodesetCatalog:
                     release, source.fiscal_year, self.records(release)
                 )
             return found
-
-    def _build(self, source: CodesetSource) -> list[CodeRecord]:
-        if isinstance(source, PackagedCodeset):
-            return list(read_release(packaged_files(source)))
-        if isinstance(source, DerivedCodeset):
-            base = self.records(source.base)
-            return derive_records(base, apply_changes(base, read_changes(source.changes)))
-        listed = self._loaded.get(source.release)
-        if listed is None:
-            raise ReferenceDataError(
-                f"code set {source.release} was loaded into PostgreSQL; read it from there first"
-            )
-        return derive_records(self.records(self.shipped.newest_release), listed)
 
 
 def describe(source: CodesetSource) -> str:

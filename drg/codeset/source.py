@@ -5,12 +5,19 @@ The package's own lookups are linear scans and its import takes seconds, so the 
 directly: the code list decides which codes exist (it holds every level, 7-character codes included,
 and drops combinations the XML would allow), the tabular XML gives descriptions, inclusion terms and
 7th-character meanings. A code is billable when it is a leaf of the list.
+
+The same XML also gives the instructional notes the ICD-10-CM conventions act on (Excludes1,
+"code first", "use additional code": Official Guidelines I.A.12-I.A.13), printed under codes,
+sections and chapters: :func:`read_notes`. The XML is parsed once per process and file.
 """
 
+import functools
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Final
 
 from lxml import etree
 
@@ -61,6 +68,53 @@ class _XmlNode:
     chapter: int
 
 
+@dataclass(frozen=True, slots=True)
+class NodeNotes:
+    """The instructional notes printed under one entry of the tabular list (a code, a section or
+    a chapter): its own notes only, each text whitespace-collapsed, in the tabular's order.
+    ``code_first`` and ``use_additional`` keep the lead-in notes ("code to identify control
+    using:") beside the notes that name codes, as the XML has them."""
+
+    excludes1: tuple[str, ...] = ()  # <excludes1>: "type 1 diabetes mellitus (E10.-)"
+    code_first: tuple[str, ...] = ()  # <codeFirst>: "Alzheimer's (G30.-)"
+    use_additional: tuple[str, ...] = ()  # <useAdditionalCode>: "insulin (Z79.4)"
+
+    @property
+    def empty(self) -> bool:
+        return not (self.excludes1 or self.code_first or self.use_additional)
+
+
+_NO_NOTES: Final = NodeNotes()
+
+
+@dataclass(frozen=True, slots=True)
+class TabularNotesSource:
+    """The Excludes1, "code first" and "use additional code" notes of a release's tabular XML,
+    where the XML prints them. Entries without any of these notes are left out of ``codes``,
+    ``sections`` and ``chapters``.
+
+    ``category_sections`` names, for every category of the XML in tabular order, the sections
+    that hold it, innermost first: its own section, then any heading section whose range covers
+    it. A heading section is a ``<section>`` without codes of its own that heads the sections
+    after it ("V00-V99" Transport accidents over "V00-V09" ... "V98-V99"; "C00-C96" over
+    "C00-C75" over "C00-C14"); its notes apply to every code of its range like a section's."""
+
+    release: str
+    codes: Mapping[str, NodeNotes]  # undotted <diag> name ("E11", "E119") -> own notes
+    sections: Mapping[str, NodeNotes]  # section id ("I10-I1A", "T07") -> own notes
+    chapters: Mapping[int, NodeNotes]  # chapter number (1-22) -> own notes
+    category_sections: Mapping[str, tuple[str, ...]]  # "V43" -> ("V40-V49", "V00-V99")
+
+
+@dataclass(frozen=True, slots=True)
+class _Tabular:
+    nodes: Mapping[str, _XmlNode]  # undotted <diag> name -> texts
+    codes: Mapping[str, NodeNotes]
+    sections: Mapping[str, NodeNotes]
+    chapters: Mapping[int, NodeNotes]
+    category_sections: Mapping[str, tuple[str, ...]]
+
+
 def packaged_files(source: PackagedCodeset) -> ReleaseFiles:
     """Where the files of a packaged release are inside the installed package. Raises
     ReferenceDataError when the package or a file is missing."""
@@ -85,9 +139,31 @@ def _text(node: etree._Element) -> str:
     return " ".join("".join(node.itertext()).split())
 
 
-def _parse_xml(path: Path) -> dict[str, _XmlNode]:
-    """Every ``<diag>`` by undotted name, with inherited 7th-character definitions."""
+_NOTE_TAGS: Final = ("excludes1", "codeFirst", "useAdditionalCode")  # NodeNotes' fields
+
+
+def _notes(entry: etree._Element) -> NodeNotes:
+    found: dict[str, list[str]] = {}
+    for child in entry:  # one pass over the children: most entries have none of these notes
+        if child.tag in _NOTE_TAGS:
+            texts = found.setdefault(child.tag, [])
+            texts.extend(t for n in child.iterchildren("note") if (t := _text(n)))
+    if not found:
+        return _NO_NOTES
+    return NodeNotes(*(tuple(found.get(tag, ())) for tag in _NOTE_TAGS))
+
+
+@functools.cache
+def _parse_xml(path: Path) -> _Tabular:
+    """Every ``<diag>`` by undotted name, with inherited 7th-character definitions, and the
+    notes of every code, section and chapter. Cached per path: the file is read-only package
+    data, and parsing it takes seconds. Raises ReferenceDataError on a ``<diag>`` without name
+    or description or a ``<section>`` without id."""
     nodes: dict[str, _XmlNode] = {}
+    codes: dict[str, NodeNotes] = {}
+    sections: dict[str, NodeNotes] = {}
+    chapters: dict[int, NodeNotes] = {}
+    category_sections: dict[str, tuple[str, ...]] = {}
     root = etree.parse(str(path)).getroot()
 
     def walk(diag: etree._Element, chapter: int, seven: dict[str, str] | None) -> None:
@@ -103,18 +179,41 @@ def _parse_xml(path: Path) -> dict[str, _XmlNode]:
         excludes = tuple(
             _text(n) for n in (*diag.findall("excludes1/note"), *diag.findall("excludes2/note"))
         )
-        nodes[name.replace(".", "")] = _XmlNode(
-            " ".join(desc.split()), terms, includes, excludes, seven, chapter
-        )
+        code = name.replace(".", "")
+        nodes[code] = _XmlNode(" ".join(desc.split()), terms, includes, excludes, seven, chapter)
+        notes = _notes(diag)
+        if not notes.empty:
+            codes[code] = notes
         for child in diag.findall("diag"):
             walk(child, chapter, seven)
 
     for chapter in root.findall("chapter"):
         number = int(chapter.findtext("name") or 0)
+        if not (notes := _notes(chapter)).empty:
+            chapters[number] = notes
+        headings: list[tuple[str, str]] = []  # open heading sections: (id, last category)
         for section in chapter.findall("section"):
-            for diag in section.findall("diag"):
+            section_id = section.get("id")
+            if not section_id:
+                raise ReferenceDataError(f"{path.name}: a <section> without id")
+            if not (notes := _notes(section)).empty:
+                sections[section_id] = notes
+            diags = section.findall("diag")
+            if not diags:
+                headings.insert(0, (section_id, section_id.rpartition("-")[2]))
+                continue
+            for diag in diags:
                 walk(diag, number, None)
-    return nodes
+                category = diag.findtext("name")
+                category_sections[category] = (section_id, *(h for h, _ in headings))
+                headings = [(h, last) for h, last in headings if last != category]
+    return _Tabular(
+        nodes,
+        MappingProxyType(codes),
+        MappingProxyType(sections),
+        MappingProxyType(chapters),
+        MappingProxyType(category_sections),
+    )
 
 
 def _read_code_list(path: Path) -> list[str]:
@@ -131,7 +230,7 @@ def read_release(files: ReleaseFiles) -> Iterator[CodeRecord]:
     """All codes of a release, in code-list order."""
     codes = _read_code_list(files.code_list)
     listed = set(codes)
-    xml = _parse_xml(files.tabular_xml)
+    xml = _parse_xml(files.tabular_xml).nodes
     parents = {p for c in codes if (p := nearest_listed_parent(c, listed)) is not None}
     for code in codes:
         node = xml.get(code)
@@ -162,3 +261,18 @@ def read_release(files: ReleaseFiles) -> Iterator[CodeRecord]:
             includes=includes,
             excludes=excludes,
         )
+
+
+def read_notes(files: ReleaseFiles) -> TabularNotesSource:
+    """The Excludes1, "code first" and "use additional code" notes of ``files.tabular_xml``, as
+    printed under each code, section and chapter (own notes only: what applies to a code through
+    its ancestors, section and chapter is ``drg.conventions.notes``). Shares the parse with
+    :func:`read_release`. Raises ReferenceDataError as :func:`read_release` does."""
+    tabular = _parse_xml(files.tabular_xml)
+    return TabularNotesSource(
+        files.release,
+        tabular.codes,
+        tabular.sections,
+        tabular.chapters,
+        tabular.category_sections,
+    )

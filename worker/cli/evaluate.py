@@ -11,18 +11,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from drg.codeset.catalog import shipped_catalog
+from drg.conventions.apply import Conventions, conventions_for
+from drg.grouping import GroupingEngine
 from drg.registry import ReleasePeriod
 from worker.cli.common import err, fail, load_settings, out
 from worker.coders.base import Coder
 from worker.coders.config import CoderKind
 from worker.coders.exceptions import CoderUnavailableError, EngineStoppedError
 from worker.coders.factory import build_coder
-from worker.evaluation import Outcome, Report, run, score
+from worker.evaluation import Outcome, Patient, Report, drg_agreement, run, score
 
 
-def _read(path: Path, text_field: str, codes_field: str) -> tuple[list[str], list[list[str]]]:
+def _read(
+    path: Path, text_field: str, codes_field: str, age_field: str | None, sex_field: str | None
+) -> tuple[list[str], list[list[str]], list[Patient | None]]:
     texts: list[str] = []
     codes: list[list[str]] = []
+    patients: list[Patient | None] = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -41,9 +46,17 @@ def _read(path: Path, text_field: str, codes_field: str) -> tuple[list[str], lis
             fail(f"{path}:{number}: no list of strings {codes_field!r}")
         texts.append(text)
         codes.append(gold)
+        age = record.get(age_field) if age_field else None
+        sex = record.get(sex_field) if sex_field else None
+        if age is None or sex is None:
+            patients.append(None)
+        elif isinstance(age, int) and 0 <= age <= 124 and sex in ("M", "F", "U"):
+            patients.append(Patient(age, sex))
+        else:
+            fail(f"{path}:{number}: {age_field!r} must be 0-124 and {sex_field!r} M, F or U")
     if not texts:
         fail(f"{path}: no documents")
-    return texts, codes
+    return texts, codes, patients
 
 
 def evaluate(
@@ -60,29 +73,64 @@ def evaluate(
         typer.Option(
             formats=["%Y-%m-%d"],
             help="Code the documents as claims discharged on this date: its code-set release "
-            "is the one coded and checked against [default: the newest release].",
+            "and MS-DRG version are the ones used [default: the newest period].",
         ),
     ] = None,
+    conventions: Annotated[
+        bool,
+        typer.Option(help="Score the codes after ICD-10-CM's conventions, as the pipeline bills."),
+    ] = True,
+    principal_first: Annotated[
+        bool,
+        typer.Option(help="The gold lists are ordered, principal diagnosis first."),
+    ] = False,
+    age_field: Annotated[
+        str | None, typer.Option(help="Field with the age (with --principal-first: DRGs).")
+    ] = None,
+    sex_field: Annotated[str | None, typer.Option(help="Field with the sex, M/F/U.")] = None,
 ) -> None:
     """Micro, per-document and category F1, exact match, format compliance, hallucinated and
-    non-billable code rates, and mean predicted vs gold codes of a coder on gold-coded text."""
+    non-billable code rates, mean predicted vs gold codes and, for ordered gold lists, principal
+    accuracy and MS-DRG agreement of a coder on gold-coded text."""
     settings = load_settings()
-    texts, gold = _read(file, text_field, codes_field)
+    texts, gold, patients = _read(file, text_field, codes_field, age_field, sex_field)
     catalog = shipped_catalog()
-    period = None
+    period = catalog.registry.periods[-1]
     if discharge_date is not None:
-        period = catalog.registry.period_for(discharge_date.date())
-        if period is None:
+        found = catalog.registry.period_for(discharge_date.date())
+        if found is None:
             fail(f"no release covers a discharge on {discharge_date.date()}")
-    release = period.codeset_release if period else catalog.registry.newest_release
+        period = found
+    release = period.codeset_release
+    codeset = catalog.codeset(release)
+    rules = conventions_for(catalog, release) if conventions else None
     try:
         engine = build_coder(
             coder, retrieval=settings.retrieval, vllm=settings.vllm, catalog=catalog
         )
-        outcomes, elapsed = asyncio.run(_code(engine, texts, batch_size, period))
+        outcomes, elapsed = asyncio.run(_code(engine, texts, batch_size, period, rules))
     except (CoderUnavailableError, EngineStoppedError) as exc:
         fail(str(exc))
-    report = score(gold, outcomes, catalog.codeset(release).classify, elapsed)
+    agreement = None
+    if principal_first and any(p is not None for p in patients):
+        with GroupingEngine() as grouper:
+            agreement = drg_agreement(
+                gold,
+                outcomes,
+                patients,
+                grouper,
+                codeset.is_billable,
+                period.start,
+                period.msdrg_version,
+            )
+    report = score(
+        gold,
+        outcomes,
+        codeset.classify,
+        elapsed,
+        principal_first=principal_first,
+        drg_agreement=agreement,
+    )
     err.print(f"code set {release}")
     err.print(_table(report, engine.info.model))
     figures = json.dumps(report.to_dict(), indent=2)
@@ -94,7 +142,11 @@ def evaluate(
 
 
 async def _code(
-    engine: Coder, texts: list[str], batch_size: int, period: ReleasePeriod | None
+    engine: Coder,
+    texts: list[str],
+    batch_size: int,
+    period: ReleasePeriod | None,
+    rules: Conventions | None,
 ) -> tuple[list[Outcome], float]:
     async with engine:
         with Progress(
@@ -106,7 +158,9 @@ async def _code(
             transient=True,
         ) as bar:
             task = bar.add_task("coding", total=len(texts))
-            return await run(engine, texts, batch_size, lambda n: bar.advance(task, n), period)
+            return await run(
+                engine, texts, batch_size, lambda n: bar.advance(task, n), period, rules
+            )
 
 
 def _table(report: Report, model: str) -> Table:
@@ -127,8 +181,14 @@ def _table(report: Report, model: str) -> Table:
         ("hallucination rate", f"{r.hallucination_rate:.3f}"),
         ("non-billable rate", f"{r.non_billable_rate:.3f}"),
         ("mean predicted / gold codes", f"{r.mean_predicted:.2f} / {r.mean_gold:.2f}"),
+        ("principal accuracy", _maybe(r.principal_accuracy)),
+        ("MS-DRG agreement", _maybe(r.drg_agreement)),
         ("errors", str(r.errors)),
         ("docs/s", f"{r.docs_per_s:.1f}"),
     ):
         table.add_row(name, "", "", value)
     return table
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -484,6 +484,7 @@ def estimate(
         discharge_status=discharge_status,
         provider_id=provider_id.strip().upper() if provider_id else None,
         wage_index=override,
+        check_conventions=True,  # a person's codes: flag convention breaks, never fix them
     )
     fields = run_checked(_assess(settings, item))
     if as_json:

@@ -26,6 +26,7 @@ import bm25s
 import numpy as np
 import numpy.typing as npt
 
+from drg.codeset.hierarchy import default_leaf
 from drg.codeset.memory import MemoryCodeSet
 from drg.codeset.source import CodeRecord
 from schemas.icd10cm import DOTTED_CODE
@@ -128,16 +129,6 @@ def _with_side(text: str, side: str) -> list[str]:
     return variants
 
 
-def _default_rank(record: CodeRecord) -> tuple[int, int, int]:
-    """How much a child reads like its parent's default; (0, 0, 0) for none of it."""
-    text = record.description.lower()
-    return (
-        int("without complication" in text or "uncomplicated" in text),
-        text.count("unspecified") - int("with unspecified" in text),
-        int(record.code.endswith("9") and not text.startswith("other")),
-    )
-
-
 class CodeIndex:
     """Entries of one code set, their BM25 index, and resolution to billable codes."""
 
@@ -220,18 +211,9 @@ class CodeIndex:
         """The billable code a listed code stands for when nothing more specific is said; a
         seven-character base answers with itself (see :meth:`resolve`). None when no child
         reads as a default (G89 "Pain, not elsewhere classified": acute? chronic? central?)."""
-        if code in self._default:
-            return self._default[code]
-        node: str | None = code
-        while node is not None:
-            kids = self.codeset.children.get(node, ())
-            if not kids or len(kids[0]) == 7:
-                break
-            ranks = {c: _default_rank(self.codeset.records[c]) for c in kids}
-            best = max(kids, key=ranks.__getitem__)
-            node = best if any(ranks[best]) else None
-        self._default[code] = node
-        return node
+        if code not in self._default:
+            self._default[code] = default_leaf(self.codeset, code)
+        return self._default[code]
 
     def resolve(self, code: str, cues: Sequence[str] = (), side: str | None = None) -> str:
         """A billable code for listed ``code``: its default leaf, on the named ``side`` ("left"

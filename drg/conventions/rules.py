@@ -1,0 +1,376 @@
+"""ICD-10-CM's own rules for a claim's set of codes, as data plus small functions.
+
+Each rule reads the claim's codes (undotted, billable in the claim's release, in the coder's
+order) and returns what it changes as :class:`Adjustment` records; :mod:`drg.conventions.apply`
+runs them in the order of :data:`RULES`. Sources: ICD-10-CM Official Guidelines for Coding and
+Reporting FY2026/FY2027 (section numbers below) and the tabular list of the claim's release
+(Excludes1, "code first" and "use additional code" notes, ``drg.conventions.notes``).
+
+No rule invents a diagnosis the codes do not already state: a combination code replaces the
+codes it combines, everything else drops or moves codes.
+"""
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, Protocol
+
+from drg.codeset.hierarchy import unspecified_root
+from drg.codeset.memory import MemoryCodeSet
+
+Action = Literal["dropped", "added", "moved", "replaced"]
+#: Rule tokens, as claims.coded reports them.
+Rule = Literal["combination", "redundant", "symptom", "excludes1", "sequencing"]
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """One change to a claim's codes: ``code`` (undotted) was ``action`` under ``rule``;
+    ``other`` is the code that made it so (kept instead, replacing it, or moved before)."""
+
+    code: str
+    action: Action
+    rule: Rule
+    other: str | None
+    guideline: str  # section of the Official Guidelines, e.g. "I.A.12.a"
+
+
+class CodeRefs(Protocol):
+    def matches(self, code: str) -> bool: ...
+
+
+class Notes(Protocol):
+    """What the rules read of the tabular list (``drg.conventions.notes.TabularNotes``)."""
+
+    def excludes1_pair(self, a: str, b: str) -> bool: ...
+
+    def code_first(self, code: str) -> Sequence[CodeRefs]: ...
+
+    def use_additional(self, code: str) -> Sequence[CodeRefs]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    codeset: MemoryCodeSet  # of the claim's release
+    notes: Notes
+
+
+def _within(code: str, low: str, high: str) -> bool:
+    """``code`` in the inclusive range of prefixes ``low``..``high`` (same length)."""
+    return low <= code[: len(low)] <= high
+
+
+# --- I.C.9.a: hypertension with heart disease and/or chronic kidney disease ---------------------
+
+HYPERTENSION: Final = frozenset(
+    {"I10", "I110", "I119", "I120", "I129", "I130", "I1310", "I1311", "I132"}
+)
+CKD_STAGE_5: Final = frozenset({"N185", "N186"})
+
+
+def _heart_disease(code: str) -> bool:
+    """The heart conditions I.C.9.a.1 links to hypertension: I50.-, I51.4-I51.7, I51.89,
+    I51.9."""
+    return code.startswith("I50") or _within(code, "I514", "I517") or code in {"I5189", "I519"}
+
+
+def combination(codes: list[str], ctx: Context) -> list[Adjustment]:
+    """Hypertension with heart disease and/or CKD is one combination code, never I10 beside
+    them (I.C.9.a.1-3: the causal relationship is presumed). The target follows the heart
+    failure (I50.-) and CKD stage (N18.-) codes when present, else what the hypertension codes
+    themselves say; it takes the place of the first hypertension code, the others go."""
+    htn = [c for c in codes if c in HYPERTENSION]
+    if not htn:
+        return []
+    heart_codes = [c for c in codes if _heart_disease(c)]
+    ckd_codes = [c for c in codes if c.startswith("N18")]
+    heart = bool(heart_codes) or any(c[:3] in {"I11", "I13"} for c in htn)
+    kidney = bool(ckd_codes) or any(c[:3] in {"I12", "I13"} for c in htn)
+    if any(c.startswith("I50") for c in codes):
+        failure = True
+    else:
+        failure = any(c in {"I110", "I130", "I132"} for c in htn)
+    if ckd_codes:
+        stage5 = any(c in CKD_STAGE_5 for c in ckd_codes)
+    else:
+        stage5 = any(c in {"I120", "I1311", "I132"} for c in htn)
+    if heart and kidney:
+        target = {(True, False): "I130", (True, True): "I132", (False, False): "I1310"}.get(
+            (failure, stage5), "I1311"
+        )
+    elif heart:
+        target = "I110" if failure else "I119"
+    elif kidney:
+        target = "I120" if stage5 else "I129"
+    else:
+        target = "I10"
+    if htn == [target] or target not in ctx.codeset.records:
+        return []
+    guideline = "I.C.9.a"
+    changes: list[Adjustment] = []
+    first = htn[0]
+    if target in htn:
+        first = target
+    elif first != target:
+        changes.append(Adjustment(first, "replaced", "combination", target, guideline))
+        codes[codes.index(first)] = target
+    for code in htn:
+        if code not in (first, target) and code in codes:
+            codes.remove(code)
+            changes.append(Adjustment(code, "dropped", "combination", target, guideline))
+    return changes
+
+
+# --- one of several exclusive codes ------------------------------------------------------------
+
+# Chronic kidney disease stages, least to most severe: one stage a claim, the most severe
+# documented (I.C.14.a.2: with both a stage and ESRD documented, N18.6 only).
+CKD_ORDER: Final = ("N189", "N181", "N182", "N1830", "N1831", "N1832", "N184", "N185", "N186")
+
+
+def _keep_one(
+    codes: list[str], group: Sequence[str], keep: str, rule: Rule, guideline: str
+) -> list[Adjustment]:
+    changes = []
+    for code in group:
+        if code != keep and code in codes:
+            codes.remove(code)
+            changes.append(Adjustment(code, "dropped", rule, keep, guideline))
+    return changes
+
+
+_WITHOUT: Final = re.compile(r"\bwithout\b|\buncomplicated\b")
+_WITH: Final = re.compile(r"\bwith\b")
+
+
+def exclusive(codes: list[str], ctx: Context) -> list[Adjustment]:
+    """Codes that contradict each other, so cannot all describe one stay:
+
+    - a code that says "without <X>" or "uncomplicated" beside a code of the same category
+      that says "with" a complication: E11.9 "without complications" beside E11.65 "with
+      hyperglycemia", I13.10 "without heart failure" beside I13.0 "with heart failure", J45.909
+      "uncomplicated" beside J45.901 "with (acute) exacerbation" (I.A.15, "With": the "with"
+      code reports the linked condition): the "without" code goes;
+    - one acute myocardial infarction an episode (I.C.9.e: I21.- is assigned for the MI of the
+      episode of care; its site and type are one choice): the first I21 code stays;
+    - an old or healed MI (I25.2, I.C.9.e.4) is not the acute MI being treated: dropped beside
+      an I21/I22 code;
+    - one CKD stage (I.C.14.a.2): the most severe stays.
+    """
+    changes: list[Adjustment] = []
+    for code in list(codes):
+        text = ctx.codeset.records[code].description.lower()
+        if code not in codes or not _WITHOUT.search(text):
+            continue
+        complicated = next(
+            (
+                c
+                for c in codes
+                if c != code
+                and c[:3] == code[:3]
+                and _WITH.search(ctx.codeset.records[c].description.lower())
+                and not _WITHOUT.search(ctx.codeset.records[c].description.lower())
+            ),
+            None,
+        )
+        if complicated is not None:
+            codes.remove(code)
+            changes.append(Adjustment(code, "dropped", "redundant", complicated, "I.A.15"))
+    acute_mi = [c for c in codes if c.startswith("I21")]
+    if acute_mi:
+        changes += _keep_one(codes, acute_mi, acute_mi[0], "redundant", "I.C.9.e")
+    if "I252" in codes and any(c[:3] in {"I21", "I22"} for c in codes):
+        keep = next(c for c in codes if c[:3] in {"I21", "I22"})
+        codes.remove("I252")
+        changes.append(Adjustment("I252", "dropped", "redundant", keep, "I.C.9.e.4"))
+    stages = [c for c in codes if c in CKD_ORDER]
+    if len(stages) > 1:
+        worst = max(stages, key=CKD_ORDER.index)
+        changes += _keep_one(codes, stages, worst, "redundant", "I.C.14.a.2")
+    return changes
+
+
+_POSITIVE_QUALIFIER: Final = re.compile(r"\bwith (?!unspecified)")
+
+
+def unspecified_beside_specific(codes: list[str], ctx: Context) -> list[Adjustment]:
+    """An unspecified code (the default of its subdivision: "unspecified", "without
+    complications", "uncomplicated") beside a more specific code of the same subdivision says
+    less about the same condition, and "without" contradicts the specific code's "with":
+    E11.9 beside E11.65, I50.9 beside I50.23, J45.909 beside J45.901 (I.A.9 "unspecified"
+    codes are for when the record says no more; I.B.3, code to the highest specificity)."""
+    changes: list[Adjustment] = []
+    for code in list(codes):
+        record = ctx.codeset.records.get(code)
+        if record is None or _POSITIVE_QUALIFIER.search(record.description.lower()):
+            continue
+        root = unspecified_root(ctx.codeset, code)
+        if root is None:
+            continue
+        specific = next((c for c in codes if c != code and c.startswith(root)), None)
+        if specific is not None and code in codes:
+            codes.remove(code)
+            changes.append(Adjustment(code, "dropped", "redundant", specific, "I.B.3"))
+    return changes
+
+
+# Signs and symptoms routinely part of a definitive diagnosis, not coded beside it (I.B.5,
+# I.C.18.b): symptom prefix -> prefixes (or "low-high" category ranges) of those diagnoses.
+INTEGRAL_SYMPTOMS: Final[dict[str, tuple[str, ...]]] = {
+    "R73": ("E08-E13",),  # hyperglycemia, elevated blood glucose: diabetes mellitus
+    "R07": ("I20-I25",),  # pain in throat and chest: ischemic heart disease
+    "R6510": ("A40-A41",),  # SIRS of non-infectious origin: not beside sepsis (I.C.1.d.1)
+}
+
+
+def _matches(code: str, pattern: str) -> bool:
+    if "-" in pattern:
+        low, high = pattern.split("-")
+        return _within(code, low, high)
+    return code.startswith(pattern)
+
+
+def symptoms(codes: list[str], ctx: Context) -> list[Adjustment]:
+    """Symptoms integral to a definitive diagnosis in the set (I.B.5, I.C.18.b), as the table
+    above lists them. (Codes a coder adds with no mention at all, R69 "illness, unspecified"
+    or B99.9 "unspecified infectious disease", are the coder's to avoid: they are not a rule
+    of the classification.)"""
+    changes: list[Adjustment] = []
+    for code in list(codes):
+        prefix = next((p for p in INTEGRAL_SYMPTOMS if code.startswith(p)), None)
+        if prefix is None or code not in codes:
+            continue
+        owner = next(
+            (
+                c
+                for c in codes
+                if c != code and any(_matches(c, p) for p in INTEGRAL_SYMPTOMS[prefix])
+            ),
+            None,
+        )
+        if owner is not None:
+            codes.remove(code)
+            changes.append(Adjustment(code, "dropped", "symptom", owner, "I.B.5"))
+    return changes
+
+
+def excludes1(codes: list[str], ctx: Context) -> list[Adjustment]:
+    """Two codes of an Excludes1 pair are never reported together (I.A.12.a): the later one
+    goes. (I.A.12.a's exception, two unrelated conditions, needs the record to say they are
+    unrelated; a coder's list does not, so the pair is resolved; codes a person gives are
+    flagged instead: ``drg.conventions.apply``.)"""
+    changes: list[Adjustment] = []
+    kept: list[str] = []
+    for code in list(codes):
+        clash = next((k for k in kept if ctx.notes.excludes1_pair(k, code)), None)
+        if clash is None:
+            kept.append(code)
+        else:
+            codes.remove(code)
+            changes.append(Adjustment(code, "dropped", "excludes1", clash, "I.A.12.a"))
+    return changes
+
+
+# --- sequencing: the principal diagnosis by rule ------------------------------------------------
+
+# I.C.2.e.2 (I.C.21.c.12): an encounter solely for chemotherapy, immunotherapy or radiation
+# therapy: the Z51 code is the principal diagnosis.
+ENCOUNTER_FIRST: Final = ("Z510", "Z5111", "Z5112")
+# I.C.1.d.4: sepsis and a localized infection present on admission: the systemic infection is
+# the principal diagnosis. Sepsis codes (systemic infection, by organism).
+SEPSIS: Final = (
+    "A40",
+    "A41",
+    "A021",
+    "A227",
+    "A267",
+    "A327",
+    "A392",
+    "A393",
+    "A394",
+    "A427",
+    "A5486",
+    "B007",
+    "B377",
+)
+
+
+# SIRS and severe sepsis (R65.1-, R65.2-) are never the principal diagnosis: the underlying
+# infection or condition is coded first (I.C.1.d.1.b, I.C.18.g).
+NEVER_FIRST: Final = ("R651", "R652")
+
+
+def _first(codes: list[str], candidate: str, guideline: str) -> list[Adjustment]:
+    if codes[0] == candidate:
+        return []
+    previous = codes[0]
+    codes.remove(candidate)
+    codes.insert(0, candidate)
+    return [Adjustment(candidate, "moved", "sequencing", previous, guideline)]
+
+
+def sequencing(codes: list[str], ctx: Context) -> list[Adjustment]:
+    """The principal diagnosis by rule, not by the coder's order, in this precedence:
+
+    1. an encounter for antineoplastic therapy, Z51.0/Z51.11/Z51.12 (I.C.2.e.2);
+    2. obstetric codes (chapter 15) keep their place (I.C.15.a.1), else sepsis (A40/A41 and
+       the other systemic infections) before a localized infection; grouping assumes every
+       condition present on admission, so the sepsis was (I.C.1.d.4);
+    3. COVID-19, U07.1, before its manifestations (I.C.1.g.1.a); SIRS and severe sepsis
+       (R65.1-, R65.2-) never first (I.C.1.d.1.b);
+    4. etiology before manifestation: when the principal's "code first" note names another
+       code of the set, or another code's "use additional code" note names the principal,
+       that code goes first (I.A.13), repeated while it applies.
+
+    Other codes keep their order."""
+    if not codes:
+        return []
+    encounter = next((c for c in codes if c in ENCOUNTER_FIRST), None)
+    if encounter is not None:
+        return _first(codes, encounter, "I.C.2.e.2")
+    changes: list[Adjustment] = []
+    if not codes[0].startswith("O"):
+        sepsis = next((c for c in codes if c.startswith(SEPSIS)), None)
+        covid = "U071" if "U071" in codes else None
+        if sepsis is not None:
+            changes += _first(codes, sepsis, "I.C.1.d.4")
+        elif covid is not None:
+            changes += _first(codes, covid, "I.C.1.g.1.a")
+    if codes[0].startswith(NEVER_FIRST) and len(codes) > 1:
+        underlying = next((c for c in codes if not c.startswith(NEVER_FIRST)), None)
+        if underlying is not None:
+            changes += _first(codes, underlying, "I.C.1.d.1.b")
+    seen = {codes[0]}
+    while True:
+        principal = codes[0]
+        etiology = next(
+            (
+                c
+                for c in codes[1:]
+                if c not in seen
+                and (
+                    any(ref.matches(c) for ref in ctx.notes.code_first(principal))
+                    or any(ref.matches(principal) for ref in ctx.notes.use_additional(c))
+                )
+            ),
+            None,
+        )
+        if etiology is None:
+            return changes
+        seen.add(etiology)
+        changes += _first(codes, etiology, "I.A.13")
+
+
+RuleFunction = Callable[[list[str], Context], list[Adjustment]]
+
+#: The rules, in the order they run: combine first (so redundancy sees the combined code), then
+#: drop, then sequence what is left. Each with the token its changes carry.
+RULES: Final[tuple[tuple[str, RuleFunction], ...]] = (
+    ("combination", combination),
+    ("exclusive", exclusive),
+    ("unspecified", unspecified_beside_specific),
+    ("symptom", symptoms),
+    ("excludes1", excludes1),
+    ("sequencing", sequencing),
+)
+ALL_RULES: Final[frozenset[str]] = frozenset(name for name, _ in RULES)

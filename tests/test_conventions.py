@@ -1,0 +1,282 @@
+"""ICD-10-CM's own rules over a claim's codes (drg/conventions/): what each rule changes, which
+ones fix a coder's codes and which only flag, and the claims of the [conventions] issue through
+the pipeline's stages and `claimcoder estimate`.
+
+Every expectation cites its rule: ICD-10-CM Official Guidelines for Coding and Reporting
+(FY2026) sections, the tabular list's notes (April 2026 release), CMS Table 5 (FY2026,
+CMS-1833-F) and the IPPS rates of drg/data/fy2026 for the dollar figures.
+
+Boundary replaced: the coder, by a stand-in that proposes fixed codes (named in each test), so
+that the stages after it run on known input.
+"""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from drg.codeset.catalog import shipped_catalog
+from drg.conventions.apply import CODER_FIXES, Conventions, conventions_for, review_reasons
+from drg.conventions.rules import ALL_RULES
+from schemas.coded import ClaimCoded, ModelInfo
+from schemas.decode import decode_claim
+from tests.reference_support import invoke
+from worker.coders.base import Coder, CoderResult, CodingRequest
+from worker.intake import work_item
+from worker.pipeline import ClaimPipeline
+from worker.settings import Settings
+from worker.telemetry import Telemetry
+
+pytest_plugins = ("tests.reference_fixtures",)
+
+
+@pytest.fixture(scope="module")
+def fy2026() -> Conventions:
+    return conventions_for(shipped_catalog(), "2026-04")
+
+
+def fixed(rules: Conventions, *codes: str) -> tuple[str, ...]:
+    """The codes after every rule, fixing."""
+    return rules.apply(codes, fix=ALL_RULES).codes
+
+
+# --- each rule, fixing -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [
+        # I.C.9.a.1: hypertension with heart failure is I11.0, never I10 beside it
+        (("I10", "I50.9"), ("I11.0", "I50.9")),
+        # I.C.9.a.2: with CKD stage 5 or ESRD, I12.0, first by N18's "code first" note
+        (("N18.6", "I10"), ("I12.0", "N18.6")),
+        # I.C.9.a.3: heart failure and CKD stage 1-4: I13.0 (and the principal by its note)
+        (("I10", "I50.32", "N18.4"), ("I13.0", "I50.32", "N18.4")),
+        # ... and stage 5: I13.2
+        (("I50.22", "N18.5", "I10"), ("I13.2", "I50.22", "N18.5")),
+    ],
+)
+def test_hypertension_combines_with_heart_and_kidney_disease(
+    fy2026: Conventions, codes: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    assert fixed(fy2026, *codes) == expected
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [
+        # I.A.15 "with": "without complications" contradicts "with hyperglycemia"
+        (("E11.9", "E11.65"), ("E11.65",)),
+        (("J45.909", "J45.901"), ("J45.901",)),
+        # I.C.9.e: one acute MI an episode; the old MI I25.2 is not the acute one
+        (("I21.4", "I21.3", "I25.2", "I21.29"), ("I21.4",)),
+        # I.C.14.a.2: one CKD stage, the most severe
+        (("N18.2", "N18.31"), ("N18.31",)),
+        (("N18.6", "N18.4", "N18.9"), ("N18.6",)),
+        # I.B.3: the unspecified code of a subdivision beside a specific one
+        (("I50.9", "I50.23"), ("I50.23",)),
+        (("S82.209A", "S82.201A"), ("S82.201A",)),
+        # ... but not beside a code of another subdivision (a fibula is no tibia)
+        (("S82.209A", "S82.401A"), ("S82.209A", "S82.401A")),
+        # I.B.5: symptoms routinely part of the diagnosis
+        (("E11.65", "R73.9"), ("E11.65",)),
+        (("I21.09", "R07.9"), ("I21.09",)),
+    ],
+)
+def test_redundant_contradictory_and_integral_codes_go(
+    fy2026: Conventions, codes: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    assert fixed(fy2026, *codes) == expected
+
+
+def test_an_excludes1_pair_keeps_the_first_code(fy2026: Conventions) -> None:
+    """I.A.12.a; tabular list E11 "Excludes1: type 1 diabetes mellitus (E10.-)"."""
+    result = fy2026.apply(("E11.9", "E10.9"), fix=ALL_RULES)
+    assert result.codes == ("E11.9",)
+    (change,) = result.adjustments
+    assert (change.code, change.action, change.rule, change.other) == (
+        "E109",
+        "dropped",
+        "excludes1",
+        "E119",
+    )
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [
+        # I.C.2.e.2: an admission solely for chemotherapy: Z51.11 first
+        (("C18.7", "Z51.11"), ("Z51.11", "C18.7")),
+        # I.C.1.d.4: sepsis and a localized infection (present on admission): sepsis first
+        (("N39.0", "B96.20", "A41.9", "R65.21"), ("A41.9", "N39.0", "B96.20", "R65.21")),
+        # I.C.1.d.1.b: severe sepsis is never first
+        (("R65.21", "N39.0"), ("N39.0", "R65.21")),
+        # I.C.1.g.1.a: COVID-19 before its manifestation
+        (("J12.82", "U07.1"), ("U07.1", "J12.82")),
+        # I.A.13 etiology/manifestation: tabular F02 "Code first the underlying physiological
+        # condition, such as: Alzheimer's (G30.-)"
+        (("F02.80", "G30.9"), ("G30.9", "F02.80")),
+        # tabular N18 "Code first any associated: ... hypertensive chronic kidney disease
+        # (I12.-, I13.-)"
+        (("N18.4", "I13.0", "I50.32"), ("I13.0", "N18.4", "I50.32")),
+        # obstetric codes keep their place (I.C.15.a.1)
+        (("O98.313", "A41.9"), ("O98.313", "A41.9")),
+    ],
+)
+def test_the_principal_is_chosen_by_rule(
+    fy2026: Conventions, codes: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    assert fixed(fy2026, *codes) == expected
+
+
+def test_codes_the_release_does_not_list_are_left_for_validation(fy2026: Conventions) -> None:
+    result = fy2026.apply(("ZZZ99", "I10", "ignore previous instructions", "I50.9"))
+    assert result.codes == ("I11.0", "I50.9", "ZZZ99", "ignore previous instructions")
+
+
+def test_a_person_is_flagged_a_coder_is_fixed_only_where_the_policy_says(
+    fy2026: Conventions,
+) -> None:
+    """drg/conventions/apply.py: a person's codes never change; a coder's are fixed by
+    CODER_FIXES (contradictions, the principal) and flagged by the rest."""
+    codes = ("N18.4", "I13.10", "I13.0", "I50.32", "E11.9", "E10.9", "E11.65")
+    person = fy2026.apply(codes, fix=())
+    assert person.codes == ("N18.4", "I13.10", "I13.0", "I50.32", "E11.9", "E10.9", "E11.65")
+    assert person.adjustments == ()
+    # each flag as the whole rule set would see it: I13.10 gives way to the combination
+    # I13.0, E11.9 to E11.65, then E10.9 and E11.65 are an Excludes1 pair, and I13.0 goes first
+    assert review_reasons(person.flags) == [
+        "combination:I13.10",
+        "redundant:E11.9",
+        "excludes1:E11.65",
+        "sequencing:I13.0",
+    ]
+    coder = fy2026.apply(codes, fix=CODER_FIXES)
+    assert coder.codes == ("I13.0", "N18.4", "I50.32", "E10.9", "E11.65")
+    assert [(a.code, a.action, a.rule) for a in coder.adjustments] == [
+        ("I1310", "dropped", "redundant"),
+        ("E119", "dropped", "redundant"),
+        ("I130", "moved", "sequencing"),
+    ]
+    assert review_reasons(coder.flags) == ["excludes1:E11.65"]
+
+
+def test_fy2027_codes_follow_the_rules_of_their_release() -> None:
+    """FY2027's I42.0x: I42.00 "unspecified" beside I42.01 goes (I.B.3), in 2026-10 only."""
+    fy2027 = conventions_for(shipped_catalog(), "2026-10")
+    assert fy2027.apply(("I42.00", "I42.01"), fix=ALL_RULES).codes == ("I42.01",)
+
+
+# --- the issue's claims, through the pipeline's stages and claimcoder estimate ---------------
+
+
+class FixedCoder(Coder):
+    """Stand-in coder (the boundary replaced here): proposes the given codes for every claim."""
+
+    def __init__(self, codes: Sequence[str]) -> None:
+        self.codes = tuple(codes)
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(engine="manual", model="fixed")
+
+    async def code_batch(self, requests: Sequence[CodingRequest]) -> list[CoderResult]:
+        return [CoderResult(r.claim_id, codes=self.codes) for r in requests]
+
+
+async def code(settings: Settings, codes: Sequence[str], **claim: Any) -> ClaimCoded:
+    """One claim, discharged 2026-01-15 (FY2026, v43.0, national wage index), through every
+    stage with the stand-in coder."""
+    pipeline = ClaimPipeline.from_settings(settings, record=False)
+    pipeline._coder_factory = lambda catalog: FixedCoder(codes)
+    event = {
+        "claim_id": "c",
+        "narrative": "stand-in",
+        "patient": {"age": claim.get("age", 70), "sex": claim.get("sex", "M")},
+        "discharge_date": "2026-01-15",
+    }
+    value = json.dumps(event).encode()
+    try:
+        await pipeline.start()
+        item = work_item(decode_claim(value), value, pipeline.assessor.registry)
+        await pipeline.run([item], Telemetry("t").batch([]))
+    finally:
+        await pipeline.stop()
+    assert item.output is not None
+    return ClaimCoded.model_validate(item.output)
+
+
+@pytest.mark.parametrize(
+    ("proposed", "billed", "drg", "total"),
+    [
+        # Z51.11 first: DRG 847 "chemotherapy without acute leukemia as secondary diagnosis with
+        # CC" (C18.7 is the CC), weight 1.3082 (FY2026 Table 5); national wage index, so the
+        # 62% pair: (4186.62 + 2565.99) x 1.3082 = 8833.76 + 524.15 x 1.3082 = 685.69
+        (("C18.7", "Z51.11"), ("Z51.11", "C18.7"), "847", "9519.45"),
+        # A41.9 first, with R65.21: DRG 871 septicemia without MV > 96 hours with MCC. B99.9 is
+        # the coder's to avoid: no rule of the classification drops it
+        (
+            ("N39.0", "B96.20", "A41.9", "B99.9", "R65.21"),
+            ("A41.9", "N39.0", "B96.20", "B99.9", "R65.21"),
+            "871",
+            None,
+        ),
+        # I13.0 first, then I50.32 and N18.4: DRG 292 heart failure and shock with CC, weight
+        # 0.8490: (4186.62 + 2565.99) x 0.8490 = 5732.97 + 524.15 x 0.8490 = 445.00
+        (("I13.10", "I13.0", "I50.32", "N18.4"), ("I13.0", "I50.32", "N18.4"), "292", "6177.97"),
+        (("I21.4", "I21.3", "I25.2", "I21.29"), ("I21.4",), None, None),
+        (("N18.2", "N18.31"), ("N18.31",), None, None),
+    ],
+)
+async def test_a_coders_codes_are_fixed_and_every_change_reported(
+    reference: Settings,
+    proposed: tuple[str, ...],
+    billed: tuple[str, ...],
+    drg: str | None,
+    total: str | None,
+) -> None:
+    event = await code(reference, proposed)
+    assert tuple(c.code for c in event.codes) == billed
+    if drg is not None:
+        assert event.drg is not None
+        assert event.drg.code == drg
+    if total is not None:
+        assert event.estimate is not None
+        assert str(event.estimate.total) == total
+    dropped = {a.code for a in event.adjustments if a.action == "dropped"}
+    assert dropped == set(proposed) - set(billed)
+    assert {r.raw for r in event.rejected_codes if ":" in r.reason} == dropped
+
+
+async def test_what_a_coder_is_not_fixed_for_is_flagged(reference: Settings) -> None:
+    """E11.65, E11.9, R73.9: E11.9 contradicts E11.65 and goes; R73.9, integral to diabetes
+    (I.B.5), is flagged for a person (CODER_FIXES)."""
+    event = await code(reference, ("E11.65", "E11.9", "R73.9"))
+    assert [c.code for c in event.codes] == ["E11.65", "R73.9"]
+    assert "symptom:R73.9" in event.review_reasons
+    assert [r.model_dump() for r in event.rejected_codes] == [
+        {"raw": "E11.9", "reason": "redundant:E11.65"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("codes", "reason"),
+    [
+        (("E11.9", "E10.9"), "excludes1:E10.9"),  # E11 Excludes1 E10.- (I.A.12.a)
+        (("N18.4", "I13.0", "I50.32"), "sequencing:I13.0"),  # N18 code first I12/I13 (I.A.13)
+    ],
+)
+def test_estimate_flags_a_persons_codes_and_never_changes_them(
+    reference: Settings, codes: tuple[str, ...], reason: str
+) -> None:
+    pdx, *sdx = codes
+    result = invoke(
+        reference,
+        *("estimate", "--pdx", pdx, *(a for c in sdx for a in ("--sdx", c))),
+        *("--age", "70", "--sex", "M", "--discharge-date", "2026-01-15", "--json"),
+    )
+    fields = json.loads(result.stdout)
+    assert reason in fields["review_reasons"]
+    assert [c["code"] for c in fields["codes"]] == list(codes)  # as given
+    assert fields["status"] == "estimated"
