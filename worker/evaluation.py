@@ -32,7 +32,7 @@ from typing import Final, Literal
 
 from drg.codeset.normalize import normalize
 from drg.codeset.status import CodeStatus
-from drg.conventions.apply import Conventions
+from drg.conventions.apply import CODER_FIXES, Conventions
 from drg.grouping import GroupingEngine, GroupingRequest
 from drg.registry import ReleasePeriod
 from worker.coders.base import Coder, CoderResult, CodingRequest
@@ -244,7 +244,7 @@ async def run(
         for r in results:
             codes = r.codes if r.ok else ()
             if conventions is not None and codes:
-                codes = conventions.apply(codes).codes
+                codes = conventions.apply(codes, fix=CODER_FIXES).codes  # as the stage bills
             outcomes.append(Outcome(codes, r.ok))
         if progress is not None:
             progress(len(batch))
