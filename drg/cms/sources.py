@@ -105,6 +105,11 @@ def decode_text(source: SourceFile) -> str:
     both decodings read alike. Raises ReferenceDataError naming the line of the first byte that
     neither encoding accepts (cp1252 leaves 0x81, 0x8D, 0x8F, 0x90 and 0x9D undefined).
     """
+    if source.data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ReferenceDataError(
+            f"{source.name}: UTF-16 text (as Excel's 'Unicode Text' saves it); expected the file "
+            "as CMS publishes it, in cp1252 or UTF-8"
+        )
     try:
         return source.data.decode("utf-8-sig")
     except UnicodeDecodeError:

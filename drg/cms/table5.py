@@ -91,6 +91,11 @@ def parse_table5(source: SourceFile, fiscal_year: int) -> list[dict[str, object]
     seen: dict[str, int] = {}  # DRG -> line
     for line, cells in rows[header_at + 1 :]:
         first = cells[0].strip() if cells else ""
+        if first.isdigit() and not _DRG.fullmatch(first):
+            raise ReferenceDataError(
+                f"{source.name} line {line}: DRG {first!r}, expected 1-3 digits (MS-DRGs are "
+                "001-999)"
+            )
         if not _DRG.fullmatch(first):
             continue  # blank or footnote
         drg = first.zfill(3)

@@ -202,6 +202,8 @@ def derive_records(base: Sequence[CodeRecord], listed: Sequence[ListedCode]) -> 
             raise ReferenceDataError(f"{entry.code} is a header but no code extends it")
         known = base_records.get(entry.code)
         parent = nearest_listed_parent(entry.code, codes)
+        if parent is None and len(entry.code) > 3:
+            raise ReferenceDataError(f"{entry.code} has no listed category ({entry.code[:3]})")
         if known is not None and (known.description, known.billable, known.parent) == (
             entry.description,
             entry.billable,

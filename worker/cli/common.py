@@ -8,6 +8,7 @@ import typer
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.decode import describe_validation_error
@@ -15,11 +16,13 @@ from schemas.exceptions import ClaimcoderError
 from worker.settings import Settings
 
 out = Console(highlight=False, soft_wrap=True)  # results: JSON, export lines
-err = Console(stderr=True, highlight=False)  # tables, progress and messages for people
+# tables, progress and messages for people; a message is one line even when piped, and never
+# turns ":end:" or "[...]" in it into an emoji or markup
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 

@@ -73,7 +73,7 @@ def evaluate(
         typer.Option(
             formats=["%Y-%m-%d"],
             help="Code the documents as claims discharged on this date: its code-set release "
-            "and MS-DRG version are the ones used [default: the newest period].",
+            "and MS-DRG version are the ones used (default: the newest period).",
         ),
     ] = None,
     conventions: Annotated[

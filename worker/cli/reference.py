@@ -134,7 +134,7 @@ def _registry(engine: Engine) -> ReleaseRegistry:
 @codeset_app.command("load")
 def codeset_load(
     release: Annotated[
-        str | None, typer.Option(help="One release of the registry [default: every release].")
+        str | None, typer.Option(help="One release of the registry (default: every release).")
     ] = None,
     force_redis: Annotated[
         bool, typer.Option(help="Rebuild the Redis copy even when it is complete.")
@@ -239,7 +239,7 @@ async def _redis_sides(settings: Settings, releases: list[str]) -> dict[str, dic
 @codeset_app.command("status")
 def codeset_status(
     release: Annotated[
-        str | None, typer.Option(help="Only this release [default: every release].")
+        str | None, typer.Option(help="Only this release (default: every release).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -323,19 +323,26 @@ def codeset_status(
 
 
 def _period(value: str) -> tuple[dt.date, dt.date, int]:
-    parts = value.split(":")
+    """START,END,VERSION (commas; colons are taken too)."""
+    parts = value.replace(":", ",").split(",")
     try:
-        start, end, version = parts
+        start, end, version = (p.strip() for p in parts)
         return dt.date.fromisoformat(start), dt.date.fromisoformat(end), int(version)
     except ValueError:
-        fail(f"--period {value!r}: expected START:END:VERSION, e.g. 2027-10-01:2028-03-31:450")
+        fail(f"--period {value!r}: expected START,END,VERSION, e.g. 2027-10-01,2028-03-31,450")
+
+
+_DOLLARS = re.compile(r"\$?([0-9]{1,3}(,[0-9]{3})+|[0-9]+)(\.[0-9]{1,2})?")
 
 
 def _money(option: str, value: str | None) -> Decimal | None:
     if value is None:
         return None
+    text = value.strip()
+    if not _DOLLARS.fullmatch(text):
+        fail(f"{option} is not an amount in dollars, e.g. 46217 or $46,217.00")
     try:
-        amount = Decimal(value.replace(",", "").lstrip("$"))
+        amount = Decimal(text.replace(",", "").lstrip("$"))
     except InvalidOperation:
         fail(f"{option} is not an amount in dollars")
     if not amount.is_finite() or amount <= 0:
@@ -377,13 +384,13 @@ def reference_load(
     ] = None,
     release: Annotated[
         str | None,
-        typer.Option(help="Name of the code-set release [default: YYYY-10, its start]."),
+        typer.Option(help="Name of the code-set release (default: YYYY-10, its start)."),
     ] = None,
     period: Annotated[
         list[str] | None,
         typer.Option(
-            help="START:END:MSDRG_VERSION, repeatable [default: the whole fiscal year with "
-            "version (year - 1983) x 10]."
+            help="START,END,MSDRG_VERSION, repeatable (default: the whole fiscal year with "
+            "version (year - 1983) x 10; it must end where msdrg's code editor ends)."
         ),
     ] = None,
 ) -> None:
@@ -467,14 +474,16 @@ def estimate(
 ) -> None:
     """Validate, group and price one claim the way the pipeline does (claims.coded fields)."""
     settings = load_settings()
+    if not pdx.strip():
+        fail("--pdx is empty")
     override = None
     if wage_index is not None:
         try:
             override = Decimal(wage_index)
         except InvalidOperation:
             fail("--wage-index is not a number")
-        if not override.is_finite() or override <= 0:
-            fail("--wage-index must be positive")
+        if not override.is_finite() or not Decimal("0") < override < Decimal("100"):
+            fail("--wage-index must be above 0 and below 100")
     item = AssessmentInput(
         claim_id="cli",
         codes=(pdx, *_split(sdx)),

@@ -33,7 +33,7 @@ def learn(
     out_path: Annotated[Path, typer.Option("--out", help="Artifact to write (.json.gz).")],
     text_field: Annotated[str, typer.Option(help="Field with the narrative.")] = "text",
     codes_field: Annotated[str, typer.Option(help="Field with the gold codes.")] = "codes",
-    name: Annotated[str | None, typer.Option(help="Artifact name [default: file stem].")] = None,
+    name: Annotated[str | None, typer.Option(help="Artifact name (default: file stem).")] = None,
     credit: Annotated[
         str | None, typer.Option(help="Attribution of the documents, kept in the artifact.")
     ] = None,
@@ -41,7 +41,7 @@ def learn(
     folds: Annotated[int, typer.Option(min=2, help="Folds for the scorer's weights.")] = 5,
     release: Annotated[
         str | None,
-        typer.Option(help="Code-set release the gold codes are in [default: the newest]."),
+        typer.Option(help="Code-set release the gold codes are in (default: the newest)."),
     ] = None,
 ) -> None:
     """Count phrase-to-code evidence, fit the scorer and choose its threshold out of fold;

@@ -13,7 +13,7 @@ app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 @app.command()
 def create(
     partitions: Annotated[
-        int | None, typer.Option(min=1, help="Partitions per topic [default: from settings]")
+        int | None, typer.Option(min=1, help="Partitions per topic (default: from settings)")
     ] = None,
 ) -> None:
     """Create claims.raw, claims.coded and claims.dlq (the configured names) if missing."""
