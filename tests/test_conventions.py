@@ -74,6 +74,13 @@ def test_hypertension_combines_with_heart_and_kidney_disease(
         # I.C.14.a.2: one CKD stage, the most severe
         (("N18.2", "N18.31"), ("N18.31",)),
         (("N18.6", "N18.4", "N18.9"), ("N18.6",)),
+        # I.C.2.k: C80.1 only when the primary site cannot be determined; a stated primary
+        # (C00-C75, C7A) or a lymphoma or leukemia (C81-C96) determines it; a secondary
+        # site (C77-C79) does not
+        (("C80.1", "C34.90"), ("C34.90",)),
+        (("C80.1", "C7A.010", "C78.7"), ("C7A.010", "C78.7")),
+        (("C80.1", "C83.30"), ("C83.30",)),
+        (("C80.1", "C78.7"), ("C80.1", "C78.7")),
         # I.B.3: the unspecified code of a subdivision beside a specific one
         (("I50.9", "I50.23"), ("I50.23",)),
         (("S82.209A", "S82.201A"), ("S82.201A",)),
@@ -249,15 +256,31 @@ async def test_a_coders_codes_are_fixed_and_every_change_reported(
     assert {r.raw for r in event.rejected_codes if ":" in r.reason} == dropped
 
 
-async def test_what_a_coder_is_not_fixed_for_is_flagged(reference: Settings) -> None:
-    """E11.65, E11.9, R73.9: E11.9 contradicts E11.65 and goes; R73.9, integral to diabetes
-    (I.B.5), is flagged for a person (CODER_FIXES)."""
+async def test_a_contradiction_and_an_integral_symptom_leave_the_diagnosis_alone(
+    reference: Settings,
+) -> None:
+    """E11.65, E11.9, R73.9 -> E11.65: E11.9 ("without complications") contradicts E11.65
+    (I.A.15, "with"); R73.9 hyperglycemia is part of diabetes (I.B.5)."""
     event = await code(reference, ("E11.65", "E11.9", "R73.9"))
-    assert [c.code for c in event.codes] == ["E11.65", "R73.9"]
-    assert "symptom:R73.9" in event.review_reasons
+    assert [c.code for c in event.codes] == ["E11.65"]
     assert [r.model_dump() for r in event.rejected_codes] == [
-        {"raw": "E11.9", "reason": "redundant:E11.65"}
+        {"raw": "E11.9", "reason": "redundant:E11.65"},
+        {"raw": "R73.9", "reason": "symptom:E11.65"},
     ]
+    assert [(a.code, a.action, a.rule, a.guideline) for a in event.adjustments] == [
+        ("E11.9", "dropped", "redundant", "I.A.15"),
+        ("R73.9", "dropped", "symptom", "I.B.5"),
+    ]
+    assert not [r for r in event.review_reasons if r.startswith("symptom:")]
+
+
+async def test_what_a_coder_is_not_fixed_for_is_flagged(reference: Settings) -> None:
+    """I50.9 beside I50.23 (I.B.3, an unspecified code beside a specific one) and E10.9 beside
+    E11.9 (an Excludes1 pair, I.A.12.a) are flagged for a person, not fixed (CODER_FIXES)."""
+    event = await code(reference, ("I50.23", "I50.9", "E11.9", "E10.9"))
+    assert [c.code for c in event.codes] == ["I50.23", "I50.9", "E11.9", "E10.9"]
+    assert {"redundant:I50.9", "excludes1:E10.9"} <= set(event.review_reasons)
+    assert event.status == "estimated"
 
 
 @pytest.mark.parametrize(

@@ -229,11 +229,13 @@ def test_principal_accuracy_and_drg_agreement_on_ordered_gold_lists() -> None:
 
 async def test_run_scores_the_codes_after_the_conventions() -> None:
     """Eval scores what apply_conventions bills: Z51.11 first (I.C.2.e.2); E11.9 gone beside
-    E11.65 (a contradiction, fixed); R73.9 kept (integral to diabetes, I.B.5, only flagged for
-    a coder's codes: drg.conventions.apply.CODER_FIXES)."""
+    E11.65 (a contradiction, fixed); R73.9 gone too (integral to diabetes, I.B.5); I50.9 kept
+    beside I50.23 (only flagged for a coder's codes: drg.conventions.apply.CODER_FIXES)."""
     rules = conventions_for(shipped_catalog(), "2026-04")
-    outcomes, _ = await run(_EchoCoder(), ["C18.7 Z51.11", "E11.9 E11.65 R73.9"], conventions=rules)
+    outcomes, _ = await run(
+        _EchoCoder(), ["C18.7 Z51.11", "E11.9 E11.65 R73.9 I50.23 I50.9"], conventions=rules
+    )
     assert outcomes == [
         Outcome(("Z51.11", "C18.7"), ok=True),
-        Outcome(("E11.65", "R73.9"), ok=True),
+        Outcome(("E11.65", "I50.23", "I50.9"), ok=True),
     ]

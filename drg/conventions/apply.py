@@ -13,12 +13,13 @@ Who gets fixed and who gets flagged:
 
 Why only those are fixed for a coder: they never drop a code that can be right beside the one
 kept (the principal by rule moves codes; "without X" beside "with X", two acute MIs of one
-episode, two CKD stages contradict each other). The others, Excludes1 pairs (whose I.A.12.a
-exception allows unrelated conditions, which a list of codes cannot show), an unspecified code
-beside a specific one, integral symptoms and combination codes, drop codes that the only gold
+episode, two CKD stages contradict each other; a symptom the table of ``rules.symptoms`` lists
+is part of the diagnosis beside it by definition, I.B.5). The others, Excludes1 pairs (whose
+I.A.12.a exception allows unrelated conditions, which a list of codes cannot show), an
+unspecified code beside a specific one, and combination codes, drop codes that the only gold
 standard available, CodiEsp (CLEF eHealth 2020, BSC TeMU, CC BY 4.0), lists beside the code kept:
-fixing them costs 0.017, 0.013, 0.001 and 0.004 micro-F1 on its dev split (docs/conventions.md).
-A person, who can read the record, decides them.
+fixing them costs 0.017, 0.013 and 0.004 micro-F1 on its dev split (docs/conventions.md). A
+person, who can read the record, decides them.
 """
 
 import functools
@@ -83,7 +84,7 @@ class Conventions:
 
 
 #: The rules that fix a coder's codes (see the module docstring).
-CODER_FIXES: Final = frozenset({"exclusive", "sequencing"})
+CODER_FIXES: Final = frozenset({"exclusive", "symptom", "sequencing"})
 
 
 def review_reasons(adjustments: Sequence[Adjustment]) -> list[str]:

@@ -155,7 +155,10 @@ def exclusive(codes: list[str], ctx: Context) -> list[Adjustment]:
       episode of care; its site and type are one choice): the first I21 code stays;
     - an old or healed MI (I25.2, I.C.9.e.4) is not the acute MI being treated: dropped beside
       an I21/I22 code;
-    - one CKD stage (I.C.14.a.2): the most severe stays.
+    - one CKD stage (I.C.14.a.2): the most severe stays;
+    - C80.1 "malignant (primary) neoplasm, unspecified" is only for a malignancy whose primary
+      site cannot be determined (I.C.2.k): dropped beside a primary malignancy of a stated site
+      or of lymphoid and blood-forming tissue (C00-C75, C7A, C81-C96).
     """
     changes: list[Adjustment] = []
     for code in list(codes):
@@ -187,7 +190,18 @@ def exclusive(codes: list[str], ctx: Context) -> list[Adjustment]:
     if len(stages) > 1:
         worst = max(stages, key=CKD_ORDER.index)
         changes += _keep_one(codes, stages, worst, "redundant", "I.C.14.a.2")
+    if "C801" in codes:
+        primary = next((c for c in codes if _primary_site_known(c)), None)
+        if primary is not None:
+            codes.remove("C801")
+            changes.append(Adjustment("C801", "dropped", "redundant", primary, "I.C.2.k"))
     return changes
+
+
+def _primary_site_known(code: str) -> bool:
+    """A primary malignant neoplasm of a stated site (C00-C75, C7A) or of lymphoid,
+    hematopoietic and related tissue (C81-C96): ICD-10-CM chapter 2's block structure."""
+    return _within(code, "C00", "C75") or code.startswith("C7A") or _within(code, "C81", "C96")
 
 
 _POSITIVE_QUALIFIER: Final = re.compile(r"\bwith (?!unspecified)")
