@@ -124,6 +124,87 @@ def test_negation_scopes_end_at_a_termination_word() -> None:
     assert excluded(words("gram negative sepsis")) == [False, False, False]
 
 
+def _dropped(sentence: str) -> list[str]:
+    tokens = words(sentence)
+    return [t for t, dropped in zip(tokens, excluded(tokens), strict=True) if dropped]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "condition"),
+    [
+        ("His father passed away from lung cancer.", "lung cancer"),
+        ("His dad died of a myocardial infarction at 60.", "myocardial infarction"),
+        ("Father deceased from a stroke.", "stroke"),
+        ("Her sister was diagnosed with lupus.", "lupus"),
+        ("Father's history of stroke.", "stroke"),
+        ("His mother's breast cancer was treated with surgery.", "breast cancer"),
+        ("Mom had breast cancer.", "breast cancer"),
+        ("Brother with asthma.", "asthma"),
+        ("FH: colon cancer.", "colon cancer"),
+        ("Family history significant for diabetes.", "diabetes"),
+        ("Diabetes in his mother.", "diabetes"),
+    ],
+)
+def test_a_relatives_condition_is_not_the_patients(sentence: str, condition: str) -> None:
+    # ConText experiencer (Harkema 2009): a condition of a relative is not the patient's; family
+    # history is coded Z80-Z84 only from the words "family history", never from a relative's disease
+    dropped = _dropped(sentence)
+    assert all(word in dropped for word in condition.split())
+
+
+@pytest.mark.parametrize(
+    ("sentence", "condition"),
+    [
+        ("His wife brought him in because of chest pain.", "chest pain"),
+        ("Accompanied by his mother, the child presents with fever.", "fever"),
+        ("The child had febrile seizures.", "febrile seizures"),  # "the child" is the patient
+        ("Patient with FH and angina.", "angina"),  # FH: familial hypercholesterolaemia
+    ],
+)
+def test_a_named_relative_alone_does_not_move_the_patients_condition(
+    sentence: str, condition: str
+) -> None:
+    # ConText experiencer (Harkema 2009): only a relative's own clause is someone else's
+    assert not set(condition.split()) & set(_dropped(sentence))
+
+
+@pytest.mark.parametrize(
+    ("sentence", "condition"),
+    [
+        ("Return to the ER if chest pain recurs.", "chest pain"),
+        ("If fever develops, call the clinic.", "fever"),
+        ("Should the patient develop a rash, stop the medication.", "rash"),
+        ("Come back for any bleeding.", "bleeding"),
+    ],
+)
+def test_a_hypothetical_condition_is_not_coded(sentence: str, condition: str) -> None:
+    # ConText hypothetical (Harkema 2009): a condition to watch for has not happened
+    dropped = _dropped(sentence)
+    assert all(word in dropped for word in condition.split())
+
+
+@pytest.mark.parametrize(
+    ("sentence", "condition"),
+    [
+        ("Probable pneumonia.", "pneumonia"),
+        ("Suspected pulmonary embolism.", "pulmonary embolism"),
+        ("Rule out sepsis.", "sepsis"),
+        ("R/O appendicitis.", "appendicitis"),
+        ("Pneumonia cannot be ruled out.", "pneumonia"),
+    ],
+)
+def test_an_uncertain_diagnosis_is_coded_as_if_established(sentence: str, condition: str) -> None:
+    # Official Guidelines II.H: "probable", "suspected", "rule out" still open at discharge are
+    # coded as if established (inpatient)
+    assert not set(condition.split()) & set(_dropped(sentence))
+
+
+def test_what_a_work_up_set_out_to_rule_out_or_ruled_out_is_not_coded() -> None:
+    # NegEx (Chapman 2001): "ruled out" closes the question; "to rule out" is a test's aim
+    assert "embolism" in _dropped("A CT scan was done to rule out pulmonary embolism.")
+    assert "infarction" in _dropped("Myocardial infarction was ruled out.")
+
+
 def test_a_narrative_splits_into_kept_and_negated_mentions() -> None:
     narrative = split("Fever and cough; no diabetes.\nPneumonia was ruled out.")
     assert [m.stems for m in narrative.mentions] == [("fever", "cough")]
