@@ -34,6 +34,7 @@ from worker.coders.exceptions import CoderError, CoderUnavailableError
 from worker.coders.retrieval.config import RetrievalSettings
 from worker.coders.retrieval.evidence import Evidence, load
 from worker.coders.retrieval.index import CodeIndex, index_for
+from worker.coders.retrieval.injuries import with_lay_injuries
 from worker.coders.retrieval.mentions import split
 from worker.coders.retrieval.scoring import FEATURES, Scorer
 
@@ -177,8 +178,6 @@ class RetrievalCoder(Coder):
         mentions = split(narrative)
         lexical = scorer.lexical(mentions)
         codes, rows = scorer.candidates(mentions, lexical)
-        if not codes:
-            return Coded((), ())
         threshold = self.settings.min_probability
         if threshold is None:
             threshold = scorer.evidence.threshold
@@ -198,6 +197,8 @@ class RetrievalCoder(Coder):
         ranked = ranked[: self.settings.max_codes]
         if not ranked:
             ranked = _fallback(codes, features, probabilities)
+        # injuries and their external causes told in lay words (injuries.py), never principal
+        ranked = with_lay_injuries(ranked, narrative, scorer.index.codeset, threshold)
         ranked = _principal_first(
             ranked, lexical.named, _unspecified_with_siblings(ranked, scorer.index)
         )

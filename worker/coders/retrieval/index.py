@@ -75,7 +75,8 @@ class SeventhCharacter:
     # Plain "open" is no cue: "open reduction" is how closed fractures are treated.
     _CUES: Final = (
         (frozenset({"sequela", "late effect"}), "S"),
-        (frozenset({"subsequ encount"}), "D"),
+        # a lay "follow-up visit" or "follow-up appointment" is the subsequent encounter
+        (frozenset({"subsequ encount", "follow up visit", "follow up appoint"}), "D"),
         (frozenset({"open fractur", "compound fractur"}), "B"),
     )
 

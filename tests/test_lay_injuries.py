@@ -1,0 +1,195 @@
+"""Injuries told in a patient's own words: the injury and its external cause (injuries.py).
+
+Each case names its source: the ICD-10-CM tabular list title of the expected code (FY2026) or the
+Official Guidelines section (I.C.19 injuries, I.C.20 external causes; I.C.20.a: an external
+cause code goes with the injury it explains and is never principal; definitions of V00-V99: a
+vehicle accident is assumed to be on the public highway, a traffic accident, unless another place
+is specified; I.A.4: the placeholder X).
+"""
+
+import pytest
+
+from drg.codeset.catalog import shipped_catalog
+from worker.coders.retrieval.coder import RetrievalCoder
+from worker.coders.retrieval.config import RetrievalSettings
+from worker.coders.retrieval.injuries import is_external_cause, lay_injuries
+
+
+@pytest.fixture(scope="module")
+def coder() -> RetrievalCoder:
+    coder = RetrievalCoder(RetrievalSettings())
+    coder.load()
+    return coder
+
+
+def codes(coder: RetrievalCoder, narrative: str, release: str = "2026-04") -> tuple[str, ...]:
+    return coder.code_one(narrative, release=release).codes
+
+
+# (narrative, injury, external cause); each code with its tabular title
+CASES = [
+    # S82.209A Unspecified fracture of shaft of unspecified tibia; V13.4XXA Pedal cycle driver
+    # injured in collision with car, pick-up truck or van in traffic accident (traffic by
+    # default: V00-V99 definitions)
+    ("I was cycling and a car ran over my leg. My tibia is fractured.", "S82209A", "V134XXA"),
+    # S61.451A Open bite of right hand; W54.0XXA Bitten by dog
+    ("A dog bit my right hand.", "S61451A", "W540XXA"),
+    # S61.251A Open bite of left index finger without damage to nail; W55.01XA Bitten by cat
+    ("My cat bit my left index finger.", "S61251A", "W5501XA"),
+    # S81.851A Open bite, right lower leg; W54.0XXA Bitten by dog
+    ("I was bitten by my neighbor's dog on the right leg.", "S81851A", "W540XXA"),
+    # S61.259A Open bite of unspecified finger without damage to nail; W53.11XA Bitten by rat
+    ("A rat bit my finger.", "S61259A", "W5311XA"),
+    # S22.49XA Multiple fractures of ribs, unspecified side; W55.12XA Struck by horse
+    ("A horse kicked me in the chest and I broke two ribs.", "S2249XA", "W5512XA"),
+    # S62.102A Fracture of unspecified carpal bone, left wrist; W01.0XXA Fall on same level from
+    # slipping, tripping and stumbling without subsequent striking against object
+    ("I slipped on the wet floor and broke my left wrist.", "S62102A", "W010XXA"),
+    # S93.401A Sprain of unspecified ligament of right ankle; W10.9XXA Fall (on) (from)
+    # unspecified stairs and steps
+    ("I fell down the stairs and hurt my right ankle. It is sprained.", "S93401A", "W109XXA"),
+    # S72.001A Fracture of unspecified part of neck of right femur; W11.XXXA Fall on and from
+    # ladder (placeholder X: I.A.4)
+    ("I fell off a ladder and broke my right hip.", "S72001A", "W11XXXA"),
+    # S70.02XA Contusion of left hip; W06.XXXA Fall from bed
+    ("I fell out of bed and bruised my left hip.", "S7002XA", "W06XXXA"),
+    # S32.009A Unspecified fracture of unspecified lumbar vertebra; W13.2XXA Fall from, out of or
+    # through roof
+    ("I fell from the roof and broke my back.", "S32009A", "W132XXA"),
+    # S92.002A Unspecified fracture of left calcaneus; W17.89XA Other fall from one level to
+    # another
+    ("I fell from a height of 3 meters and fractured my left heel.", "S92002A", "W1789XA"),
+    # S01.81XA Laceration without foreign body of other part of head (Index: Laceration,
+    # forehead); W01.190A Fall on same level from slipping, tripping and stumbling with
+    # subsequent striking against furniture
+    (
+        "I tripped over the cat and fell and hit my head on the table. "
+        "I have a cut on my forehead.",
+        "S0181XA",
+        "W01190A",
+    ),
+    # S61.012A Laceration without foreign body of left thumb without damage to nail;
+    # W26.0XXA Contact with knife
+    ("I cut my left thumb with a kitchen knife.", "S61012A", "W260XXA"),
+    # S91.311A Laceration without foreign body, right foot; W25.XXXA Contact with sharp glass
+    ("I stepped on a piece of glass and cut my right foot.", "S91311A", "W25XXXA"),
+    # T23.001A Burn of unspecified degree of right hand, unspecified site; X15.0XXA Contact with
+    # hot stove (kitchen)
+    ("I burned my right hand on the stove.", "T23001A", "X150XXA"),
+    # T22.012A Burn of unspecified degree of left forearm; X10.0XXA Contact with hot drinks
+    ("I spilled hot coffee on my left forearm and burned it.", "T22012A", "X100XXA"),
+    # S02.2XXA Fracture of nasal bones; Y04.0XXA Assault by unarmed brawl or fight
+    ("Someone punched me in the face and broke my nose.", "S022XXA", "Y040XXA"),
+    # S01.511A Laceration without foreign body of lip; Y04.0XXA Assault by unarmed brawl or fight
+    ("I was punched in the mouth and cut my lip.", "S01511A", "Y040XXA"),
+    # S71.132A Puncture wound without foreign body, left thigh; X99.1XXA Assault by knife
+    ("Someone stabbed me in the left thigh with a knife.", "S71132A", "X991XXA"),
+    # S02.2XXA Fracture of nasal bones; W21.03XA Struck by baseball
+    ("I was hit by a baseball and my nose is broken.", "S022XXA", "W2103XA"),
+    # S60.011A Contusion of right thumb without damage to nail; W23.0XXA Caught, crushed,
+    # jammed, or pinched between moving objects
+    ("I got my finger caught in the car door. My right thumb is bruised.", "S60011A", "W230XXA"),
+    # S42.002A Fracture of unspecified part of left clavicle; V47.5XXA Car driver injured in
+    # collision with fixed or stationary object in traffic accident
+    ("I was driving my car and hit a tree. I broke my left collarbone.", "S42002A", "V475XXA"),
+    # S13.4XXA Sprain of ligaments of cervical spine; V44.6XXA Car passenger injured in
+    # collision with heavy transport vehicle or bus in traffic accident
+    (
+        "I was a passenger in a car that crashed into a truck. My neck is sprained.",
+        "S134XXA",
+        "V446XXA",
+    ),
+    # S13.4XXA; V43.54XA Car driver injured in collision with van in traffic accident
+    ("I was driving and a van hit my car. I have a sprained neck.", "S134XXA", "V4354XA"),
+    # S72.92XA Unspecified fracture of left femur; V03.10XA Pedestrian on foot injured in
+    # collision with car, pick-up truck or van in traffic accident
+    (
+        "I was walking across the street when a car hit me. My left femur is broken.",
+        "S7292XA",
+        "V0310XA",
+    ),
+    # S62.101A Fracture of unspecified carpal bone, right wrist; V28.49XA Other motorcycle driver
+    # injured in noncollision transport accident in traffic accident
+    ("I fell off my motorcycle and fractured my right wrist.", "S62101A", "V2849XA"),
+    # S42.002A; V11.4XXA Pedal cycle driver injured in collision with other pedal cycle in
+    # traffic accident
+    (
+        "I was riding my bike and another cyclist crashed into me. I broke my left collarbone.",
+        "S42002A",
+        "V114XXA",
+    ),
+    # S80.01XA Contusion of right knee; V49.9XXA Car occupant (driver) (passenger) injured in
+    # unspecified traffic accident
+    ("I was in a car accident and my right knee is bruised.", "S8001XA", "V499XXA"),
+    # S40.011A Contusion of right shoulder; V73.6XXA Passenger on bus injured in collision with
+    # car, pick-up truck or van in traffic accident
+    (
+        "I was a passenger on a bus that hit a car and I bruised my right shoulder.",
+        "S40011A",
+        "V736XXA",
+    ),
+    # S61.411A Laceration without foreign body of right hand; W25.XXXA Contact with sharp glass;
+    # the negated fall is not coded (no W00-W19)
+    ("I did not fall. I cut my right hand on a piece of glass.", "S61411A", "W25XXXA"),
+    # a follow-up visit: 7th character D, subsequent encounter, for the injury and its cause
+    # (I.C.19.a, I.C.20.a.2): S62.101D; W00.0XXD Fall on same level due to ice and snow
+    (
+        "I am here for a follow-up visit for my broken right wrist. I fell on the ice last month.",
+        "S62101D",
+        "W000XXD",
+    ),
+]
+
+
+@pytest.mark.parametrize(("narrative", "injury", "cause"), CASES)
+def test_lay_injury_and_external_cause(
+    coder: RetrievalCoder, narrative: str, injury: str, cause: str
+) -> None:
+    coded = codes(coder, narrative)
+    assert injury in coded
+    assert cause in coded
+    # one external cause of the mechanism told, never principal (I.C.20.a)
+    assert [c for c in coded if is_external_cause(c)] == [cause]
+    assert not is_external_cause(coded[0])
+
+
+def test_negated_fall_gives_nothing(coder: RetrievalCoder) -> None:
+    # NegEx scope (context.py): "did not fall" is no fall
+    assert codes(coder, "I did not fall.") == ()
+    assert codes(coder, "No fall. I have a cut on my right hand.") == ("S61411A",)
+
+
+def test_external_cause_only_with_an_injury(coder: RetrievalCoder) -> None:
+    # chapter 20 codes are secondary to an injury or condition (I.C.20): a fall alone, with no
+    # injury coded, gives no W-code
+    assert not any(is_external_cause(c) for c in codes(coder, "I slipped in the kitchen."))
+
+
+def test_fy2027_claims_get_codes_of_their_release(coder: RetrievalCoder) -> None:
+    release = "2026-10"
+    codeset = shipped_catalog().codeset(release)
+    for narrative, injury, cause in CASES[:3]:
+        coded = codes(coder, narrative, release)
+        assert coded
+        assert all(codeset.records[c].billable for c in coded)
+        assert injury in coded
+        assert cause in coded
+
+
+def test_every_title_of_the_tables_is_a_code_of_both_releases() -> None:
+    from worker.coders.retrieval.injuries import FALLS, OBJECTS, _titles
+
+    catalog = shipped_catalog()
+    for release in catalog.releases:
+        titles = _titles(catalog.codeset(release))
+        missing = [m.title for m in (*FALLS, *OBJECTS) if m.title.lower() not in titles]
+        assert missing == [], release
+
+
+def test_lay_injuries_alone() -> None:
+    codeset = shipped_catalog().codeset("2026-04")
+    found = lay_injuries("A dog bit my right hand.", codeset)
+    assert found.injuries == ("S61451A",)
+    assert found.external_causes == ("W540XXA",)
+    # no mechanism told: the injury is left to the coder
+    assert lay_injuries("My right hand is bruised.", codeset).injuries == ()

@@ -1,0 +1,914 @@
+"""Injuries told in a patient's own words: the injury (nature, site, side) and its external cause.
+
+A lay account says how it happened ("a dog bit my right hand", "I was cycling and a car ran over
+my leg") in words that the tabular list never uses. This module reads such accounts with word
+tables and finds the codes in the claim's release by their tabular titles, so that it proposes
+only codes that the release bills:
+
+- the external cause (ICD-10-CM chapter 20, V00-Y38): the mechanism, and for a transport accident
+  the injured person's role (pedestrian, pedal cyclist, motorcycle rider, car occupant; driver or
+  passenger) and the counterpart (car, heavy transport vehicle, fixed object, none);
+- the injury itself (chapter 19, S00-T34): a lay nature of injury ("bit", "broke", "burned") and
+  a lay body site ("my right hand") looked up in the release's code-text index.
+
+Both get the 7th character of the encounter: A (initial encounter) unless the narrative says it
+is a follow-up (D) or a sequela (S); the same character for the injury and its external cause
+(Official Guidelines I.C.19.a and I.C.20.a.2). Codes that need one carry the placeholder X
+(W54.0XXA; guideline I.A.4), because the release lists them so.
+
+Negated words ("I did not fall") are dropped first (context.py), as for every other code. The
+module never logs or returns narrative text.
+"""
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from drg.codeset.hierarchy import default_child
+from drg.codeset.memory import MemoryCodeSet
+from worker.coders.retrieval.context import excluded
+from worker.coders.retrieval.index import CodeIndex, SeventhCharacter, index_for
+from worker.coders.retrieval.scoring import FULL
+from worker.coders.retrieval.text import content_stems, sentences, words
+
+Words = frozenset[str]
+
+# Chapter 20 (External causes of morbidity) codes this module may propose: accidents, assault
+# and events of undetermined intent (V00-Y38). Y90-Y99 are status, place and activity codes.
+_CHAPTER_20: Final = ("V00", "Y38")
+# Chapter 19 (Injury, poisoning and certain other consequences of external causes): the codes
+# an external cause code goes with (guideline I.C.20: secondary to an injury or condition).
+_CHAPTER_19: Final = ("S00", "T88")
+# The injuries a lay account names and this module looks up: injuries, burns (S00-T34).
+_INJURY: Final = ("S00", "T34")
+# Words between the parts of an ordered pattern ("fell off the top of a ladder").
+_GAP: Final = 8
+_HITS: Final = 40  # code texts read per injury query
+_NEAR: Final = 10  # words at most between a nature of injury and its site
+
+
+def _w(text: str) -> Words:
+    return frozenset(text.split())
+
+
+# ---------------------------------------------------------------- lay words
+
+FALL: Final = _w("fell fall falls falling fallen tumbled")
+SLIP: Final = _w("slipped slip slipping slips tripped trip tripping trips stumbled stumble")
+# "fell asleep", "fell ill", "a fall in haemoglobin", "a fall of blood pressure": no fall
+_NOT_A_FALL: Final = _w("asleep ill sick pregnant apart behind")
+_DECREASE: Final = (_w("fall falls"), _w("in of"))
+STRIKE: Final = _w("hit hitting struck striking banged bumped smacked")
+BURN: Final = _w("burned burnt burn burns scalded scald")  # not "burning": a kind of pain
+CUT: Final = _w("cut cutting sliced slashed gashed")
+BITE: Final = _w("bit bitten bite bites biting")
+STING: Final = _w("stung sting")
+KICK: Final = _w("kicked kick struck hit butted trampled knocked stepped headbutted")
+SCRATCH: Final = _w("scratched scratch clawed")
+PECK: Final = _w("pecked peck")
+PERSON: Final = _w("someone somebody man woman guy boy girl person stranger child kid toddler")
+FURNITURE: Final = _w("table desk chair dresser couch sofa bed nightstand bookcase cabinet")
+OBJECT: Final = _w("wall door counter countertop sink bathtub rock pole edge corner step curb")
+FALLING_THINGS: Final = _w(
+    "box shelf brick rock branch object tv television weight hammer beam plank crate log"
+)
+
+# Lay animal words -> the animal as the tabular list names it in W53-W64 ("Bitten by dog").
+_ANIMALS: Final[dict[str, str]] = {
+    **dict.fromkeys(("dog", "dogs", "puppy", "pup"), "dog"),
+    **dict.fromkeys(("cat", "cats", "kitten"), "cat"),
+    **dict.fromkeys(("horse", "pony", "mare", "stallion"), "horse"),
+    **dict.fromkeys(("cow", "bull", "calf", "cattle"), "cow"),
+    **dict.fromkeys(("pig", "hog", "boar"), "pig"),
+    **dict.fromkeys(("goat", "sheep", "ram", "donkey", "mule"), "other hoof stock"),
+    "raccoon": "raccoon",
+    **dict.fromkeys(("rat", "rats"), "rat"),
+    **dict.fromkeys(("mouse", "mice"), "mouse"),
+    "squirrel": "squirrel",
+    **dict.fromkeys(("hamster", "gerbil", "beaver"), "other rodent"),
+    **dict.fromkeys(("rabbit", "bunny", "fox", "monkey", "deer", "ferret"), "other mammals"),
+    "parrot": "parrot",
+    "macaw": "macaw",
+    **dict.fromkeys(("chicken", "hen", "rooster"), "chicken"),
+    "turkey": "turkey",
+    "goose": "goose",
+    "duck": "duck",
+    **dict.fromkeys(("bird", "seagull", "gull", "crow", "pigeon", "swan"), "other birds"),
+}
+# Lay verbs -> how W53-W64 titles open: "Bitten by dog", "Struck by horse", "Scratched by cat".
+_ANIMAL_CONTACT: Final = (
+    (BITE, "bitten by"),
+    (SCRATCH, "scratched by"),
+    (PECK, "pecked by"),
+    (KICK, "struck by"),
+)
+
+
+# ---------------------------------------------------------------- mechanisms
+
+
+@dataclass(frozen=True, slots=True)
+class Mechanism:
+    """A mechanism told in lay words and the tabular title of its external cause code.
+
+    ``parts``: each part is a set of words one of which must occur in the sentence; with
+    ``ordered``, in this order, each within ``_GAP`` words of the previous one."""
+
+    title: str  # the title of a category or subcategory in the ICD-10-CM tabular list
+    parts: tuple[Words, ...]
+    ordered: bool = False
+
+
+def _m(title: str, *parts: Words | str, ordered: bool = False) -> Mechanism:
+    return Mechanism(title, tuple(_w(p) if isinstance(p, str) else p for p in parts), ordered)
+
+
+ICE: Final = _w("ice icy snow snowy frozen")
+STAIRS: Final = _w("stairs stair steps staircase stairway stairwell")
+FROM: Final = _w("off from out through")  # "fell off the bed", not "fell and hit the table"
+_FALL_OR_SLIP: Final = FALL | SLIP
+
+# One fall per narrative: the first matching row (ICD-10-CM tabular W00-W19 "Slipping, tripping,
+# stumbling and falls"; "A fall from a height" is W17 unless a more specific category applies).
+# A falling object that strikes the patient is W20, not a fall of the patient.
+FALLS: Final = (
+    _m(
+        "Other cause of strike by thrown, projected or falling object",
+        FALLING_THINGS,
+        _w("fell falling dropped landed"),
+        "on onto",
+        ordered=True,
+    ),
+    _m(
+        "Other cause of strike by thrown, projected or falling object",
+        "dropped",
+        FALLING_THINGS,
+        "on onto",
+        ordered=True,
+    ),
+    _m("Fall from stairs and steps due to ice and snow", _FALL_OR_SLIP, ICE, STAIRS),
+    _m("Fall on same level due to ice and snow", _FALL_OR_SLIP, ICE),
+    _m("Fall (on)(from) escalator", _FALL_OR_SLIP, "escalator"),
+    _m("Fall (on)(from) sidewalk curb", _FALL_OR_SLIP, "curb kerb"),
+    _m("Fall (on) (from) unspecified stairs and steps", _FALL_OR_SLIP, STAIRS),
+    _m("Fall on and from ladder", _FALL_OR_SLIP, "ladder stepladder", ordered=True),
+    _m("Fall on and from scaffolding", _FALL_OR_SLIP, "scaffolding scaffold", ordered=True),
+    _m("Fall from, out of or through roof", FALL, FROM, "roof", ordered=True),
+    _m("Fall from, out of or through window", FALL, FROM, "window", ordered=True),
+    _m("Fall from, out of or through balcony", FALL, FROM, "balcony", ordered=True),
+    _m("Fall from tree", FALL, FROM, "tree", ordered=True),
+    _m("Fall from cliff", FALL, FROM, "cliff", ordered=True),
+    _m("Fall from non-moving wheelchair", FALL, FROM, "wheelchair", ordered=True),
+    _m("Fall from bed", FALL, FROM, "bed", ordered=True),
+    _m("Fall from chair", FALL, FROM, "chair", ordered=True),
+    _m("Fall from other furniture", FALL, FROM, "sofa couch table stool bench desk", ordered=True),
+    _m(
+        "Fall from or off toilet without subsequent striking against object",
+        FALL,
+        FROM,
+        "toilet",
+        ordered=True,
+    ),
+    _m(
+        "Fall in (into) shower or empty bathtub",
+        _FALL_OR_SLIP,
+        "shower bathtub tub bath",
+        ordered=True,
+    ),
+    _m("Fall on or from playground slide", FALL, FROM, "slide", ordered=True),
+    _m("Fall from playground swing", FALL, FROM, "swing", ordered=True),
+    _m("Fall on or from jungle gym", FALL, FROM, "monkey jungle", ordered=True),
+    _m("Fall into hole", FALL, "hole", ordered=True),
+    _m("Fall down embankment (hill)", FALL, "hill embankment slope", ordered=True),
+    _m(
+        "Other fall from one level to another",
+        FALL,
+        "height meters metres wall storey story",
+        ordered=True,
+    ),
+    _m(
+        "Fall on same level from slipping, tripping and stumbling with subsequent striking "
+        "against furniture",
+        SLIP,
+        STRIKE,
+        FURNITURE,
+        ordered=True,
+    ),
+    _m(
+        "Fall on same level from slipping, tripping and stumbling with subsequent striking "
+        "against other object",
+        SLIP,
+        STRIKE,
+        OBJECT,
+        ordered=True,
+    ),
+    _m(
+        "Fall on same level from slipping, tripping and stumbling without subsequent striking "
+        "against object",
+        SLIP,
+    ),
+    _m(
+        "Fall on same level, unspecified",
+        FALL,
+        "floor ground street sidewalk pavement road walking",
+        ordered=True,
+    ),
+    _m("Unspecified fall", FALL),
+)
+
+# Animals (ICD-10-CM tabular W53-W64 "Exposure to animate mechanical forces") are found by title:
+# see :func:`_animal`. Stings of venomous insects (X23) are left to the coder.
+
+# One cause by an object, a person or heat per narrative. Assault first (ICD-10-CM tabular
+# X92-Y09 "Assault": "injuries inflicted by another person with intent to injure or kill"): being
+# stabbed, punched or shot by someone tells that intent. Guideline I.C.20.f codes an unknown
+# intent as accidental: hence "cut with a knife" is W26.0 and a ball or a door is W21-W23.
+OBJECTS: Final = (
+    _m("Assault by knife", "stabbed stab", "knife knives"),
+    _m("Assault by unspecified sharp object", "stabbed"),
+    _m("Assault by unspecified firearm discharge", "shot", "gun bullet pistol rifle handgun"),
+    _m("Assault by unspecified firearm discharge", "gunshot"),
+    _m("Assault by human bite", PERSON, BITE, ordered=True),
+    _m("Assault by unarmed brawl or fight", "punched punch punches fistfight brawl beaten fight"),
+    _m("Assault by unarmed brawl or fight", PERSON, "kicked hit slapped", "me", ordered=True),
+    _m("Assault by blunt object", "assaulted attacked", "bat pipe stick bottle club"),
+    _m("Assault by unspecified means", "assaulted attacked mugged"),
+    _m("Struck by baseball", STRIKE, "baseball"),
+    _m("Struck by soccer ball", STRIKE, "soccer"),
+    _m("Struck by basketball", STRIKE, "basketball"),
+    _m("Struck by volleyball", STRIKE, "volleyball"),
+    _m("Struck by softball", STRIKE, "softball"),
+    _m("Struck by golf club", STRIKE, "golf", "club"),
+    _m("Struck by golf ball", STRIKE, "golf"),
+    _m("Struck by football", STRIKE, "football"),
+    _m("Struck by hit or thrown ball, unspecified type", STRIKE, "ball"),
+    _m("Struck by baseball bat", STRIKE, "bat"),
+    _m("Struck by tennis racquet", STRIKE, "racquet racket"),
+    _m("Struck by hockey puck", STRIKE, "puck"),
+    _m("Struck by hockey stick", STRIKE, "hockey"),
+    _m("Walked into wall", "walked ran", "wall", ordered=True),
+    _m("Walked into lamppost", "walked ran", "lamppost lamp", ordered=True),
+    _m("Walked into furniture", "walked ran", FURNITURE, ordered=True),
+    _m(
+        "Caught, crushed, jammed, or pinched between moving objects",
+        "caught slammed jammed pinched crushed shut",
+        "door drawer window",
+        ordered=True,
+    ),
+    _m("Contact with sharp glass", CUT | _w("stepped"), "glass"),
+    _m("Contact with knife", CUT | _w("stabbed"), "knife knives"),
+    _m("Contact with scissors", CUT, "scissors"),
+    _m("Contact with edge of stiff paper", CUT, "paper"),
+    _m("Contact with nonpowered hand tool", CUT | STRIKE, "hammer screwdriver chisel"),
+    _m("Contact with powered lawn mower", "mower lawnmower"),
+    _m("Nail entering through skin", "stepped", "nail", ordered=True),
+    _m(
+        "Exposure to flames in uncontrolled fire in building or structure",
+        "fire",
+        "house building apartment home",
+    ),
+    _m("Exposure to flames in controlled fire, not in building or structure", "campfire bonfire"),
+    _m("Contact with hot drinks", BURN | _w("spilled hot"), "coffee tea drink cocoa"),
+    _m("Contact with hot food", BURN | _w("hot"), "soup food"),
+    _m("Contact with fats and cooking oils", BURN | _w("hot"), "oil grease fat"),
+    _m("Contact with hot water in bath or tub", BURN, "bath tub bathtub"),
+    _m("Contact with running hot water", BURN, "tap faucet shower"),
+    _m("Contact with other hot fluids", BURN, "boiling water"),
+    _m("Other contact with steam and other hot vapors", BURN, "steam"),
+    _m("Contact with hot stove (kitchen)", BURN, "stove stovetop"),
+    _m("Contact with hot toaster", BURN, "toaster"),
+    _m("Contact with hot saucepan or skillet", BURN, "pan saucepan skillet pot"),
+    _m("Contact with other hot household appliances", BURN, "oven iron kettle"),
+    _m(
+        "Contact with hot heating appliances, radiators and pipes",
+        BURN,
+        "radiator heater pipe pipes",
+    ),
+    _m("Contact with hot engines, machinery and tools", BURN, "engine exhaust muffler"),
+    _m(
+        "Exposure to other specified smoke, fire and flames",
+        BURN | _w("caught"),
+        "fire flames flame candle",
+    ),
+    _m("Contact with other heat and hot substances", BURN, "hot"),
+)
+
+
+# ---------------------------------------------------------------- transport accidents
+
+# Transport accident definitions (ICD-10-CM tabular, notes of "Transport accidents (V00-V99)"):
+# a pedestrian is anyone involved who was not riding in or on a vehicle; a pedal cyclist rides a
+# pedal cycle; a motorcycle rider rides a motorcycle, moped or electric (assisted) bicycle; an
+# occupant is in or on a car, pick-up truck or van, heavy transport vehicle or bus.
+# ("cycle" alone is left out: "cell cycle", "cycles of chemotherapy")
+PEDAL: Final = _w("cycling bicycle bicycles bike bikes biking bicycling cyclist")
+MOTORCYCLE: Final = _w("motorcycle motorcycles motorbike moped motorcyclist scooter ebike")
+ELECTRIC: Final = _w("e electric")  # "e-bike", "electric bike": an electric (assisted) bicycle
+DRIVER: Final = _w("driving drove driver drive")
+PASSENGER: Final = _w("passenger")
+# The vehicle words of a narrative -> the kind of vehicle as chapter 20 sorts them.
+_VEHICLES: Final[dict[str, str]] = {
+    **dict.fromkeys(("car", "cars", "automobile", "sedan", "taxi", "cab", "jeep"), "car"),
+    **dict.fromkeys(("suv",), "car"),
+    **dict.fromkeys(("van", "minivan"), "van"),
+    **dict.fromkeys(("pickup",), "pickup"),
+    **dict.fromkeys(("truck", "lorry", "semi", "trailer", "tractor"), "heavy"),
+    **dict.fromkeys(("bus", "coach"), "bus"),
+    **dict.fromkeys(tuple(MOTORCYCLE), "motorcycle"),
+    **dict.fromkeys(tuple(PEDAL), "pedal"),
+    **dict.fromkeys(("train", "tram", "streetcar", "trolley"), "railway"),
+}
+_VEHICLE_KINDS: Final = frozenset(_VEHICLES.values())
+_FIXED: Final = _w(
+    "tree pole lamppost post wall guardrail barrier fence building sign pillar bridge"
+)
+_ANIMAL_OR_PEDESTRIAN: Final = frozenset(_ANIMALS) | _w("pedestrian pedestrians animal moose")
+COLLISION: Final = _w("hit struck collided crashed crash collision ran run rammed smashed knocked")
+NONCOLLISION: Final = _w("fell fall thrown overturned flipped rolled skidded skid lost swerved")
+ACCIDENT: Final = _w("accident crash wreck")
+# Words placing a vehicle accident off a public highway (V00-V99 definitions: a nontraffic
+# accident occurs entirely in a place other than a public highway; traffic is the default).
+NONTRAFFIC: Final = _w("driveway parking farm field offroad trail garage nontraffic")
+_OWNED: Final = _w("my our driving drove passenger in on inside riding rode")
+_ARTICLES: Final = _w("a an the")
+_OCCUPIED: Final = frozenset({"car", "van", "pickup", "heavy", "bus"})  # kinds with occupants
+_OTHER: Final = _w("another other")
+
+# The injured person's role (ICD-10-CM tabular V00-V79 category titles open with it).
+_ROLE_TITLES: Final[dict[str, str]] = {
+    "pedestrian": "pedestrian",
+    "pedal": "pedal cycle rider",
+    "motorcycle": "motorcycle rider",
+    "car": "car occupant",
+    "van": "occupant of pick-up truck or van",
+    "pickup": "occupant of pick-up truck or van",
+    "heavy": "occupant of heavy transport vehicle",
+    "bus": "bus occupant",
+}
+# The counterpart as the category titles name it ("... injured in collision with car, pick-up
+# truck or van"); None: "other and unspecified transport accidents".
+_COUNTERPART_TITLES: Final[dict[str, str]] = {
+    "animal": "collision with pedestrian or animal",
+    "pedal": "collision with pedal cycle",
+    "motorcycle": "collision with two- or three-wheeled motor vehicle",
+    "car": "collision with car, pick-up truck or van",
+    "van": "collision with car, pick-up truck or van",
+    "pickup": "collision with car, pick-up truck or van",
+    "heavy": "collision with heavy transport vehicle or bus",
+    "bus": "collision with heavy transport vehicle or bus",
+    "railway": "collision with railway train or railway vehicle",
+    "fixed": "collision with fixed or stationary object",
+    "noncollision": "noncollision transport accident",
+    "unspecified": "other and unspecified transport accidents",
+}
+# Words that pick a fifth or sixth character where the tabular list subdivides by the kind of
+# counterpart or conveyance (V43.5-: "... with sport utility vehicle", "... with other type car";
+# V03.1-: "Pedestrian on foot ..."; V23.4-: "Other motorcycle driver ...").
+_DETAILS: Final[dict[str, str]] = {
+    "suv": "sport utility vehicle",
+    "pickup": "pick-up truck",
+    "van": "van",
+    "minivan": "van",
+    "skateboard": "on skateboard",
+    "rollerblades": "on roller-skates",
+    "skates": "on roller-skates",
+}
+_DEFAULT_DETAILS: Final = ("on foot", "other motorcycle", "other type car")
+
+
+# ---------------------------------------------------------------- injuries
+
+
+@dataclass(frozen=True, slots=True)
+class Nature:
+    """A nature of injury in lay words and the words chapter 19 titles give it."""
+
+    lay: Words
+    tabular: tuple[str, ...]  # "Open bite of right hand": ("open", "bite")
+
+
+# "hurt"/"injured" (the last) only for a site that no other nature is told of.
+_UNSPECIFIED: Final = Nature(_w("hurt injured injury"), ("injury",))
+NATURES: Final = (
+    Nature(BITE, ("open", "bite")),
+    Nature(_w("broke broken break breaks fractured fracture fractures cracked"), ("fracture",)),
+    Nature(_w("dislocated dislocation"), ("dislocation",)),
+    Nature(_w("sprained sprain twisted"), ("sprain",)),
+    Nature(BURN, ("burn", "degree")),
+    Nature(_w("stabbed stab"), ("puncture", "wound")),  # not "puncture": "lumbar puncture"
+    Nature(CUT | _w("laceration lacerated gash"), ("laceration",)),
+    Nature(_w("bruised bruise bruises bruising contusion"), ("contusion",)),
+    Nature(_w("scraped scrape grazed graze abrasion skinned"), ("abrasion",)),
+    _UNSPECIFIED,
+)
+
+# Lay body words -> the words chapter 19 titles use for the site, most specific reading first
+# ("nose": "Laceration of nose", "Fracture of nasal bones"). "other" and "unspecified" choose
+# between texts with the same words otherwise ("... of other part of head": the forehead,
+# ICD-10-CM Index "Laceration, forehead S01.81-"; "... of unspecified part of head").
+_SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
+    "hand": (("hand",),),
+    "hands": (("hand",),),
+    "palm": (("palm",), ("hand",)),
+    "wrist": (("wrist",),),
+    "thumb": (("thumb",),),
+    "finger": (("finger",),),
+    "fingers": (("finger",),),
+    "forearm": (("forearm",),),
+    "elbow": (("elbow",),),
+    "arm": (("upper", "arm"), ("forearm",)),
+    "shoulder": (("shoulder",),),
+    "collarbone": (("clavicle",),),
+    "clavicle": (("clavicle",),),
+    "foot": (("foot",),),
+    "feet": (("foot",),),
+    "heel": (("heel",), ("calcaneus",)),
+    "heels": (("heel",), ("calcaneus",)),
+    "toe": (("toe",),),
+    "toes": (("toe",),),
+    "ankle": (("ankle",),),
+    "leg": (("lower", "leg"),),
+    "shin": (("lower", "leg"), ("tibia",)),
+    "calf": (("lower", "leg"),),
+    "knee": (("knee",),),
+    "kneecap": (("patella",),),
+    "thigh": (("thigh",), ("femur",)),
+    "hip": (("hip",), ("neck", "femur")),
+    "tibia": (("tibia",),),
+    "fibula": (("fibula",),),
+    "femur": (("femur",),),
+    "head": (("unspecified", "part", "head"), ("head",)),
+    "scalp": (("scalp",),),
+    "forehead": (("other", "part", "head"),),
+    "face": (("other", "part", "head"),),
+    "cheek": (("cheek", "temporomandibular", "area"),),
+    "chin": (("other", "part", "head"),),
+    "jaw": (("jaw",), ("mandible",)),
+    "nose": (("nose",), ("nasal", "bones")),
+    "lip": (("lip",),),
+    "ear": (("ear",),),
+    "eye": (("eyelid", "periocular", "area"),),
+    "neck": (("neck",), ("ligaments", "cervical", "spine")),
+    "chest": (("thorax",), ("chest", "wall")),
+    "rib": (("one", "rib"), ("rib",)),
+    "ribs": (("multiple", "rib"), ("rib",)),
+    "back": (("lower", "back"), ("lumbar", "vertebra"), ("back", "wall", "thorax")),
+    "abdomen": (("abdominal", "wall"),),
+    "belly": (("abdominal", "wall"),),
+    "stomach": (("abdominal", "wall"),),
+    "buttock": (("buttock",),),
+}
+# Words before a site word that refine it ("index finger", "big toe", "upper arm").
+_SITE_WORDS: Final[dict[str, str]] = {
+    "index": "index",
+    "middle": "middle",
+    "ring": "ring",
+    "little": "little",
+    "pinky": "little",
+    "big": "great",
+    "great": "great",
+    "upper": "upper",
+    "lower": "lower",
+}
+_SIDES: Final = frozenset({"left", "right"})
+_MARKS: Final = frozenset({"other", "unspecified"})
+
+
+# Words of the 7th-character cues (index.SeventhCharacter): "follow-up visit", "sequela".
+_ENCOUNTER_WORDS: Final = _w("follow sequela sequelae late subsequent open compound")
+# Every word the tables above read: a sentence with none of them tells this module nothing.
+_VOCABULARY: Final = frozenset().union(
+    *(part for rule in (*FALLS, *OBJECTS) for part in rule.parts),
+    *(nature.lay for nature in NATURES),
+    _ANIMALS,
+    _VEHICLES,
+    _SITES,
+    _FIXED,
+    COLLISION,
+    NONCOLLISION,
+    ACCIDENT,
+    DRIVER,
+    PASSENGER,
+    _ENCOUNTER_WORDS,
+)
+
+
+# ---------------------------------------------------------------- the result
+
+
+@dataclass(frozen=True, slots=True)
+class LayInjuries:
+    """Codes (undotted, billable in the release) of one narrative's lay injury account."""
+
+    injuries: tuple[str, ...]  # chapter 19 injury codes, in the order told
+    external_causes: tuple[str, ...]  # chapter 20 codes: transport, fall, animal, object
+
+
+def lay_injuries(narrative: str, codeset: MemoryCodeSet) -> LayInjuries:
+    """The injuries and external causes a narrative tells in lay words (see the module doc)."""
+    told = _kept_words(narrative)
+    seventh = _seventh_character(told)
+    titles = _titles(codeset)
+    causes: list[str] = []
+    transport = _transport(told, codeset, titles, seventh)
+    if transport is not None:
+        causes.append(transport)
+    else:  # a fall from a bike or a hit by a car is the transport accident, nothing else
+        for title in (_animal(told, titles), _first(told, OBJECTS), _first(told, FALLS)):
+            code = _with_seventh(title, seventh, codeset) if title is not None else None
+            if code is not None and code not in causes:
+                causes.append(code)
+    if not causes:
+        # an injury told without how it happened is the coder's: clinical text names injuries
+        # in the tabular list's words, and "burn", "fracture" there are often no injury
+        return LayInjuries((), ())
+    return LayInjuries(tuple(_injuries(told, index_for(codeset), seventh)), tuple(causes))
+
+
+def with_lay_injuries(
+    ranked: Sequence[tuple[float, str]], narrative: str, codeset: MemoryCodeSet, probability: float
+) -> list[tuple[float, str]]:
+    """``ranked`` (probability, code) with what the narrative's lay account adds: its injuries
+    when ``ranked`` has no chapter 19 code, then its external causes when there is one (an
+    external cause code is never principal and always goes with the injury or condition it
+    explains: Official Guidelines I.C.20). Codes already coded are not repeated. Added codes
+    carry ``probability`` (the coder's threshold): they come from rules, not from the model."""
+    out = list(ranked)
+    lay = lay_injuries(narrative, codeset)
+    taken = {code for _, code in out}
+    if not any(_in_chapter_19(code) for code in taken):
+        out += [(probability, code) for code in lay.injuries if code not in taken]
+    if any(_in_chapter_19(code) for _, code in out):
+        out += [(probability, code) for code in lay.external_causes if code not in taken]
+    return out
+
+
+def is_injury(code: str) -> bool:
+    """Injuries and burns (S00-T34), the natures of injury a lay account names."""
+    return _INJURY[0] <= code[:3] <= _INJURY[1]
+
+
+def _in_chapter_19(code: str) -> bool:
+    return _CHAPTER_19[0] <= code[:3] <= _CHAPTER_19[1]
+
+
+def is_external_cause(code: str) -> bool:
+    return _CHAPTER_20[0] <= code[:3] <= _CHAPTER_20[1]
+
+
+# ---------------------------------------------------------------- reading the narrative
+
+
+def _kept_words(narrative: str) -> list[list[str]]:
+    """Each sentence's words outside negation scopes (context.py): "I did not fall" keeps
+    "i did" only. A fall word followed by "asleep" or "ill" is no fall. Sentences without a
+    word of the module's tables are left empty (NegEx is the costly part)."""
+    told: list[list[str]] = []
+    for sentence in sentences(narrative):
+        tokens = words(sentence)
+        if _VOCABULARY.isdisjoint(tokens):
+            told.append([])  # nothing this module reads: most sentences of clinical text
+            continue
+        drop = excluded(tokens)
+        kept = [t for t, d in zip(tokens, drop, strict=True) if not d]
+        for i in range(len(kept) - 1):
+            after = kept[i + 1]
+            if kept[i] in FALL and (
+                after in _NOT_A_FALL or (kept[i] in _DECREASE[0] and after in _DECREASE[1])
+            ):
+                kept[i] = ""
+        told.append(kept)
+    return told
+
+
+def _seventh_character(told: Sequence[Sequence[str]]) -> str:
+    """A (initial encounter), D (subsequent encounter: a follow-up visit) or S (sequela), from
+    the same cues the coder reads (index.SeventhCharacter). Guideline I.C.19.a: A while the
+    patient receives active treatment, D for routine care in the healing phase, S for sequelae."""
+    if not any(not _ENCOUNTER_WORDS.isdisjoint(tokens) for tokens in told):
+        return "A"
+    phrases: set[str] = set()
+    for tokens in told:
+        stems = content_stems(tokens)
+        for size in (1, 2, 3):
+            phrases.update(" ".join(stems[i : i + size]) for i in range(len(stems) - size + 1))
+    for char in SeventhCharacter.cues(phrases):
+        if char in ("D", "S"):
+            return char
+    return "A"
+
+
+def _matches(tokens: Sequence[str], rule: Mechanism) -> bool:
+    if not rule.ordered:
+        present = set(tokens)
+        return all(not part.isdisjoint(present) for part in rule.parts)
+    return _in_order(tokens, rule.parts)
+
+
+def _in_order(tokens: Sequence[str], parts: Sequence[Words]) -> bool:
+    """Whether a word of each part occurs in order, each within ``_GAP`` words of the last."""
+    return any(
+        token in parts[0] and _follows(tokens, i, parts[1:]) for i, token in enumerate(tokens)
+    )
+
+
+def _follows(tokens: Sequence[str], at: int, parts: Sequence[Words]) -> bool:
+    if not parts:
+        return True
+    end = min(len(tokens), at + 1 + _GAP)
+    return any(tokens[j] in parts[0] and _follows(tokens, j, parts[1:]) for j in range(at + 1, end))
+
+
+def _first(told: Sequence[Sequence[str]], rules: Iterable[Mechanism]) -> str | None:
+    """The title of the first rule that a sentence matches (rules in order of priority)."""
+    present = {t for tokens in told for t in tokens}
+    for rule in rules:
+        if any(part.isdisjoint(present) for part in rule.parts):
+            continue  # most rules: a word the narrative never uses
+        if any(_matches(tokens, rule) for tokens in told):
+            return rule.title
+    return None
+
+
+# ---------------------------------------------------------------- tabular titles
+
+
+_TITLES: dict[int, tuple[MemoryCodeSet, dict[str, str]]] = {}
+_TITLES_LOCK = threading.Lock()
+
+
+def _titles(codeset: MemoryCodeSet) -> dict[str, str]:
+    """Lower-cased title -> code of every chapter 20 category and subcategory (7th-character
+    codes aside) of the release, the deepest code where titles repeat; built once per code
+    set."""
+    with _TITLES_LOCK:
+        found = _TITLES.get(id(codeset))
+        if found is None or found[0] is not codeset:
+            table: dict[str, str] = {}
+            for code, record in codeset.records.items():
+                if len(code) < 7 and is_external_cause(code):
+                    # a subcategory may repeat its category's title (W22.8, W22): the deeper
+                    # code is the one that says what the title says
+                    table[record.description.lower()] = code
+            found = _TITLES[id(codeset)] = (codeset, table)
+        return found[1]
+
+
+def _node(title: str | None, titles: dict[str, str]) -> str | None:
+    return None if title is None else titles.get(title.lower())
+
+
+def _with_seventh(title: str, seventh: str, codeset: MemoryCodeSet) -> str | None:
+    """The billable code of a tabular ``title`` for the encounter ``seventh``: the title's code
+    itself when billable (Y09), else its 7th-character child (W54.0 -> W54.0XXA; the release
+    lists it with its placeholders X), descending through default children ("unspecified")
+    where the title is a header. None when the release has no such billable code."""
+    node = _titles(codeset).get(title.lower())
+    return None if node is None else _leaf(node, seventh, codeset, ())
+
+
+def _leaf(node: str, seventh: str, codeset: MemoryCodeSet, details: Sequence[str]) -> str | None:
+    records = codeset.records
+    while True:
+        record = records[node]
+        kids = codeset.children.get(node, ())
+        if not kids:
+            return node if record.billable else None
+        if len(kids[0]) == 7:
+            chosen = next((k for k in kids if k[-1] == seventh), None)
+            return chosen if chosen is not None and records[chosen].billable else None
+        found = _by_detail(kids, details, codeset) or default_child(codeset, node)
+        if found is None:
+            return None
+        node = found
+
+
+def _by_detail(kids: Sequence[str], details: Sequence[str], codeset: MemoryCodeSet) -> str | None:
+    for detail in details:
+        for kid in kids:
+            if f" {detail} " in f" {codeset.records[kid].description.lower()} ":
+                return kid
+    return None
+
+
+# ---------------------------------------------------------------- animals
+
+
+def _animal(told: Sequence[Sequence[str]], titles: dict[str, str]) -> str | None:
+    """The W53-W64 title ("Bitten by dog", "Struck by horse", "Scratched by cat") of an animal
+    and what it did, both in one sentence; ICD-10-CM tabular W53-W64: an animal the tabular list
+    does not name is "other mammals" (W55.8-) or "other birds" (W61.9-)."""
+    for tokens in told:
+        present = set(tokens)
+        animals = [_ANIMALS[t] for t in tokens if t in _ANIMALS]
+        if not animals:
+            continue
+        for verbs, opening in _ANIMAL_CONTACT:
+            if verbs.isdisjoint(present):
+                continue
+            title = f"{opening} {animals[0]}"
+            if title in titles:
+                return title
+    return None
+
+
+# ---------------------------------------------------------------- transport
+
+
+def _transport(
+    told: Sequence[Sequence[str]], codeset: MemoryCodeSet, titles: dict[str, str], seventh: str
+) -> str | None:
+    """The V00-V79 code of a transport accident: the category of the injured person's role and
+    the counterpart, then the person (driver, passenger, unspecified) in a traffic accident
+    unless the narrative places it off a public highway (definitions of V00-V99: a vehicle
+    accident is assumed to have occurred on the public highway unless another place is
+    specified), then the kind of counterpart or conveyance."""
+    tokens = [t for sentence in told for t in sentence]
+    present = set(tokens)
+    role, own = _role(tokens)
+    counterpart = _counterpart(tokens, own, role)
+    if role is None:
+        if counterpart not in _VEHICLE_KINDS or not _struck_by_vehicle(told):
+            return None
+        role = "pedestrian"
+    elif counterpart is None:
+        if not NONCOLLISION.isdisjoint(present):
+            counterpart = "noncollision"
+        elif not (ACCIDENT | COLLISION).isdisjoint(present):
+            counterpart = "unspecified"
+        else:
+            return None  # riding a bike and hurt: no accident told
+    elif COLLISION.isdisjoint(present) and ACCIDENT.isdisjoint(present):
+        return None
+    category = _category(role, counterpart, titles)
+    if category is None:
+        return None
+    traffic = NONTRAFFIC.isdisjoint(present)
+    person = _person(role, present)
+    child = _person_child(category, person, traffic, counterpart == "unspecified", codeset)
+    if child is None:
+        return None
+    details = [_DETAILS[t] for t in tokens if t in _DETAILS]
+    if role == "motorcycle" and (
+        "ebike" in present or any(_in_order(s, (ELECTRIC, PEDAL)) for s in told)
+    ):
+        details.insert(0, "electric (assisted) bicycle")
+    return _leaf(child, seventh, codeset, (*details, *_DEFAULT_DETAILS))
+
+
+def _role(tokens: Sequence[str]) -> tuple[str | None, int | None]:
+    """The injured person's mode of transport and the position of its word: a pedal cycle or
+    motorcycle ridden, or the vehicle an occupant was in ("my car", "passenger in a van";
+    "driving" alone is a car). None: not riding anything, so a pedestrian if a vehicle hit."""
+    for i, token in enumerate(tokens):
+        if token in MOTORCYCLE or (token in PEDAL and i > 0 and tokens[i - 1] in ELECTRIC):
+            return "motorcycle", i
+    for i, token in enumerate(tokens):
+        if token in PEDAL:
+            return "pedal", i
+    for i, token in enumerate(tokens):
+        kind = _VEHICLES.get(token)
+        if kind not in _OCCUPIED:
+            continue
+        before = [t for t in tokens[max(0, i - 3) : i] if t not in _ARTICLES]
+        if before and before[-1] in _OWNED:
+            return kind, i
+    if not (DRIVER | PASSENGER).isdisjoint(tokens):
+        return "car", None
+    return None, None
+
+
+def _counterpart(tokens: Sequence[str], own: int | None, role: str | None) -> str | None:
+    """What the injured person's vehicle (or the pedestrian) collided with: the first other
+    vehicle, fixed object, pedestrian or animal named. A vehicle of the person's own kind is a
+    counterpart only as "another" or "other" one ("another cyclist")."""
+    for i, token in enumerate(tokens):
+        if i == own:
+            continue
+        kind = _VEHICLES.get(token)
+        if kind is not None:
+            if kind != role or not _OTHER.isdisjoint(tokens[max(0, i - 2) : i]):
+                return kind
+        elif role is not None and token in _FIXED:
+            return "fixed"
+        elif role is not None and token in _ANIMAL_OR_PEDESTRIAN:
+            return "animal"
+    return None
+
+
+def _struck_by_vehicle(told: Sequence[Sequence[str]]) -> bool:
+    """A vehicle struck the narrator: "a car hit me", "I was hit by a bus", "run over"."""
+    vehicles = frozenset(_VEHICLES)
+    return any(
+        _in_order(s, (vehicles, COLLISION)) or _in_order(s, (COLLISION, _w("by"), vehicles))
+        for s in told
+    )
+
+
+def _category(role: str, counterpart: str, titles: dict[str, str]) -> str | None:
+    """The V category "<role> injured in <counterpart>" ("Pedal cycle rider injured in collision
+    with car, pick-up truck or van": V13); "other" before the counterpart where the role's own
+    kind is meant ("... collision with other pedal cycle")."""
+    opening = f"{_ROLE_TITLES[role]} injured in "
+    wanted = _COUNTERPART_TITLES[counterpart]
+    other = wanted.replace("collision with ", "collision with other ")
+    for text in (wanted, other):
+        code = titles.get(opening + text)
+        if code is not None:
+            return code
+    return None
+
+
+def _person(role: str, present: set[str]) -> str:
+    if role == "pedestrian":
+        return "pedestrian"
+    if not PASSENGER.isdisjoint(present):
+        return "passenger"
+    if role in ("pedal", "motorcycle") or not DRIVER.isdisjoint(present):
+        return "driver"  # riding a cycle is driving it (V00-V99 definitions: "driver")
+    return "unspecified"
+
+
+def _person_child(
+    category: str, person: str, traffic: bool, unspecified: bool, codeset: MemoryCodeSet
+) -> str | None:
+    """The child of a V category for the person and the place: "Pedal cycle driver injured in
+    ... in traffic accident" (V13.4), "Car occupant (driver) (passenger) injured in unspecified
+    traffic accident" (V49.9)."""
+    place = ("unspecified " if unspecified else "") + ("traffic" if traffic else "nontraffic")
+    for kid in codeset.children.get(category, ()):
+        title = codeset.records[kid].description.lower()
+        if not title.endswith(f" in {place} accident") or "boarding" in title:
+            continue
+        if "outside" in title:
+            continue
+        anyone = "(driver) (passenger)" in title
+        if person == "pedestrian" or anyone:
+            return kid
+        if person == "unspecified" and title.startswith("unspecified"):
+            return kid
+        if person in title.split() and not title.startswith("unspecified"):
+            return kid
+    return None
+
+
+# ---------------------------------------------------------------- injuries
+
+
+def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> list[str]:
+    """Chapter 19 codes for each lay nature of injury and the body site told nearest to it
+    ("bruised my left knee"; "I hurt my ankle. It is sprained."): the most specific code text
+    of the release that says the nature, the site and the side and no more, resolved to the
+    named side and the encounter. A site told with a definite nature ("sprained") is not coded
+    again as an unspecified injury ("hurt")."""
+    tokens = [t for sentence in told for t in sentence]
+    sites = [i for i, t in enumerate(tokens) if t in _SITES]
+    pairs: dict[int, list[Nature]] = {}
+    for i, token in enumerate(tokens):
+        nature = next((n for n in NATURES if token in n.lay), None)
+        if nature is not None and sites:
+            # "broke my wrist" names the site after the verb, "my wrist is broken" before it
+            at = min(sites, key=lambda j: abs(j - i) + (2 if j < i else 0))
+            if abs(at - i) <= _NEAR:
+                pairs.setdefault(at, []).append(nature)
+    found: list[str] = []
+    for at, natures in pairs.items():
+        definite = [n for n in natures if n is not _UNSPECIFIED] or natures[:1]
+        for nature in dict.fromkeys(definite):
+            code = _injury_code(nature, tokens, at, index, seventh)
+            if code is not None and code not in found:
+                found.append(code)
+    return found
+
+
+def _injury_code(
+    nature: Nature, tokens: Sequence[str], at: int, index: CodeIndex, seventh: str
+) -> str | None:
+    before = tokens[max(0, at - 3) : at]
+    side = next((t for t in reversed(before) if t in _SIDES), None)
+    refine = [_SITE_WORDS[t] for t in before if t in _SITE_WORDS]
+    for site in _SITES[tokens[at]]:
+        required = content_stems([*nature.tabular, *site])
+        query = index.ids([*required, *content_stems(refine + ([side] if side else []))])
+        need = frozenset(index.ids(required))
+        if len(need) < len(set(required)):
+            continue
+        marks = [w for w in site if w in _MARKS]
+        best: tuple[int, int, float, str] | None = None
+        for hit in index.search(query, _HITS):
+            entry = index.entries[hit.entry]
+            if hit.coverage < FULL or not is_injury(entry.node) or not need <= entry.stem_set:
+                continue
+            said = sum(w in index.codeset.records[entry.node].description.lower() for w in marks)
+            key = (len(entry.stems), said, hit.bm25, entry.node)
+            if best is None or key[:3] > best[:3]:
+                best = key
+        if best is not None:
+            try:
+                code = index.resolve(best[3], (seventh,), side)
+            except ValueError:
+                continue
+            if index.codeset.records[code].billable:
+                return code
+    return None
