@@ -76,3 +76,114 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
     assert [c["code"] for c in event["codes"]] == codes
     assert event["drg"]["code"] == drg
     assert event["status"] == "estimated"
+
+
+@pytest.mark.parametrize(
+    ("narrative", "age", "sex", "principal", "must", "never", "drg", "total"),
+    [
+        # a relative's disease is not the patient's (ConText experiencer): the pneumonia is the
+        # reason for the stay (I.A.19); DRG 195 simple pneumonia without CC/MCC
+        (
+            "His father passed away from lung cancer. Admitted for community acquired pneumonia.",
+            60,
+            "M",
+            "J18.9",
+            [],
+            ["C34.90", "D49.1", "C78.00"],
+            "195",
+            None,
+        ),
+        (
+            "FH: colon cancer. Admitted for community acquired pneumonia.",
+            60,
+            "F",
+            "J18.9",
+            [],
+            ["C18.9"],
+            "195",
+            None,
+        ),
+        # sepsis due to a named organism is that organism's sepsis code (I.C.1.d.1.a), first
+        # (I.C.1.d.4), the UTI beside it; DRG 872 septicemia without MV >96 hours without MCC
+        # (the issue's $7,446.31: FY2026 Table 5 weight x the national amounts + capital)
+        (
+            "Sepsis due to E. coli urinary tract infection.",
+            70,
+            "M",
+            "A41.51",
+            ["N39.0"],
+            ["A41.9", "B96.20"],
+            "872",
+            "7446.31",
+        ),
+        # COVID-19 pneumonia: U07.1 first, then J12.82 (I.C.1.g.1.a); DRG 177 respiratory
+        # infections and inflammations with MCC (J12.82 is the MCC)
+        (
+            "COVID-19 pneumonia requiring supplemental oxygen.",
+            70,
+            "M",
+            "U07.1",
+            ["J12.82"],
+            ["J18.9"],
+            "177",
+            "11371.39",
+        ),
+        # hypertension with CKD and heart failure: I13.0 (I.C.9.a.3), never I10 beside it, nor
+        # "without heart failure" I13.10 beside "with" I13.0 (I.A.15); DRG 292 heart failure
+        # and shock with CC
+        (
+            "Hypertension with chronic kidney disease stage 4 and chronic diastolic heart failure.",
+            70,
+            "M",
+            "I13.0",
+            ["I50.32", "N18.4"],
+            ["I10", "I13.10"],
+            "292",
+            None,
+        ),
+    ],
+)
+def test_linked_conditions_and_other_peoples_diseases(
+    reference: Settings,
+    narrative: str,
+    age: int,
+    sex: str,
+    principal: str,
+    must: list[str],
+    never: list[str],
+    drg: str,
+    total: str | None,
+) -> None:
+    event = code(reference, narrative, age, sex)
+    billed = [c["code"] for c in event["codes"]]
+    assert billed[0] == principal, billed
+    assert set(must) <= set(billed)
+    assert not set(never) & set(billed)
+    assert event["drg"]["code"] == drg
+    if total is not None:
+        assert event["estimate"]["total"] == total
+
+
+@pytest.mark.parametrize(
+    ("narrative", "age", "sex", "codes"),
+    [
+        # the injury (S82.209A fracture of the right... unspecified tibia shaft, initial
+        # encounter) and its external cause: a pedal cyclist (driver) injured in a collision
+        # with a car, traffic (V13.4XXA; chapter 20 transport definitions, I.C.20)
+        (
+            "I was cycling and a car ran over my leg. My tibia is fractured.",
+            34,
+            "M",
+            ["S82.209A", "V13.4XXA"],
+        ),
+        # open bite of the right hand (S61.451A) and bitten by dog (W54.0XXA); an external
+        # cause is never principal (I.C.20)
+        ("A dog bit my right hand.", 40, "F", ["S61.451A", "W54.0XXA"]),
+    ],
+)
+def test_injuries_in_lay_words_get_their_external_cause(
+    reference: Settings, narrative: str, age: int, sex: str, codes: list[str]
+) -> None:
+    event = code(reference, narrative, age, sex)
+    assert [c["code"] for c in event["codes"]] == codes
+    assert event["status"] == "estimated"

@@ -35,6 +35,7 @@ from worker.coders.retrieval.config import RetrievalSettings
 from worker.coders.retrieval.evidence import Evidence, load
 from worker.coders.retrieval.index import CodeIndex, index_for
 from worker.coders.retrieval.injuries import with_lay_injuries
+from worker.coders.retrieval.linking import link
 from worker.coders.retrieval.mentions import split
 from worker.coders.retrieval.scoring import FEATURES, Scorer
 
@@ -202,7 +203,9 @@ class RetrievalCoder(Coder):
         ranked = _principal_first(
             ranked, lexical.named, _unspecified_with_siblings(ranked, scorer.index)
         )
-        return Coded(tuple(c for _, c in ranked), tuple(round(p, 6) for p, _ in ranked))
+        linked = link([c for _, c in ranked], narrative, scorer.index.codeset)
+        scores = dict(zip(codes, probabilities, strict=True)) | {c: p for p, c in ranked}
+        return Coded(tuple(linked), tuple(round(scores.get(c, 0.0), 6) for c in linked))
 
 
 def _spelled_out(

@@ -1,0 +1,76 @@
+"""worker/coders/retrieval/linking.py: what one sentence links, one code (ICD-10-CM Official
+Guidelines section on each case)."""
+
+import re
+
+import pytest
+
+from drg.codeset.catalog import shipped_catalog
+from drg.codeset.memory import MemoryCodeSet
+from worker.coders.retrieval.linking import SEPSIS_BY_ORGANISM, link
+
+
+@pytest.fixture(scope="module", params=["2026-04", "2026-10"])
+def codeset(request: pytest.FixtureRequest) -> MemoryCodeSet:
+    release: str = request.param
+    return shipped_catalog().codeset(release)
+
+
+def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
+    codeset: MemoryCodeSet,
+) -> None:
+    """A40-A41 titles: "Sepsis due to <organism>", or the group it belongs to."""
+    groups = {"A4159": "gram-negative", "A414": "anaerobes", "A408": "streptococcal"}
+    for organism, sepsis in SEPSIS_BY_ORGANISM.items():
+        assert codeset.records[sepsis].billable, sepsis
+        title = codeset.records[sepsis].description.lower()
+        assert "sepsis" in title
+        if sepsis in groups:
+            assert groups[sepsis] in title
+            continue
+        # the organism's distinctive word appears in both titles
+        words = set(re.findall(r"[a-z]+", codeset.records[organism].description.lower()))
+        assert words & set(re.findall(r"[a-z]+", title)) - {"the", "of", "as", "due", "to"}
+
+
+@pytest.mark.parametrize(
+    ("codes", "narrative", "linked"),
+    [
+        # I.C.1.d.1.a: the organism named with the sepsis gives the sepsis code
+        (
+            ["N390", "B9620", "A419"],
+            "Sepsis due to E. coli urinary tract infection.",
+            ["N390", "A4151"],
+        ),
+        (["A419", "B9562", "L03116"], "MRSA sepsis from cellulitis.", ["A4102", "L03116"]),
+        (["J189", "B953", "A419"], "Pneumococcal pneumonia and sepsis.", ["J189", "A403"]),
+        # named in different sentences: nothing says this organism caused this sepsis
+        (
+            ["N390", "B9620", "A419"],
+            "E. coli urinary tract infection. Later sepsis of unknown source.",
+            ["N390", "B9620", "A419"],
+        ),
+        # the sepsis is negated: nothing to link
+        (
+            ["N390", "B9620", "A419"],
+            "E. coli urinary tract infection, no sepsis.",
+            ["N390", "B9620", "A419"],
+        ),
+        # I.C.1.g.1.a: confirmed COVID-19 with pneumonia: U07.1 and J12.82, not J18.9
+        (["J189", "Z9981"], "COVID-19 pneumonia requiring oxygen.", ["J1282", "Z9981", "U071"]),
+        (["J189"], "Pneumonia due to SARS-CoV-2.", ["J1282", "U071"]),
+        (["J209"], "Acute bronchitis due to COVID-19.", ["J208", "U071"]),
+        # only confirmed cases: suspected COVID-19 is not coded U07.1
+        (["J189"], "Pneumonia, suspected COVID-19.", ["J189"]),
+        (["J189"], "Pneumonia. COVID-19 was ruled out.", ["J189"]),
+        # I.C.9.a: I11-I13 include the hypertension
+        (
+            ["I110", "I10", "I5032"],
+            "Hypertensive heart disease with heart failure.",
+            ["I110", "I5032"],
+        ),
+        (["I10", "E119"], "Hypertension and type 2 diabetes.", ["I10", "E119"]),
+    ],
+)
+def test_links(codeset: MemoryCodeSet, codes: list[str], narrative: str, linked: list[str]) -> None:
+    assert link(codes, narrative, codeset) == linked

@@ -1,0 +1,175 @@
+"""Link what one sentence says together: a systemic infection to its organism, COVID-19 to the
+pneumonia it causes. The index and the learned evidence find each code on its own ("sepsis":
+A41.9, "E. coli": B96.20); ICD-10-CM often has one code for the pair, and the guidelines say to
+use it.
+
+- **Sepsis due to a named organism** (Official Guidelines I.C.1.d.1.a: A41.9 only when the
+  organism is not further specified): A41.9 "Sepsis, unspecified organism" beside an organism
+  code of B95-B96 ("... as the cause of diseases classified elsewhere"), both named in one
+  sentence ("sepsis due to E. coli urinary tract infection"), becomes the sepsis code of that
+  organism (:data:`SEPSIS_BY_ORGANISM`, from the tabular titles of A40-A41). The organism is then
+  reported once, by the sepsis code: the B95-B96 code goes. (Tabular N39.0 asks for an
+  additional B95-B97 code to identify the agent of a UTI; with the agent in the sepsis code we
+  follow the [retrieval] issue's answer, A41.51 and N39.0.)
+- **COVID-19** (I.C.1.g.1.a): a sentence that names COVID-19 gets U07.1, unless it calls it
+  suspected, possible or probable (I.C.1.g.1.a: only confirmed cases; the uncertain-diagnosis
+  rule of Section II.H does not apply to COVID-19); pneumonia named with it is J12.82
+  "Pneumonia due to coronavirus disease 2019", not an unspecified-organism pneumonia (J18.-),
+  and acute bronchitis is J20.8. Sequencing (U07.1 first) is ``apply_conventions``'s.
+- **Hypertension with heart or kidney disease** (I.C.9.a): the classification presumes the
+  link, and I11-I13 include the hypertension; I10 beside one of them goes. (Forming the
+  combination code from I10 and the heart failure and CKD codes is ``apply_conventions``'s
+  ``combination`` rule, which flags it.)
+
+Codes are undotted; only codes the claim's release bills are ever added.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from drg.codeset.memory import MemoryCodeSet
+from worker.coders.retrieval.context import excluded
+from worker.coders.retrieval.text import sentences, stem, words
+
+#: Organism code (prefix, B95-B96) -> the sepsis code of that organism (A40-A41 titles).
+SEPSIS_BY_ORGANISM: Final[dict[str, str]] = {
+    "B950": "A400",  # streptococcus, group A -> Sepsis due to streptococcus, group A
+    "B951": "A401",  # streptococcus, group B
+    "B952": "A4181",  # Enterococcus -> Sepsis due to Enterococcus
+    "B953": "A403",  # Streptococcus pneumoniae
+    "B954": "A408",  # other streptococcus -> Other streptococcal sepsis
+    "B955": "A409",  # unspecified streptococcus -> Streptococcal sepsis, unspecified
+    "B9561": "A4101",  # MSSA -> Sepsis due to MSSA
+    "B9562": "A4102",  # MRSA -> Sepsis due to MRSA
+    "B957": "A411",  # other staphylococcus -> Sepsis due to other specified staphylococcus
+    "B958": "A412",  # unspecified staphylococcus
+    "B961": "A4159",  # Klebsiella pneumoniae -> Other Gram-negative sepsis
+    "B962": "A4151",  # Escherichia coli (B96.20-B96.29) -> Sepsis due to E. coli
+    "B963": "A413",  # Hemophilus influenzae
+    "B964": "A4159",  # Proteus -> Other Gram-negative sepsis
+    "B965": "A4152",  # Pseudomonas
+    "B966": "A414",  # Bacteroides fragilis -> Sepsis due to anaerobes
+    "B967": "A414",  # Clostridium perfringens -> Sepsis due to anaerobes
+}
+UNSPECIFIED_SEPSIS: Final = "A419"
+COVID_19: Final = "U071"
+COVID_PNEUMONIA: Final = "J1282"
+COVID_ACUTE_BRONCHITIS: Final = "J208"
+ESSENTIAL_HYPERTENSION: Final = "I10"
+#: Hypertensive heart disease, CKD, heart and CKD (I11-I13)
+HYPERTENSIVE_DISEASE: Final = frozenset({"I11", "I12", "I13"})
+
+# Stems, as text.stem gives them
+_SEPSIS: Final = frozenset(stem(["sepsis", "septic", "septicemia", "urosepsis", "bacteremia"]))
+_ORGANISMS: Final = frozenset(
+    stem(
+        [
+            *("coli", "streptococcus", "streptococcal", "strep", "staphylococcus", "staph"),
+            *("staphylococcal", "enterococcus", "enterococcal", "pneumococcus", "pneumococcal"),
+            *("klebsiella", "proteus", "pseudomonas", "influenzae", "mrsa", "mssa", "aureus"),
+            *("bacteroides", "fragilis", "clostridium", "perfringens"),
+        ]
+    )
+)
+_COVID: Final = (("covid", "19"), ("covid19",), ("sars", "cov", "2"), ("coronavirus", "disease"))
+_UNCERTAIN: Final = frozenset(
+    {"suspected", "suspect", "possible", "possibly", "probable", "probably", "likely", "query"}
+)
+_PNEUMONIA: Final = frozenset(stem(["pneumonia", "pneumonitis"]))
+_BRONCHITIS: Final = frozenset(stem(["bronchitis"]))
+_ACUTE: Final = frozenset(stem(["acute"]))
+
+
+def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """``codes`` (undotted, principal first) with the links above made, in place of the codes
+    they combine. Never adds a code the release does not bill."""
+    said = [_affirmed(sentence) for sentence in sentences(narrative)]
+    out = list(codes)
+    out = _sepsis_organism(out, said, codeset)
+    out = _covid(out, said, codeset)
+    return _hypertension(out)
+
+
+def _hypertension(codes: list[str]) -> list[str]:
+    if ESSENTIAL_HYPERTENSION in codes and any(c[:3] in HYPERTENSIVE_DISEASE for c in codes):
+        return [c for c in codes if c != ESSENTIAL_HYPERTENSION]
+    return codes
+
+
+def _affirmed(sentence: str) -> list[str]:
+    """The words of one sentence that no negation, ruled-out or family scope covers."""
+    tokens = words(sentence)
+    return [t for t, out in zip(tokens, excluded(tokens), strict=True) if not out]
+
+
+def _bills(code: str, codeset: MemoryCodeSet) -> bool:
+    record = codeset.records.get(code)
+    return record is not None and record.billable
+
+
+def _sepsis_organism(
+    codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeSet
+) -> list[str]:
+    if UNSPECIFIED_SEPSIS not in codes:
+        return codes
+    linked = any(
+        not _SEPSIS.isdisjoint(stems) and not _ORGANISMS.isdisjoint(stems)
+        for stems in (set(stem(list(words_))) for words_ in said)
+    )
+    if not linked:
+        return codes
+    for code in codes:
+        target = next(
+            (t for prefix, t in SEPSIS_BY_ORGANISM.items() if code.startswith(prefix)), None
+        )
+        if target is not None and _bills(target, codeset):
+            return [
+                target if c == UNSPECIFIED_SEPSIS else c for c in codes if c not in (code, target)
+            ]
+    return codes
+
+
+def _names_covid(tokens: Sequence[str]) -> int | None:
+    """Where one sentence's words name COVID-19, or None."""
+    for i in range(len(tokens)):
+        for phrase in _COVID:
+            if tuple(tokens[i : i + len(phrase)]) == phrase:
+                return i
+    return None
+
+
+def _covid(codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeSet) -> list[str]:
+    out = list(codes)
+    for tokens in said:
+        at = _names_covid(tokens)
+        if at is None or not _UNCERTAIN.isdisjoint(tokens[:at]):
+            continue
+        if _bills(COVID_19, codeset) and COVID_19 not in out:
+            out.append(COVID_19)
+        stems = set(stem(list(tokens)))
+        if not _PNEUMONIA.isdisjoint(stems) and _bills(COVID_PNEUMONIA, codeset):
+            out = _replace(out, lambda c: c.startswith("J18"), COVID_PNEUMONIA)
+        if (
+            not _BRONCHITIS.isdisjoint(stems)
+            and not _ACUTE.isdisjoint(stems)
+            and _bills(COVID_ACUTE_BRONCHITIS, codeset)
+        ):
+            out = _replace(out, lambda c: c.startswith("J20"), COVID_ACUTE_BRONCHITIS)
+    return out
+
+
+def _replace(codes: list[str], unspecified: Callable[[str], bool], specific: str) -> list[str]:
+    """The first code ``unspecified`` accepts becomes ``specific`` (the others go); with none,
+    ``specific`` is added."""
+    out: list[str] = []
+    placed = specific in codes
+    for code in codes:
+        if code != specific and unspecified(code):
+            if not placed:
+                out.append(specific)
+                placed = True
+            continue
+        out.append(code)
+    if not placed:
+        out.append(specific)
+    return out
