@@ -257,6 +257,28 @@ def test_the_principal_is_the_reason_for_the_stay_not_a_history_comorbidity(
     assert {"E119", "I10"} <= set(found)  # comorbidities stay coded
 
 
+@pytest.mark.parametrize(
+    ("narrative", "expected"),
+    [
+        # a test result reported is no finding stated (Official Guidelines III.B: abnormal
+        # findings are coded only when the provider indicates their clinical significance)
+        (
+            "Community acquired pneumonia. Laboratory: leukocytes 15000, C-reactive protein "
+            "45 mg/L.",
+            ("J189",),
+        ),
+        ("Urine test showed protein 2 g/24 h.", ()),
+        # ... a finding the text states is coded
+        ("Elevated C-reactive protein of unclear cause.", ("R7982",)),
+        ("Proteinuria.", ("R809",)),
+    ],
+)
+def test_abnormal_findings_are_coded_only_when_stated(
+    coder: RetrievalCoder, narrative: str, expected: tuple[str, ...]
+) -> None:
+    assert codes(coder, narrative) == expected
+
+
 def test_nothing_to_code(coder: RetrievalCoder) -> None:
     assert coder.code_one("") == Coded((), ())
     assert coder.code_one("The patient was discharged home.").codes == ()

@@ -184,15 +184,15 @@ class RetrievalCoder(Coder):
             threshold = scorer.evidence.threshold
         records = scorer.index.codeset.records
         probabilities = scorer.score(rows).tolist()
+        features = rows.tolist()
         ranked = sorted(
             (
                 (p, c)
-                for c, p in zip(codes, probabilities, strict=True)
-                if p >= threshold and records[c].billable
+                for c, p, row in zip(codes, probabilities, features, strict=True)
+                if p >= threshold and records[c].billable and _stated(c, row)
             ),
             key=lambda pc: (-pc[0], pc[1]),
         )
-        features = rows.tolist()
         taken = {c for _, c in ranked}
         ranked += _spelled_out(codes, features, probabilities, taken, scorer.index.codeset)
         ranked = ranked[: self.settings.max_codes]
@@ -206,6 +206,15 @@ class RetrievalCoder(Coder):
         linked = link([c for _, c in ranked], narrative, scorer.index.codeset)
         scores = dict(zip(codes, probabilities, strict=True)) | {c: p for p, c in ranked}
         return Coded(tuple(linked), tuple(round(scores.get(c, 0.0), 6) for c in linked))
+
+
+def _stated(code: str, row: Sequence[float]) -> bool:
+    """An abnormal finding without diagnosis (R70-R94: laboratory, imaging and other results) is
+    coded only when the text states the finding itself, every word of its code text ("elevated
+    C-reactive protein"), not when it only reports the test ("CRP 12 mg/L"): abnormal findings
+    are not coded unless the provider indicates their clinical significance (Official
+    Guidelines Section III.B)."""
+    return not (code[0] == "R" and "R70" <= code[:3] <= "R94") or row[_LEX_FULL] > 0.0
 
 
 def _spelled_out(
