@@ -32,6 +32,9 @@ Review reasons (in this order, each at most once)
     ``grouper:<RC>``         why the claim is ungroupable (return code, or ``DRG_998``/``DRG_999``)
     ``no_drg_weight``        the DRG has no Table 5 weight for the fiscal year
     ``national_wage_index``  the provider is absent or unknown: priced at wage index 1.0
+    ``transfer``             the discharge status is a transfer (42 CFR 412.4; drg.transfers)
+                             but admission_date is missing: the full MS-DRG payment is given
+                             as an upper bound (``estimate.upper_bound``)
 
 Timings are the batch's wall time per stage (what each claim of the batch waited), in ms.
 """
@@ -59,14 +62,17 @@ from drg.exceptions import wrap_database_error
 from drg.grouping import GroupingEngine, GroupingOutcome, GroupingRequest
 from drg.pricing import (
     NATIONAL_WAGE_INDEX,
+    DrgWeight,
     PriceFacts,
     PriceRequest,
+    Transfer,
     WageIndexBasis,
     estimate_payment,
     fetch_price_facts,
 )
 from drg.reference import load_registry
 from drg.registry import ReleasePeriod, ReleaseRegistry
+from drg.transfers import length_of_stay, transfer_rule
 from schemas.coded import (
     CodedDiagnosis,
     DrgAssignment,
@@ -153,6 +159,7 @@ _REASON_ORDER: Final = (
     "grouper:",
     "no_drg_weight",
     "national_wage_index",
+    "transfer",
 )
 
 
@@ -485,4 +492,24 @@ def _grouped(w: ClaimAssessment) -> tuple[Status, Estimate | None]:
     wage_index, basis = _wage_index(w)
     if basis == "national":
         w.reasons.add("national_wage_index")
-    return "estimated", estimate_payment(facts.weight.weight, facts.rates, wage_index, basis)
+    transfer, upper_bound = _transfer(w, facts.weight)
+    return "estimated", estimate_payment(
+        facts.weight.weight, facts.rates, wage_index, basis, transfer, upper_bound
+    )
+
+
+def _transfer(w: ClaimAssessment, weight: DrgWeight) -> tuple[Transfer | None, bool]:
+    """The transfer rule of the claim (drg.transfers), and whether the full payment is only an
+    upper bound: a transfer whose length of stay (admission_date) or GMLOS is unknown cannot be
+    priced as one (review reason ``transfer``)."""
+    item = w.item
+    rule = transfer_rule(
+        item.discharge_status, item.discharge_date, weight.post_acute, weight.special_pay
+    )
+    if rule is None:
+        return None, False
+    if item.admission_date is None or weight.gmlos is None or not weight.gmlos > 0:
+        w.reasons.add("transfer")
+        return None, True
+    days = length_of_stay(item.admission_date, item.discharge_date)
+    return Transfer(rule, item.discharge_status, days, weight.gmlos), False

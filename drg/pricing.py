@@ -15,7 +15,9 @@ is not rounded either); ``operating`` and ``capital`` are each rounded half-up t
 DRG 291 at wage index 1.0369 gives 8880.13 + 689.81 = 9569.94 (rounding the GAF to four
 decimals first would give 689.79).
 
-Outlier payments, transfers, IME, DSH and other add-ons are not estimated.
+Transfers are paid per 42 CFR 412.4(f) (drg.transfers). Outlier payments, IME, DSH,
+uncompensated care, new technology add-ons and quality program adjustments are not estimated;
+every estimate lists them in ``not_included``.
 """
 
 import datetime as dt
@@ -32,7 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from drg.exceptions import wrap_database_error
 from drg.tables import drg_weights, ipps_rates, providers
-from schemas.coded import Estimate
+from drg.transfers import TransferRule, transfer_amount
+from schemas.coded import Estimate, TransferPayment
 
 CAPITAL_GAF_EXPONENT: Final = Decimal("0.6848")
 NATIONAL_WAGE_INDEX: Final = Decimal("1.0000")
@@ -68,6 +71,8 @@ class DrgWeight:
     weight: Decimal | None  # None for 998 and 999
     gmlos: Decimal | None
     amlos: Decimal | None
+    post_acute: bool = False  # Table 5: post-acute transfers are paid a per diem (412.4(c))
+    special_pay: bool = False  # Table 5: ... by the special rule of 412.4(f)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -77,10 +82,30 @@ def _gaf(wage_index: Decimal) -> Decimal:
     return _CONTEXT.power(wage_index, CAPITAL_GAF_EXPONENT)
 
 
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A stay that ends in a transfer (drg.transfers): its rule, discharge status, length of
+    stay (days) and the MS-DRG's GMLOS (days)."""
+
+    rule: TransferRule
+    discharge_status: int
+    length_of_stay: int
+    gmlos: Decimal
+
+
 def estimate_payment(
-    weight: Decimal, rates: IppsRates, wage_index: Decimal, basis: WageIndexBasis
+    weight: Decimal,
+    rates: IppsRates,
+    wage_index: Decimal,
+    basis: WageIndexBasis,
+    transfer: Transfer | None = None,
+    upper_bound: bool = False,
 ) -> Estimate:
-    """The estimate for one claim; see the module docstring for the rounding."""
+    """The estimate for one claim; see the module docstring for the rounding. With
+    ``transfer``, operating and capital are each the transfer payment of 42 CFR 412.4(f)
+    (drg.transfers.transfer_amount) of their unrounded full amounts. ``upper_bound``: a
+    transfer whose length of stay is unknown, priced in full. Raises ValueError for a wage
+    index or GMLOS that is not positive."""
     if wage_index <= 0:
         raise ValueError("wage index must be positive")
     c = _CONTEXT
@@ -88,8 +113,24 @@ def estimate_payment(
     operating = c.multiply(c.add(c.multiply(labor, wage_index), non_labor), weight)
     gaf = _gaf(wage_index)
     capital = c.multiply(c.multiply(rates.capital_rate, gaf), weight)
-    operating = operating.quantize(CENT, rounding=ROUND_HALF_UP)
-    capital = capital.quantize(CENT, rounding=ROUND_HALF_UP)
+    full_operating = operating.quantize(CENT, rounding=ROUND_HALF_UP)
+    full_capital = capital.quantize(CENT, rounding=ROUND_HALF_UP)
+    paid: TransferPayment | None = None
+    if transfer is None:
+        operating, capital = full_operating, full_capital
+    else:
+        days, gmlos, rule = transfer.length_of_stay, transfer.gmlos, transfer.rule
+        operating = transfer_amount(operating, gmlos, days, rule).quantize(CENT, ROUND_HALF_UP)
+        capital = transfer_amount(capital, gmlos, days, rule).quantize(CENT, ROUND_HALF_UP)
+        paid = TransferPayment(
+            rule=rule,
+            discharge_status=transfer.discharge_status,
+            length_of_stay=days,
+            gmlos=gmlos,
+            full_operating=full_operating,
+            full_capital=full_capital,
+            adjustment=operating + capital - full_operating - full_capital,
+        )
     return Estimate(
         fiscal_year=rates.fiscal_year,
         operating=operating,
@@ -97,6 +138,8 @@ def estimate_payment(
         total=operating + capital,
         wage_index=wage_index,
         wage_index_basis=basis,
+        transfer=paid,
+        upper_bound=upper_bound,
     )
 
 
@@ -163,6 +206,8 @@ def _price_query() -> Select[Any]:
             w.c.weight,
             w.c.gmlos,
             w.c.amlos,
+            w.c.post_acute,
+            w.c.special_pay,
             rt.c.fiscal_year,
             rt.c.labor_wage_index_above_1,
             rt.c.non_labor_wage_index_above_1,
@@ -206,9 +251,14 @@ async def fetch_price_facts(
         raise wrap_database_error(exc, "the pricing query") from exc
     facts: list[PriceFacts | None] = [None] * len(requests)
     for row in rows:
-        (ordinal, drg, title, mdc, kind, weight, gmlos, amlos, fy, *amounts, wage_index) = row
+        (ordinal, drg, title, mdc, kind, weight, gmlos, amlos, post_acute, special_pay, fy) = row[
+            :11
+        ]
+        amounts, wage_index = row[11:-1], row[-1]
         facts[ordinal - 1] = PriceFacts(  # WITH ORDINALITY counts from 1
-            weight=DrgWeight(drg, title, mdc or None, kind, weight, gmlos, amlos)
+            weight=DrgWeight(
+                drg, title, mdc or None, kind, weight, gmlos, amlos, post_acute, special_pay
+            )
             if drg is not None
             else None,
             rates=IppsRates(fy, *amounts) if fy is not None else None,

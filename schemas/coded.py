@@ -103,17 +103,91 @@ class DrgAssignment(BaseModel):
     return_code: str = Field(description="Grouper return code; OK when grouped.")
 
 
+#: What the estimate leaves out (each a payment or adjustment of the IPPS that it does not
+#: compute): outlier payments (42 CFR 412.80), indirect medical education (412.105),
+#: disproportionate share (412.106) and uncompensated care (412.106(g)), new technology add-on
+#: payments (412.87-412.88), and the hospital's quality program adjustments (value-based
+#: purchasing 412.160-412.167, readmissions reduction 412.150-412.154, hospital-acquired
+#: condition reduction 412.170-412.172).
+NotIncluded = Literal[
+    "outlier",
+    "indirect_medical_education",
+    "disproportionate_share",
+    "uncompensated_care",
+    "new_technology_add_on",
+    "quality_program_adjustments",
+]
+NOT_INCLUDED: tuple[NotIncluded, ...] = (
+    "outlier",
+    "indirect_medical_education",
+    "disproportionate_share",
+    "uncompensated_care",
+    "new_technology_add_on",
+    "quality_program_adjustments",
+)
+
+
+class TransferPayment(BaseModel):
+    """A stay paid as a transfer (42 CFR 412.4(f)): the per diem (full payment / GMLOS) for
+    each day plus one, up to the full payment; for special-pay MS-DRGs, half the full payment
+    plus half of that."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: Literal["acute", "post_acute", "post_acute_special_pay"] = Field(
+        description="acute: to another acute care hospital (42 CFR 412.4(b)); post_acute: from "
+        "a post-acute MS-DRG to post-acute care (412.4(c)); post_acute_special_pay: the same "
+        "from a special-pay MS-DRG."
+    )
+    discharge_status: int = Field(description="The UB-04 patient discharge status.")
+    length_of_stay: int = Field(
+        ge=1, description="Days, admission day counted, discharge day not; a same-day stay is 1."
+    )
+    gmlos: LengthOfStay = Field(description="The MS-DRG's geometric mean length of stay (days).")
+    full_operating: Money = Field(description="The operating payment without the transfer rule.")
+    full_capital: Money = Field(description="The capital payment without the transfer rule.")
+    adjustment: Money = Field(
+        description="total minus (full_operating + full_capital): zero or negative."
+    )
+
+
 class Estimate(BaseModel):
+    """The IPPS payment estimate: ``total`` = ``operating`` + ``capital``, after the transfer
+    rule when it applies (``transfer``). ``not_included`` lists what it leaves out."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     fiscal_year: int
-    operating: Money
-    capital: Money
+    operating: Money = Field(
+        description="Operating payment: (labor x wage index + non-labor) x weight (42 CFR "
+        "412.64), after the transfer rule."
+    )
+    capital: Money = Field(
+        description="Capital payment: capital rate x wage index ^ 0.6848 x weight (42 CFR "
+        "412.308), after the transfer rule."
+    )
     total: Money
     wage_index: Weight
     wage_index_basis: Literal["provider", "national", "override"] = Field(
         description="provider: the provider's loaded wage index; national: provider absent or "
         "unknown, priced at wage index 1.0; override: given by the caller."
+    )
+    transfer: TransferPayment | None = Field(
+        default=None, description="Set when the stay is paid as a transfer."
+    )
+    upper_bound: bool = Field(
+        default=False,
+        description="True when the discharge status is a transfer but the length of stay is "
+        "unknown (no admission_date): the amounts are the full MS-DRG payment, which the "
+        "transfer payment never exceeds (review reason 'transfer').",
+    )
+    not_included: tuple[NotIncluded, ...] = Field(
+        default=NOT_INCLUDED,
+        description="Payments and adjustments the estimate does not compute: outlier (42 CFR "
+        "412.80), indirect_medical_education (412.105), disproportionate_share (412.106), "
+        "uncompensated_care (412.106(g)), new_technology_add_on (412.87), "
+        "quality_program_adjustments (value-based purchasing 412.160-412.167, readmissions "
+        "reduction 412.150-412.154, hospital-acquired condition reduction 412.170-412.172).",
     )
 
 

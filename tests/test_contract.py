@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from drg.registry import ReleaseRegistry
 from schemas import ClaimCoded, ClaimRaw, DeadLetter
+from schemas.coded import NOT_INCLUDED
 from schemas.decode import decode_claim
 from schemas.exceptions import ContractError
 from schemas.jsonschema import TOPIC_MODELS, load, render, schema_path
@@ -70,6 +71,9 @@ VALID_CODED: dict[str, Any] = {
         "total": "9569.94",
         "wage_index": "1.0369",
         "wage_index_basis": "override",
+        "transfer": None,
+        "upper_bound": False,
+        "not_included": list(NOT_INCLUDED),
     },
     "model": {"engine": "retrieval", "model": "bm25", "adapter": None, "profile": None},
     "codeset_release": "2026-04",

@@ -30,7 +30,7 @@ from drg.codeset.validate import Validator
 from drg.exceptions import ReferenceDataError
 from drg.reference import table5_rows
 from drg.registry import ReleaseRegistry, federal_fiscal_year, loaded_fiscal_year
-from schemas.coded import CodedDiagnosis
+from schemas.coded import NOT_INCLUDED, CodedDiagnosis
 from schemas.icd10cm import DOTTED_CODE_PATTERN
 from tests.reference_support import CountingConnection, counting_redis, invoke
 from worker.settings import Settings
@@ -323,6 +323,9 @@ def test_estimate_cli_prices_a_fy2027_discharge_with_fy2027_data(reference: Sett
         "total": "9600.38",
         "wage_index": "1.0369",
         "wage_index_basis": "override",
+        "transfer": None,
+        "upper_bound": False,
+        "not_included": list(NOT_INCLUDED),
     }
     assert (fy2027["status"], fy2027["codeset_release"], fy2027["fiscal_year"]) == (
         "estimated",

@@ -16,7 +16,7 @@ from drg.exceptions import ReferenceDataError
 from drg.grouping import GroupingEngine
 from drg.pricing import IppsRates, estimate_payment
 from drg.registry import ReleaseRegistry, loaded_fiscal_year
-from schemas.coded import CodedDiagnosis, DrgAssignment, Estimate, RejectedCode
+from schemas.coded import NOT_INCLUDED, CodedDiagnosis, DrgAssignment, Estimate, RejectedCode
 from tests.reference_support import (
     RELEASE,
     CountingConnection,
@@ -159,6 +159,9 @@ def test_estimate_cli_gives_drg_291_and_9569_94(reference: Settings) -> None:
             "total": "9569.94",
             "wage_index": "1.0369",
             "wage_index_basis": "override",
+            "transfer": None,
+            "upper_bound": False,
+            "not_included": list(NOT_INCLUDED),
         },
         "codeset_release": "2026-04",
         "fiscal_year": 2026,
@@ -180,6 +183,8 @@ def test_estimate_cli_says_when_it_priced_at_the_national_rate(reference: Settin
         "DRG 291 (v430, OK): HEART FAILURE AND SHOCK WITH MCC, weight 1.2838",
         "estimate FY2026: operating 8669.00 + capital 672.90 = 9341.90 (wage index 1.0000, "
         "national)",
+        "  not included: outlier, indirect_medical_education, disproportionate_share, "
+        "uncompensated_care, new_technology_add_on, quality_program_adjustments",
         "review: rejected_code:invalid, national_wage_index",
     ]
 

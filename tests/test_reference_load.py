@@ -26,6 +26,7 @@ from typer.testing import CliRunner, Result
 
 from drg.codeset.catalog import shipped_catalog
 from drg.codeset.source import CodeRecord
+from schemas.coded import NOT_INCLUDED
 from tests.cms_layouts import order_file, rates_file, table5_file
 from tests.reference_support import drop_prefix, invoke
 from worker.cli import app
@@ -185,6 +186,9 @@ def test_a_fiscal_year_is_loaded_from_cms_files_verified_and_priced(
         "total": "10014.23",
         "wage_index": "1.0369",
         "wage_index_basis": "override",
+        "transfer": None,
+        "upper_bound": False,
+        "not_included": list(NOT_INCLUDED),
     }
     assert (fields["drg"]["code"], fields["drg"]["version"], fields["drg"]["relative_weight"]) == (
         "291",

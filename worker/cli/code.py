@@ -39,6 +39,10 @@ def code(
     discharge_date: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD.")],
     provider: Annotated[str | None, typer.Option(help="CCN of the hospital.")] = None,
     discharge_status: Annotated[int, typer.Option(help="UB-04 discharge status.")] = 1,
+    admission_date: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD (a transfer's length of stay)."),
+    ] = None,
     claim_id: Annotated[str, typer.Option(help="claim_id to report.")] = "cli",
     coder: Annotated[
         Literal["retrieval", "vllm"] | None, typer.Option(help="Override CLAIMCODER_CODER_KIND.")
@@ -60,6 +64,8 @@ def code(
     }
     if provider:
         event["provider_id"] = provider
+    if admission_date is not None:
+        event["admission_date"] = admission_date.date().isoformat()
     value = json.dumps(event).encode("utf-8")
     try:
         claim = decode_claim(value)

@@ -465,7 +465,15 @@ def estimate(
         list[str] | None,
         typer.Option(help="Secondary diagnosis; repeat the option or separate with commas."),
     ] = None,
-    discharge_status: Annotated[int, typer.Option(help="UB-04 discharge status.")] = 1,
+    discharge_status: Annotated[
+        int, typer.Option(help="UB-04 patient discharge status; 2, 3, 6, 62 ... are transfers.")
+    ] = 1,
+    admission_date: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="YYYY-MM-DD; the length of stay of a transfer's per diem."
+        ),
+    ] = None,
     provider_id: Annotated[str | None, typer.Option(help="CCN of the hospital.")] = None,
     wage_index: Annotated[
         str | None, typer.Option(help="Wage index override, e.g. 1.0369.")
@@ -476,6 +484,9 @@ def estimate(
     settings = load_settings()
     if not pdx.strip():
         fail("--pdx is empty")
+    admitted = admission_date.date() if admission_date is not None else None
+    if admitted is not None and admitted > discharge_date.date():
+        fail("--admission-date is after --discharge-date")
     override = None
     if wage_index is not None:
         try:
@@ -491,6 +502,7 @@ def estimate(
         sex=sex,
         discharge_date=discharge_date.date(),
         discharge_status=discharge_status,
+        admission_date=admitted,
         provider_id=provider_id.strip().upper() if provider_id else None,
         wage_index=override,
         check_conventions=True,  # a person's codes: flag convention breaks, never fix them
@@ -541,5 +553,16 @@ def _print_human(fields: dict[str, Any]) -> None:
             f"{est['capital']} = {est['total']} (wage index {est['wage_index']}, "
             f"{est['wage_index_basis']})"
         )
+        transfer = est.get("transfer")
+        if transfer:
+            out.print(
+                f"  transfer ({transfer['rule']}, status {transfer['discharge_status']}): "
+                f"{transfer['length_of_stay']} day(s) against GMLOS {transfer['gmlos']}; full "
+                f"payment {transfer['full_operating']} + {transfer['full_capital']}, adjustment "
+                f"{transfer['adjustment']} (42 CFR 412.4(f))"
+            )
+        if est.get("upper_bound"):
+            out.print("  upper bound: a transfer without an admission date is priced in full")
+        out.print(f"  not included: {', '.join(est['not_included'])}")
     if fields["review_reasons"]:
         out.print(f"review: {', '.join(fields['review_reasons'])}", markup=False)
