@@ -10,7 +10,9 @@ runs the phases as its stages ``validate_codes``, ``drg.group`` and ``drg.price`
 1. the release registry maps each discharge date to a code-set release, an MS-DRG version and
    a fiscal year; a date outside every period is ``needs_review`` / ``unsupported_period``;
 2. ``drg.codeset.validate`` classifies every code (billable, not billable, invalid, duplicate);
-3. ``drg.grouping`` picks the principal, applies the MCE policy and groups with msdrg;
+3. ``drg.grouping`` picks the principal, applies the MCE policy and groups with msdrg, with
+   the claim's ICD-10-PCS procedure codes (``drg.procedures``: shaped in ``validate``, checked
+   for the discharge date by the MCE in ``group``; never from a coder);
 4. ``drg.pricing`` prices the DRG for the fiscal year and the wage index.
 
 Status
@@ -20,7 +22,8 @@ Status
 
 Review reasons (in this order, each at most once)
     ``unsupported_period``   no loaded release, rates or Table 5 covers the discharge date
-    ``rejected_code:<r>``    a code was rejected; ``<r>`` is invalid, not_billable, duplicate
+    ``rejected_code:<r>``    a code was rejected; ``<r>`` is invalid, not_billable, duplicate,
+                             or procedure:invalid (a procedure code not shaped as ICD-10-PCS)
     ``<rule>:<code>``        codes a person gave break an ICD-10-CM convention
                              (``combination``, ``redundant``, ``symptom``, ``excludes1``,
                              ``sequencing``; ``drg.conventions``): the code at fault
@@ -29,6 +32,7 @@ Review reasons (in this order, each at most once)
     ``principal_reordered``  the first billable code cannot be principal; a later one is
     ``mce:<EDIT>``           a Medicare Code Editor edit (warning or invalidating: see
                              ``drg.grouping``); codes it removed are in ``rejected_codes``
+                             (procedure codes with reason ``procedure:mce:<EDIT>``)
     ``grouper:<RC>``         why the claim is ungroupable (return code, or ``DRG_998``/``DRG_999``)
     ``no_drg_weight``        the DRG has no Table 5 weight for the fiscal year
     ``national_wage_index``  the provider is absent or unknown: priced at wage index 1.0
@@ -56,7 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from drg.codeset.normalize import dotted
 from drg.codeset.status import CodeStatus
 from drg.codeset.store import read_catalog
-from drg.codeset.validate import Validation, Validator
+from drg.codeset.validate import Validation, Validator, sanitize_raw
 from drg.conventions.apply import Conventions, conventions_for, review_reasons
 from drg.exceptions import wrap_database_error
 from drg.grouping import GroupingEngine, GroupingOutcome, GroupingRequest
@@ -70,6 +74,7 @@ from drg.pricing import (
     estimate_payment,
     fetch_price_facts,
 )
+from drg.procedures import REJECT_PREFIX, normalize_procedure
 from drg.reference import load_registry
 from drg.registry import ReleasePeriod, ReleaseRegistry
 from drg.transfers import length_of_stay, transfer_rule
@@ -105,6 +110,9 @@ class AssessmentInput:
     # Codes a person gave (claimcoder estimate): ICD-10-CM conventions they break become review
     # reasons, and the codes stay as given (drg.conventions.apply).
     check_conventions: bool = False
+    # The claim's ICD-10-PCS codes as it carries them, principal procedure first (never a
+    # coder's): shaped in validate, checked by the MCE and grouped in group.
+    procedure_codes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.sex not in ("M", "F", "U"):
@@ -128,6 +136,7 @@ class Assessment:
     timings_ms: dict[str, float]
     fiscal_year: int | None = None  # of the period that covers the discharge date
     msdrg_version: int | None = None
+    procedure_codes: list[str] = field(default_factory=list)  # ICD-10-PCS codes grouped
 
     def coded_fields(self) -> dict[str, Any]:
         """The fields of a ``claims.coded`` event this assessment fills, JSON-ready."""
@@ -141,6 +150,7 @@ class Assessment:
             "codeset_release": self.codeset_release,
             "fiscal_year": self.fiscal_year,
             "msdrg_version": self.msdrg_version,
+            "procedure_codes": list(self.procedure_codes),
         }
 
 
@@ -197,6 +207,7 @@ class ClaimAssessment:
     validation: Validation | None = None
     rejected: list[RejectedCode] = field(default_factory=list)
     billable: dict[str, str] = field(default_factory=dict)  # code -> description, in order
+    procedures: list[str] = field(default_factory=list)  # ICD-10-PCS-shaped, in the claim's order
     outcome: GroupingOutcome | None = None
     facts: PriceFacts | None = None
 
@@ -302,6 +313,7 @@ class Assessor:
                     reason = _REJECT_REASONS[checked.status]
                     w.rejected.append(RejectedCode(raw=checked.safe_raw, reason=reason))
                     w.reasons.add(f"rejected_code:{reason}")
+            _shape_procedures(w)
         flagged = [w for w in dated if w.item.check_conventions and w.billable]
         for w in flagged:
             assert w.period is not None
@@ -352,6 +364,19 @@ class Assessor:
         return [finish(w, timings) for w in work]
 
 
+def _shape_procedures(w: ClaimAssessment) -> None:
+    """The claim's procedure codes that are shaped as ICD-10-PCS codes, in order; the others
+    rejected (``procedure:invalid``): they never reach the editor or the grouper."""
+    for raw in w.item.procedure_codes:
+        code = normalize_procedure(raw)
+        if code is not None:
+            w.procedures.append(code)
+            continue
+        reason = f"{REJECT_PREFIX}invalid"
+        w.rejected.append(RejectedCode(raw=sanitize_raw(raw), reason=reason))
+        w.reasons.add(f"rejected_code:{reason}")
+
+
 def _grouping_request(w: ClaimAssessment) -> GroupingRequest:
     assert w.period is not None
     return GroupingRequest(
@@ -361,6 +386,7 @@ def _grouping_request(w: ClaimAssessment) -> GroupingRequest:
         discharge_status=w.item.discharge_status,
         discharge_date=w.item.discharge_date,
         msdrg_version=w.period.msdrg_version,
+        procedures=tuple(w.procedures),
     )
 
 
@@ -458,6 +484,7 @@ def finish(w: ClaimAssessment, timings: dict[str, float]) -> Assessment:
         timings_ms=dict(timings),
         fiscal_year=w.period.fiscal_year if w.period else None,
         msdrg_version=w.period.msdrg_version if w.period else None,
+        procedure_codes=list(w.outcome.procedures) if w.outcome is not None else [],
     )
 
 
@@ -471,6 +498,9 @@ def _grouped(w: ClaimAssessment) -> tuple[Status, Estimate | None]:
         w.reasons.add("principal_reordered")
     for code, edit in outcome.dropped:
         w.rejected.append(RejectedCode(raw=dotted(code), reason=f"mce:{edit}"))
+        w.reasons.add(f"mce:{edit}")
+    for code, edit in outcome.dropped_procedures:
+        w.rejected.append(RejectedCode(raw=code, reason=f"{REJECT_PREFIX}mce:{edit}"))
         w.reasons.add(f"mce:{edit}")
     for edit in outcome.edits:
         w.reasons.add(f"mce:{edit}")

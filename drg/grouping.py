@@ -27,6 +27,16 @@ MCE edits
     its status becomes ``needs_review`` and no estimate is given. Every edit is reported as
     ``mce:<EDIT>``.
 
+Procedures
+    The claim's ICD-10-PCS codes (already shaped, ``drg.procedures``) are checked once the
+    principal is chosen: each distinct code with the principal alone, for the discharge date.
+    One that causes a code edit (``INVALID_CODE``: not a valid code on that date;
+    ``AGE_CONFLICT``, ``SEX_CONFLICT``) is dropped (rejected as ``procedure:mce:<EDIT>``) and the
+    edit is a warning, as for a secondary diagnosis. The others, in the claim's order (principal
+    procedure first), go to the editor's final pass (procedure edits such as ``NON_COVERED`` or
+    ``BILATERAL`` are reported) and to the grouper. When the claim's procedures together cause no
+    code edit, nothing more is asked of the editor.
+
 Threads
     :meth:`GroupingEngine.group_batch` is synchronous and meant to run in one
     ``asyncio.to_thread`` call per batch. ``MceEditor`` is documented as thread-safe;
@@ -88,6 +98,7 @@ class GroupingRequest:
     discharge_status: int
     discharge_date: dt.date
     msdrg_version: int
+    procedures: tuple[str, ...] = ()  # ICD-10-PCS, shaped, upper case, in the claim's order
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +113,8 @@ class GroupingOutcome:
     return_code: str  # grouper return code; "OK" when grouped
     description: str | None = None
     mdc: int | None = None
+    procedures: tuple[str, ...] = ()  # the ICD-10-PCS codes grouped, in the claim's order
+    dropped_procedures: tuple[tuple[str, str], ...] = ()  # (code, MCE edit), each code once
 
     @property
     def ungroupable(self) -> bool:
@@ -144,7 +157,13 @@ class GroupingEngine:
 
     # --- one claim -----------------------------------------------------------------------
 
-    def _edits(self, request: GroupingRequest, pdx: str, sdx: Sequence[str]) -> Counter[str]:
+    def _edits(
+        self,
+        request: GroupingRequest,
+        pdx: str,
+        sdx: Sequence[str],
+        procedures: Sequence[str] = (),
+    ) -> Counter[str]:
         claim: Any = {
             "discharge_date": int(request.discharge_date.strftime("%Y%m%d")),
             "age": request.age,
@@ -152,7 +171,7 @@ class GroupingEngine:
             "discharge_status": request.discharge_status,
             "pdx": {"code": pdx},
             "sdx": [{"code": c} for c in sdx],
-            "procedures": [],
+            "procedures": [{"code": c} for c in procedures],
         }
         result = self._mce.edit(claim)
         edits = Counter({e["name"]: int(e["count"]) for e in result["edits"]})
@@ -175,17 +194,41 @@ class GroupingEngine:
                 return candidate, others, edits
         return None, codes, Counter()
 
+    def _screen_procedures(
+        self, request: GroupingRequest, pdx: str
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """The claim's procedure codes less those that alone cause a code edit, and those."""
+        procedures = list(request.procedures)
+        if not procedures:
+            return [], []
+        own = self._edits(request, pdx, [])
+        together = self._edits(request, pdx, [], procedures)
+        if not any(together[e] > own[e] for e in CODE_EDITS):
+            return procedures, []
+        caused: dict[str, list[str]] = {}
+        for code in dict.fromkeys(procedures):
+            with_code = self._edits(request, pdx, [], [code])
+            caused[code] = sorted(e for e in CODE_EDITS if with_code[e] > own[e])
+        kept = [c for c in procedures if not caused[c]]
+        dropped = [(c, e) for c, edits in caused.items() for e in edits]
+        return kept, dropped
+
     def _trace(
-        self, request: GroupingRequest, pdx: str, sdx: list[str], edits: Counter[str]
+        self,
+        request: GroupingRequest,
+        pdx: str,
+        sdx: list[str],
+        edits: Counter[str],
+        procedures: Sequence[str] = (),
     ) -> tuple[list[str], list[tuple[str, str]], Counter[str]]:
         """Drop secondary codes that alone cause a code edit; the edits left afterwards."""
         if not CODE_EDITS & edits.keys():
             return sdx, [], edits
-        own = self._edits(request, pdx, [])
+        own = self._edits(request, pdx, [], procedures)
         kept: list[str] = []
         dropped: list[tuple[str, str]] = []
         for code in sdx:
-            with_code = self._edits(request, pdx, [code])
+            with_code = self._edits(request, pdx, [code], procedures)
             caused = sorted(e for e in CODE_EDITS if with_code[e] > own[e])
             if caused:
                 dropped.extend((code, e) for e in caused)
@@ -193,7 +236,7 @@ class GroupingEngine:
                 kept.append(code)
         if not dropped:
             return sdx, [], edits
-        return kept, dropped, self._edits(request, pdx, kept)
+        return kept, dropped, self._edits(request, pdx, kept, procedures)
 
     def _group_one(self, request: GroupingRequest) -> GroupingOutcome:
         pdx, sdx, edits = self._choose_principal(request)
@@ -201,7 +244,10 @@ class GroupingEngine:
             return GroupingOutcome(
                 None, tuple(sdx), False, (), (), (), None, "NO_ACCEPTABLE_PRINCIPAL"
             )
-        sdx, dropped, edits = self._trace(request, pdx, sdx, edits)
+        procedures, dropped_procedures = self._screen_procedures(request, pdx)
+        if procedures:  # the editor's procedure edits (NON_COVERED, BILATERAL, ...) as well
+            edits = self._edits(request, pdx, sdx, procedures)
+        sdx, dropped, edits = self._trace(request, pdx, sdx, edits, procedures)
         names = tuple(sorted(edits))
         invalidating = tuple(e for e in names if not is_warning(e))
         claim: Any = {
@@ -212,7 +258,7 @@ class GroupingEngine:
             "hospital_status": "EXEMPT",  # the POA policy: see the module docstring
             "pdx": {"code": pdx},
             "sdx": [{"code": c} for c in sdx],
-            "procedures": [],
+            "procedures": [{"code": c} for c in procedures],
         }
         result = self._grouper.group(claim)
         return GroupingOutcome(
@@ -226,4 +272,6 @@ class GroupingEngine:
             return_code=result.get("return_code") or "UNKNOWN",
             description=result.get("final_drg_description") or None,
             mdc=result.get("final_mdc"),
+            procedures=tuple(procedures),
+            dropped_procedures=tuple(dropped_procedures),
         )

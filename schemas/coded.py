@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from schemas.icd10cm import DOTTED_CODE, DOTTED_CODE_PATTERN
+from schemas.icd10pcs import PCS_CODE_PATTERN
 
 
 def _fixed(places: int) -> PlainSerializer:
@@ -45,11 +46,15 @@ LengthOfStay = Annotated[
 Status = Literal["estimated", "needs_review", "ungroupable"]
 #: Why a code is not billed: validation (invalid, not_billable, duplicate), the Medicare Code
 #: Editor (mce:<EDIT>), or an ICD-10-CM convention naming the code it gave way to
-#: (excludes1:E11.9, redundant:E11.65, symptom:E11.65, combination:I13.0).
+#: (excludes1:E11.9, redundant:E11.65, symptom:E11.65, combination:I13.0). A rejected ICD-10-PCS
+#: procedure code of the claim has ``procedure:`` first: procedure:invalid (not shaped as an
+#: ICD-10-PCS code), procedure:mce:<EDIT> (the Medicare Code Editor: INVALID_CODE, not a valid
+#: code on the discharge date; AGE_CONFLICT, SEX_CONFLICT).
 RejectReason = Annotated[
     str,
     Field(
         pattern=rf"^(invalid|not_billable|duplicate|mce:[A-Z0-9_]+"
+        rf"|procedure:(invalid|mce:[A-Z0-9_]+)"
         rf"|(excludes1|redundant|symptom|combination):{DOTTED_CODE})$"
     ),
 ]
@@ -69,7 +74,8 @@ class RejectedCode(BaseModel):
     raw: str = Field(
         max_length=32,
         pattern=r"^[A-Za-z0-9.]+$",
-        description="The code as the coder wrote it (code-shaped tokens only).",
+        description="The code as the coder (or, for a procedure code, the claim) wrote it "
+        "(code-shaped tokens only).",
     )
     reason: RejectReason
 
@@ -215,7 +221,16 @@ class ClaimCoded(BaseModel):
     status: Status
     review_reasons: list[str]
     codes: list[CodedDiagnosis] = Field(description="Billable codes, principal first.")
-    rejected_codes: list[RejectedCode]
+    rejected_codes: list[RejectedCode] = Field(
+        description="Codes not billed, each with its reason; the claim's rejected ICD-10-PCS "
+        "codes too (reason procedure:...)."
+    )
+    procedure_codes: list[Annotated[str, Field(pattern=PCS_CODE_PATTERN)]] = Field(
+        default_factory=list,
+        description="The claim's ICD-10-PCS codes the grouper saw (valid on the discharge "
+        "date), principal procedure first; empty when the claim carries none or nothing was "
+        "grouped.",
+    )
     adjustments: list[Adjustment] = Field(
         default_factory=list,
         description="What ICD-10-CM's conventions changed in the coder's codes, in order.",

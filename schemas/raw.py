@@ -15,6 +15,8 @@ from pydantic import (
 
 CLAIM_ID_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,128}$"
 MAX_NARRATIVE_CHARS: Final = 100_000
+#: UB-04 form locators 74 and 74a-e and the 837I HI segments carry at most 25 ICD-10-PCS codes.
+MAX_PROCEDURE_CODES: Final = 25
 
 # UB-04 form locator 17 "patient discharge status" codes that CMS accepts on inpatient claims.
 DISCHARGE_STATUS_CODES: Final = frozenset(
@@ -32,6 +34,19 @@ ClaimId = Annotated[
         pattern=CLAIM_ID_PATTERN,
         description="Claim identifier; also the Kafka message key.",
         examples=["CLM-2026-000123"],
+    ),
+]
+
+
+ProcedureCode = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=16,
+        pattern=r"^[A-Za-z0-9]+$",
+        description="An ICD-10-PCS code as the claim carries it, without a dot (0SR9019). "
+        "Code-shaped tokens only; whether it is a procedure code is checked per code, not here.",
+        examples=["0SR9019"],
     ),
 ]
 
@@ -82,6 +97,15 @@ class ClaimRaw(BaseModel):
     )
     submitted_at: AwareDatetime | None = Field(
         default=None, description="When intake received the claim (with a UTC offset)."
+    )
+    procedure_codes: tuple[ProcedureCode, ...] = Field(
+        default=(),
+        max_length=MAX_PROCEDURE_CODES,
+        description="ICD-10-PCS procedure codes of the hospital's institutional claim (UB-04 / "
+        "837I), principal procedure first, at most 25. Each is checked for the discharge date "
+        "by the Medicare Code Editor: an invalid one is reported in claims.coded "
+        "rejected_codes (reason procedure:...) and the claim is grouped without it. Never "
+        "produced by a coder.",
     )
 
     @field_validator("discharge_status")

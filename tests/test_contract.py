@@ -52,6 +52,7 @@ VALID_CODED: dict[str, Any] = {
         },
     ],
     "rejected_codes": [{"raw": "XYZ", "reason": "invalid"}],
+    "procedure_codes": [],
     "adjustments": [],
     "drg": {
         "version": 430,
@@ -124,7 +125,11 @@ def test_dates_carry_a_format_in_the_json_schema() -> None:
 def test_valid_raw_event_passes_both_validators() -> None:
     validator("claims.raw").validate(VALID_RAW)
     claim = decode_claim(json.dumps(VALID_RAW).encode(), key=b"CLM-2026.000123:a_b")
-    assert claim.model_dump(mode="json") == {**VALID_RAW, "submitted_at": "2026-01-15T10:00:00Z"}
+    assert claim.model_dump(mode="json") == {
+        **VALID_RAW,
+        "submitted_at": "2026-01-15T10:00:00Z",
+        "procedure_codes": [],  # an event from before procedure codes: none
+    }
 
 
 def test_minimal_raw_event_gets_defaults_and_ignores_unknown_fields() -> None:
@@ -147,6 +152,33 @@ def test_minimal_raw_event_gets_defaults_and_ignores_unknown_fields() -> None:
         "discharge_status": 1,
         "provider_id": None,
         "submitted_at": None,
+        "procedure_codes": [],
+    }
+
+
+def test_raw_event_carries_procedure_codes_principal_first() -> None:
+    """claims.raw ``procedure_codes``: the ICD-10-PCS codes of an institutional claim (UB-04 /
+    837I), principal procedure first; shape is checked later, per code (drg.procedures)."""
+    event = with_change("procedure_codes", ["0SR9019", "0sr90zz", "XYZ"])
+    validator("claims.raw").validate(event)
+    claim = decode_claim(json.dumps(event).encode())
+    assert claim.procedure_codes == ("0SR9019", "0sr90zz", "XYZ")
+    # 25 codes: the most the UB-04 (form locators 74, 74a-e) and the 837I carry
+    event = with_change("procedure_codes", ["0SR9019"] * 25)
+    validator("claims.raw").validate(event)
+    assert len(decode_claim(json.dumps(event).encode()).procedure_codes) == 25
+
+
+def test_more_than_25_procedure_codes_are_a_dead_letter_naming_the_field() -> None:
+    value = json.dumps(with_change("procedure_codes", ["0SR9019"] * 26)).encode()
+    outcome = accept(Record("claims.raw", 0, 7, b"CLM-2026.000123:a_b", value), REGISTRY)
+    assert isinstance(outcome, Outgoing)
+    assert (outcome.topic, outcome.label) == ("dlq", "invalid_event")
+    error = json.loads(outcome.value)["error"]
+    assert error == {
+        "stage": "validate_event",
+        "type": "invalid_event",
+        "message": "procedure_codes: Tuple should have at most 25 items after validation, not 26",
     }
 
 
@@ -206,6 +238,30 @@ MALFORMED = [
         "invalid_event",
     ),
     ("schema_version 2", with_change("schema_version", 2), "schema_version", "invalid_event"),
+    (
+        "procedure_codes over 25",
+        with_change("procedure_codes", ["0SR9019"] * 26),
+        "procedure_codes",
+        "invalid_event",
+    ),
+    (
+        "procedure_codes not a list",
+        with_change("procedure_codes", "0SR9019"),
+        "procedure_codes",
+        "invalid_event",
+    ),
+    (
+        "procedure code with punctuation",
+        with_change("procedure_codes", ["0SR9-019"]),
+        "procedure_codes.0",
+        "invalid_event",
+    ),
+    (
+        "procedure code empty",
+        with_change("procedure_codes", [""]),
+        "procedure_codes.0",
+        "invalid_event",
+    ),
 ]
 
 
@@ -270,6 +326,22 @@ def test_coded_event_round_trips_and_matches_its_schema() -> None:
     validator("claims.coded").validate(json.loads(event.model_dump_json()))
 
 
+def test_coded_event_with_procedures_and_an_older_one_without_them_are_valid() -> None:
+    with_procedures = {
+        **VALID_CODED,
+        "procedure_codes": ["0SR9019"],
+        "rejected_codes": [
+            {"raw": "XYZ", "reason": "procedure:invalid"},
+            {"raw": "0SR90ZZ", "reason": "procedure:mce:INVALID_CODE"},
+        ],
+    }
+    validator("claims.coded").validate(with_procedures)
+    assert ClaimCoded.model_validate(with_procedures).procedure_codes == ["0SR9019"]
+    older = {k: v for k, v in VALID_CODED.items() if k != "procedure_codes"}
+    validator("claims.coded").validate(older)
+    assert ClaimCoded.model_validate(older).procedure_codes == []
+
+
 def test_coded_amounts_are_two_decimal_strings() -> None:
     event = ClaimCoded.model_validate(VALID_CODED).model_copy(
         update={
@@ -289,6 +361,8 @@ def test_coded_amounts_are_two_decimal_strings() -> None:
         ("codes.0.role", "primary"),
         ("codes.0.code", "I5021"),
         ("rejected_codes.0.reason", "made_up"),
+        ("rejected_codes.0.reason", "procedure:duplicate"),
+        ("procedure_codes", ["0SR9O19"]),  # the letter O is never used in ICD-10-PCS
         ("event_id", "not-hex"),
     ],
 )

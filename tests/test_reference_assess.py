@@ -166,6 +166,7 @@ def test_estimate_cli_gives_drg_291_and_9569_94(reference: Settings) -> None:
         "codeset_release": "2026-04",
         "fiscal_year": 2026,
         "msdrg_version": 430,
+        "procedure_codes": [],
     }
 
 

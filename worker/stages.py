@@ -101,6 +101,7 @@ def _assessment_of(item: WorkItem, result: CoderResult) -> ClaimAssessment:
             discharge_status=claim.discharge_status,
             provider_id=claim.provider_id,
             admission_date=claim.admission_date,
+            procedure_codes=claim.procedure_codes,  # from the claim only: coders give none
         ),
         item.period,
     )

@@ -44,6 +44,13 @@ def code(
         typer.Option(formats=["%Y-%m-%d"], help="YYYY-MM-DD (a transfer's length of stay)."),
     ] = None,
     claim_id: Annotated[str, typer.Option(help="claim_id to report.")] = "cli",
+    procedure: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ICD-10-PCS procedure code of the claim (procedure_codes), principal "
+            "procedure first; repeat the option."
+        ),
+    ] = None,
     coder: Annotated[
         Literal["retrieval", "vllm"] | None, typer.Option(help="Override CLAIMCODER_CODER_KIND.")
     ] = None,
@@ -66,6 +73,8 @@ def code(
         event["provider_id"] = provider
     if admission_date is not None:
         event["admission_date"] = admission_date.date().isoformat()
+    if procedure:
+        event["procedure_codes"] = list(procedure)
     value = json.dumps(event).encode("utf-8")
     try:
         claim = decode_claim(value)

@@ -27,6 +27,7 @@ from drg.reference import load_providers, read_providers, registry_from, seed
 from drg.registry import CodesetSource, ReleaseRegistry
 from migrations.runner import current_revision, downgrade, head_revision, upgrade
 from schemas.exceptions import ClaimcoderError
+from schemas.raw import MAX_PROCEDURE_CODES
 from worker.cli.common import REFERENCE_HINT, err, fail, load_settings, out, run_checked
 from worker.resources import async_engine, redis_client, sync_engine
 from worker.settings import Settings
@@ -465,6 +466,13 @@ def estimate(
         list[str] | None,
         typer.Option(help="Secondary diagnosis; repeat the option or separate with commas."),
     ] = None,
+    procedure: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ICD-10-PCS procedure code of the claim, principal procedure first; repeat the "
+            "option or separate with commas (at most 25)."
+        ),
+    ] = None,
     discharge_status: Annotated[
         int, typer.Option(help="UB-04 patient discharge status; 2, 3, 6, 62 ... are transfers.")
     ] = 1,
@@ -487,6 +495,9 @@ def estimate(
     admitted = admission_date.date() if admission_date is not None else None
     if admitted is not None and admitted > discharge_date.date():
         fail("--admission-date is after --discharge-date")
+    procedures = tuple(p.strip() for p in _split(procedure))
+    if len(procedures) > MAX_PROCEDURE_CODES:
+        fail(f"--procedure: at most {MAX_PROCEDURE_CODES} procedure codes")
     override = None
     if wage_index is not None:
         try:
@@ -506,6 +517,7 @@ def estimate(
         provider_id=provider_id.strip().upper() if provider_id else None,
         wage_index=override,
         check_conventions=True,  # a person's codes: flag convention breaks, never fix them
+        procedure_codes=procedures,
     )
     fields = run_checked(_assess(settings, item))
     if as_json:
@@ -537,6 +549,8 @@ def _print_human(fields: dict[str, Any]) -> None:
         )
     for code in fields["codes"]:
         out.print(f"  {code['role']:<9} {code['code']:<9} {code['description']}", markup=False)
+    for procedure in fields["procedure_codes"]:
+        out.print(f"  procedure {procedure}", markup=False)
     for rejected in fields["rejected_codes"]:
         out.print(f"  rejected  {rejected['raw']:<9} {rejected['reason']}", markup=False)
     drg = fields["drg"]
