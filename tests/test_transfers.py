@@ -243,3 +243,29 @@ def test_the_pipeline_prices_a_transfer_from_the_events_admission_date(
     full = Decimal(est["transfer"]["full_operating"]) + Decimal(est["transfer"]["full_capital"])
     assert Decimal(est["total"]) < full
     assert Decimal(est["total"]) == full + Decimal(est["transfer"]["adjustment"])
+
+
+def test_a_special_pay_drg_transferred_to_a_snf_gets_half_plus_half_the_per_diem(
+    reference: Settings,
+) -> None:
+    """Hip fracture (S72.001A) with a hip replacement (0SR9019): DRG 522, special pay and
+    post-acute (Table 5), weight 2.1177, GMLOS 4.0; to a SNF (03) after 2 days (412.4(c)(2),
+    (f)). Operating full 6752.61 x 2.1177 = 14300.002197; per diem 3575.000549 x 3 = 10725.00;
+    0.5 x 14300.002197 + 0.5 x 10725.001648 = 12512.50. Capital full 524.15 x 2.1177 =
+    1109.992455; 0.5 x 1109.992455 + 0.5 x (277.498114 x 3) = 971.24. Total 13483.74."""
+    fields = estimate(
+        reference,
+        *("--pdx", "S72.001A", "--procedure", "0SR9019", "--admission-date", "2026-01-13"),
+        *("--discharge-status", "3"),
+    )
+    assert fields["drg"]["code"] == "522"
+    est = fields["estimate"]
+    assert (est["operating"], est["capital"], est["total"]) == ("12512.50", "971.24", "13483.74")
+    assert (est["transfer"]["rule"], est["transfer"]["length_of_stay"]) == (
+        "post_acute_special_pay",
+        2,
+    )
+    assert (est["transfer"]["full_operating"], est["transfer"]["full_capital"]) == (
+        "14300.00",
+        "1109.99",
+    )
