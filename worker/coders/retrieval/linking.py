@@ -72,6 +72,7 @@ _ORGANISMS: Final = frozenset(
     )
 )
 _COVID: Final = (("covid", "19"), ("covid19",), ("sars", "cov", "2"), ("coronavirus", "disease"))
+_COVID_WORDS: Final = ("covid", "sars", "coronavirus")
 _UNCERTAIN: Final = frozenset(
     {"suspected", "suspect", "possible", "possibly", "probable", "probably", "likely", "query"}
 )
@@ -83,10 +84,13 @@ _ACUTE: Final = frozenset(stem(["acute"]))
 def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
     """``codes`` (undotted, principal first) with the links above made, in place of the codes
     they combine. Never adds a code the release does not bill."""
-    said = [_affirmed(sentence) for sentence in sentences(narrative)]
     out = list(codes)
-    out = _sepsis_organism(out, said, codeset)
-    out = _covid(out, said, codeset)
+    # the sentences are read only when a link is possible (most claims: never)
+    lowered = narrative.lower()
+    if UNSPECIFIED_SEPSIS in out or any(word in lowered for word in _COVID_WORDS):
+        said = [_affirmed(sentence) for sentence in sentences(narrative)]
+        out = _sepsis_organism(out, said, codeset)
+        out = _covid(out, said, codeset)
     return _hypertension(out)
 
 
