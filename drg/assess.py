@@ -36,6 +36,8 @@ Review reasons (in this order, each at most once)
     ``grouper:<RC>``         why the claim is ungroupable (return code, or ``DRG_998``/``DRG_999``)
     ``no_drg_weight``        the DRG has no Table 5 weight for the fiscal year
     ``national_wage_index``  the provider is absent or unknown: priced at wage index 1.0
+    ``procedure_rejected``   a procedure code was rejected: the MS-DRG may not be the stay's,
+                             so no estimate is given
     ``transfer``             the discharge status is a transfer (42 CFR 412.4; drg.transfers)
                              but admission_date is missing: the full MS-DRG payment is given
                              as an upper bound (``estimate.upper_bound``)
@@ -77,7 +79,7 @@ from drg.pricing import (
 from drg.procedures import REJECT_PREFIX, normalize_procedure
 from drg.reference import load_registry
 from drg.registry import ReleasePeriod, ReleaseRegistry
-from drg.transfers import length_of_stay, transfer_rule
+from drg.transfers import FULL_FROM_FIRST_DAY, length_of_stay, transfer_rule
 from schemas.coded import (
     CodedDiagnosis,
     DrgAssignment,
@@ -169,6 +171,7 @@ _REASON_ORDER: Final = (
     "grouper:",
     "no_drg_weight",
     "national_wage_index",
+    "procedure_rejected",
     "transfer",
 )
 
@@ -512,6 +515,11 @@ def _grouped(w: ClaimAssessment) -> tuple[Status, Estimate | None]:
         return "ungroupable", None
     if outcome.invalidating:
         return "needs_review", None
+    if any(r.reason.startswith(REJECT_PREFIX) for r in w.rejected):
+        # the grouper saw fewer procedures than the hospital performed: a surgical stay may
+        # have grouped as a medical one, so no price is given (the DRG is still shown)
+        w.reasons.add("procedure_rejected")
+        return "needs_review", None
     facts = w.facts
     if facts is None or facts.rates is None:
         w.reasons.add("unsupported_period")
@@ -539,6 +547,10 @@ def _transfer(w: ClaimAssessment, weight: DrgWeight) -> tuple[Transfer | None, b
     if rule is None:
         return None, False
     if item.admission_date is None or weight.gmlos is None or not weight.gmlos > 0:
+        if weight.gmlos is not None and 0 < weight.gmlos <= FULL_FROM_FIRST_DAY:
+            # one day already earns two per diems, 2 / GMLOS >= 1 of the full payment (special
+            # pay too: 0.5 + 0.5 x 2 / GMLOS >= 1): whatever the stay, the full payment is exact
+            return None, False
         w.reasons.add("transfer")
         return None, True
     days = length_of_stay(item.admission_date, item.discharge_date)

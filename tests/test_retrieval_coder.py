@@ -447,3 +447,26 @@ async def test_a_release_the_coder_does_not_hold_fails_that_claim_only(
     assert first.error is not None
     assert first.error.kind == "unknown_release"
     assert (second.codes, second.ok) == (("I48.91",), True)
+
+
+@pytest.mark.parametrize(
+    "narrative",
+    [
+        "My mom had breast cancer and I have type 2 diabetes.",
+        "Mother had breast cancer and the patient has type 2 diabetes.",
+    ],
+)
+def test_a_relatives_scope_ends_where_the_patient_is_the_subject_again(
+    coder: RetrievalCoder, narrative: str
+) -> None:
+    """ConText (Harkema 2009): an experiencer scope ends at a termination term; "I" and "the
+    patient" bring the patient back, so the diabetes is the patient's and the cancer is not."""
+    assert codes(coder, narrative) == ("E119",)
+
+
+def test_species_epithets_are_organisms_not_diseases(coder: RetrievalCoder) -> None:
+    """Klebsiella pneumoniae (B96.1) is no pneumonia (J18.9, an MCC), Haemophilus influenzae
+    (B96.3) no influenza: the epithet is kept unstemmed (text._UNSTEMMED)."""
+    assert "J189" not in codes(coder, "Klebsiella pneumoniae sepsis.")
+    assert "J189" not in codes(coder, "Klebsiella pneumoniae urinary tract infection.")
+    assert codes(coder, "Community acquired pneumonia.") == ("J189",)

@@ -63,6 +63,9 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         # only confirmed cases: suspected COVID-19 is not coded U07.1
         (["J189"], "Pneumonia, suspected COVID-19.", ["J189"]),
         (["J189"], "Pneumonia. COVID-19 was ruled out.", ["J189"]),
+        # I.C.1.g.1.e: an exposure is Z20.822, whatever the coder proposed
+        (["U071"], "Exposure to COVID-19, no symptoms.", ["Z20822"]),
+        ([], "Household contact with COVID-19.", ["Z20822"]),
         # I.C.9.a: I11-I13 include the hypertension
         (
             ["I110", "I10", "I5032"],

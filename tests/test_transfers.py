@@ -269,3 +269,17 @@ def test_a_special_pay_drg_transferred_to_a_snf_gets_half_plus_half_the_per_diem
         "14300.00",
         "1109.99",
     )
+
+
+def test_a_transfer_from_a_drg_of_gmlos_2_or_less_is_paid_in_full_without_a_flag(
+    reference: Settings,
+) -> None:
+    """DRG 470 (GMLOS 1.9) to a SNF: even one day earns 2 / 1.9 > 1 of the full payment (412.4(f)),
+    so the length of stay does not matter and the full payment is exact, not an upper bound."""
+    fields = estimate(
+        reference, *("--pdx", "M16.11", "--procedure", "0SR9019", "--discharge-status", "3")
+    )
+    assert fields["drg"]["code"] == "470"
+    est = fields["estimate"]
+    assert (est["total"], est["upper_bound"]) == ("14036.14", False)
+    assert "transfer" not in fields["review_reasons"]

@@ -48,7 +48,7 @@ def code(
         list[str] | None,
         typer.Option(
             help="ICD-10-PCS procedure code of the claim (procedure_codes), principal "
-            "procedure first; repeat the option."
+            "procedure first; repeat the option or separate with commas."
         ),
     ] = None,
     coder: Annotated[
@@ -73,8 +73,8 @@ def code(
         event["provider_id"] = provider
     if admission_date is not None:
         event["admission_date"] = admission_date.date().isoformat()
-    if procedure:
-        event["procedure_codes"] = list(procedure)
+    if procedure:  # as estimate --procedure reads them: commas split, spaces trimmed
+        event["procedure_codes"] = [c.strip() for p in procedure for c in p.split(",") if c.strip()]
     value = json.dumps(event).encode("utf-8")
     try:
         claim = decode_claim(value)

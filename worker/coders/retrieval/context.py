@@ -155,6 +155,9 @@ POST: Final = _phrases(
 
 TERMINATION: Final = _phrases(
     ";",
+    # the patient comes back as the subject: "my mom had breast cancer and I have diabetes"
+    "i",
+    "patient",
     "but",
     "however",
     "although",

@@ -15,7 +15,8 @@ use it.
   suspected, possible or probable (I.C.1.g.1.a: only confirmed cases; the uncertain-diagnosis
   rule of Section II.H does not apply to COVID-19); pneumonia named with it is J12.82
   "Pneumonia due to coronavirus disease 2019", not an unspecified-organism pneumonia (J18.-),
-  and acute bronchitis is J20.8. Sequencing (U07.1 first) is ``apply_conventions``'s.
+  and acute bronchitis is J20.8. Sequencing (U07.1 first) is ``apply_conventions``'s. An
+  exposure to COVID-19 ("exposed to", "contact with") is Z20.822, never U07.1 (I.C.1.g.1.e).
 - **Hypertension with heart or kidney disease** (I.C.9.a): the classification presumes the
   link, and I11-I13 include the hypertension; I10 beside one of them goes. (Forming the
   combination code from I10 and the heart failure and CKD codes is ``apply_conventions``'s
@@ -73,6 +74,8 @@ _ORGANISMS: Final = frozenset(
 )
 _COVID: Final = (("covid", "19"), ("covid19",), ("sars", "cov", "2"), ("coronavirus", "disease"))
 _COVID_WORDS: Final = ("covid", "sars", "coronavirus")
+_EXPOSURE: Final = frozenset({"exposure", "exposed", "contact", "contacts"})
+COVID_EXPOSURE: Final = "Z20822"
 _UNCERTAIN: Final = frozenset(
     {"suspected", "suspect", "possible", "possibly", "probable", "probably", "likely", "query"}
 )
@@ -147,6 +150,11 @@ def _covid(codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeS
     for tokens in said:
         at = _names_covid(tokens)
         if at is None or not _UNCERTAIN.isdisjoint(tokens[:at]):
+            continue
+        if not _EXPOSURE.isdisjoint(tokens[:at]):
+            out = [c for c in out if c != COVID_19]
+            if _bills(COVID_EXPOSURE, codeset) and COVID_EXPOSURE not in out:
+                out.append(COVID_EXPOSURE)
             continue
         if _bills(COVID_19, codeset) and COVID_19 not in out:
             out.append(COVID_19)

@@ -82,9 +82,15 @@ def _stemmer() -> Stemmer.Stemmer:
     return stemmer
 
 
+# Latin species epithets that the stemmer would fold into a disease's name: "Klebsiella
+# pneumoniae" and "Haemophilus influenzae" are organisms (B96.1, B96.3), not pneumonia or
+# influenza. They are kept as written, in code texts and narratives alike.
+_UNSTEMMED: Final = frozenset({"pneumoniae", "influenzae"})
+
+
 def stem(words: Sequence[str]) -> list[str]:
-    result: list[str] = _stemmer().stemWords(list(words))
-    return result
+    stemmed: list[str] = _stemmer().stemWords(list(words))
+    return [w if w in _UNSTEMMED else s for w, s in zip(words, stemmed, strict=True)]
 
 
 def sentences(text: str) -> list[str]:
