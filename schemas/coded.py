@@ -5,7 +5,7 @@ The downstream estimator reads these key names; change them only with a new ``sc
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -123,14 +123,7 @@ NotIncluded = Literal[
     "new_technology_add_on",
     "quality_program_adjustments",
 ]
-NOT_INCLUDED: tuple[NotIncluded, ...] = (
-    "outlier",
-    "indirect_medical_education",
-    "disproportionate_share",
-    "uncompensated_care",
-    "new_technology_add_on",
-    "quality_program_adjustments",
-)
+NOT_INCLUDED: tuple[NotIncluded, ...] = get_args(NotIncluded)
 
 
 class TransferPayment(BaseModel):
