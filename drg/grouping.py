@@ -46,7 +46,7 @@ Threads
 import datetime as dt
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -205,13 +205,9 @@ class GroupingEngine:
         together = self._edits(request, pdx, [], procedures)
         if not any(together[e] > own[e] for e in CODE_EDITS):
             return procedures, []
-        caused: dict[str, list[str]] = {}
-        for code in dict.fromkeys(procedures):
-            with_code = self._edits(request, pdx, [], [code])
-            caused[code] = sorted(e for e in CODE_EDITS if with_code[e] > own[e])
-        kept = [c for c in procedures if not caused[c]]
-        dropped = [(c, e) for c, edits in caused.items() for e in edits]
-        return kept, dropped
+        return _split_by_code_edits(
+            procedures, own, lambda code: self._edits(request, pdx, [], [code])
+        )
 
     def _trace(
         self,
@@ -225,15 +221,9 @@ class GroupingEngine:
         if not CODE_EDITS & edits.keys():
             return sdx, [], edits
         own = self._edits(request, pdx, [], procedures)
-        kept: list[str] = []
-        dropped: list[tuple[str, str]] = []
-        for code in sdx:
-            with_code = self._edits(request, pdx, [code], procedures)
-            caused = sorted(e for e in CODE_EDITS if with_code[e] > own[e])
-            if caused:
-                dropped.extend((code, e) for e in caused)
-            else:
-                kept.append(code)
+        kept, dropped = _split_by_code_edits(
+            sdx, own, lambda code: self._edits(request, pdx, [code], procedures)
+        )
         if not dropped:
             return sdx, [], edits
         return kept, dropped, self._edits(request, pdx, kept, procedures)
@@ -275,3 +265,18 @@ class GroupingEngine:
             procedures=tuple(procedures),
             dropped_procedures=tuple(dropped_procedures),
         )
+
+
+def _split_by_code_edits(
+    codes: Sequence[str], own: Counter[str], edits_with: Callable[[str], Counter[str]]
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """``codes`` (secondary diagnoses or procedures) split into those kept and (code, edit)
+    for each code edit (:data:`CODE_EDITS`) that the code alone adds to ``own``, the edits
+    without it: one editor call per distinct code, a dropped code reported once."""
+    caused: dict[str, list[str]] = {}
+    for code in dict.fromkeys(codes):
+        with_code = edits_with(code)
+        caused[code] = sorted(e for e in CODE_EDITS if with_code[e] > own[e])
+    kept = [c for c in codes if not caused[c]]
+    dropped = [(c, e) for c, edits in caused.items() for e in edits]
+    return kept, dropped

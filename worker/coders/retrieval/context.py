@@ -233,6 +233,12 @@ def excluded(tokens: Sequence[str]) -> list[bool]:
     return out
 
 
+def affirmed(tokens: Sequence[str]) -> list[str]:
+    """The tokens of one sentence that no negation, ruled-out, hypothetical or family scope
+    covers, in order."""
+    return [t for t, out in zip(tokens, excluded(tokens), strict=True) if not out]
+
+
 def _forwards(start: int, n: int, stops: Sequence[bool]) -> Iterable[int]:
     end = start
     while end < min(n, start + SCOPE) and not stops[end]:

@@ -27,7 +27,7 @@ from typing import Final
 
 from drg.codeset.hierarchy import default_child
 from drg.codeset.memory import MemoryCodeSet
-from worker.coders.retrieval.context import excluded
+from worker.coders.retrieval.context import affirmed
 from worker.coders.retrieval.index import CodeIndex, SeventhCharacter, index_for
 from worker.coders.retrieval.scoring import FULL
 from worker.coders.retrieval.text import content_stems, sentences, words
@@ -570,8 +570,7 @@ def _kept_words(narrative: str) -> list[list[str]]:
         if _VOCABULARY.isdisjoint(tokens):
             told.append([])  # nothing this module reads: most sentences of clinical text
             continue
-        drop = excluded(tokens)
-        kept = [t for t, d in zip(tokens, drop, strict=True) if not d]
+        kept = affirmed(tokens)
         for i in range(len(kept) - 1):
             after = kept[i + 1]
             if kept[i] in FALL and (

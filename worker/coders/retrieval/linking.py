@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from drg.codeset.memory import MemoryCodeSet
-from worker.coders.retrieval.context import excluded
+from worker.coders.retrieval.context import affirmed
 from worker.coders.retrieval.text import sentences, stem, words
 
 #: Organism code (prefix, B95-B96) -> the sepsis code of that organism (A40-A41 titles).
@@ -91,7 +91,7 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     # the sentences are read only when a link is possible (most claims: never)
     lowered = narrative.lower()
     if UNSPECIFIED_SEPSIS in out or any(word in lowered for word in _COVID_WORDS):
-        said = [_affirmed(sentence) for sentence in sentences(narrative)]
+        said = [affirmed(words(sentence)) for sentence in sentences(narrative)]
         out = _sepsis_organism(out, said, codeset)
         out = _covid(out, said, codeset)
     return _hypertension(out)
@@ -101,12 +101,6 @@ def _hypertension(codes: list[str]) -> list[str]:
     if ESSENTIAL_HYPERTENSION in codes and any(c[:3] in HYPERTENSIVE_DISEASE for c in codes):
         return [c for c in codes if c != ESSENTIAL_HYPERTENSION]
     return codes
-
-
-def _affirmed(sentence: str) -> list[str]:
-    """The words of one sentence that no negation, ruled-out or family scope covers."""
-    tokens = words(sentence)
-    return [t for t, out in zip(tokens, excluded(tokens), strict=True) if not out]
 
 
 def _bills(code: str, codeset: MemoryCodeSet) -> bool:
