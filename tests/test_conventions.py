@@ -162,7 +162,7 @@ def test_a_person_is_flagged_a_coder_is_fixed_only_where_the_policy_says(
     coder = fy2026.apply(codes, fix=CODER_FIXES)
     assert coder.codes == ("I13.0", "N18.4", "I50.32", "E10.9", "E11.65")
     assert [(a.code, a.action, a.rule) for a in coder.adjustments] == [
-        ("I1310", "dropped", "redundant"),
+        ("I1310", "dropped", "combination"),
         ("E119", "dropped", "redundant"),
         ("I130", "moved", "sequencing"),
     ]

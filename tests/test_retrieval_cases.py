@@ -112,7 +112,8 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "M",
             "A41.51",
             ["N39.0"],
-            ["A41.9", "B96.20"],
+            # nor B99.9 "Unspecified infectious disease", which "infection" only suggests
+            ["A41.9", "B96.20", "B99.9"],
             "872",
             "7446.31",
         ),
@@ -137,8 +138,48 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "M",
             "I13.0",
             ["I50.32", "N18.4"],
-            ["I10", "I13.10"],
+            # nor R69 "Illness, unspecified", which "disease" only suggests
+            ["I10", "I13.10", "R69"],
             "292",
+            None,
+        ),
+        # the link is presumed without "with" (I.C.9.a: "even in the absence of provider
+        # documentation explicitly linking them"): I13.0, DRG 293 heart failure without CC/MCC
+        (
+            "Hypertension, chronic kidney disease stage 3 and heart failure.",
+            70,
+            "M",
+            "I13.0",
+            ["N18.30"],
+            ["I10", "R69"],
+            "293",
+            None,
+        ),
+        # the organism an abbreviation names: MRSA sepsis is A41.02 (I.C.1.d.1.a), with neither
+        # A41.9 nor an organism code beside it; DRG 872
+        ("Sepsis due to MRSA.", 70, "M", "A41.02", [], ["A41.9", "A41.01", "B95.62"], "872", None),
+        # a resolved condition told as history is its personal history code, not this stay's
+        # disease: stroke -> Z86.73 (I.C.9.d.3), breast cancer -> Z85.3 (I.C.2.d); the reason
+        # for the stay is the principal. DRG 195 (Z86.73 is no CC); DRG 446 disorders of the
+        # biliary tract without CC/MCC (C50.919 would have been a CC: DRG 445)
+        (
+            "History of stroke. Admitted for community acquired pneumonia.",
+            70,
+            "M",
+            "J18.9",
+            ["Z86.73"],
+            ["I63.9"],
+            "195",
+            None,
+        ),
+        (
+            "History of breast cancer. Admitted with acute cholecystitis.",
+            70,
+            "F",
+            "K81.0",
+            ["Z85.3"],
+            ["C50.919"],
+            "446",
             None,
         ),
     ],

@@ -43,6 +43,15 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
             ["N390", "A4151"],
         ),
         (["A419", "B9562", "L03116"], "MRSA sepsis from cellulitis.", ["A4102", "L03116"]),
+        # the sepsis code already names its organism: A41.9 and the organism's B95.6- codes go,
+        # the methicillin-susceptible default that "Staphylococcus aureus" suggests too
+        (["A4102", "A419", "B9561", "B9562"], "Sepsis due to MRSA.", ["A4102"]),
+        # another organism of the sentence stays: E. coli sepsis beside a Pseudomonas code
+        (
+            ["A4151", "B9620", "B965", "J189"],
+            "Sepsis due to E. coli and Pseudomonas pneumonia.",
+            ["A4151", "B965", "J189"],
+        ),
         (["J189", "B953", "A419"], "Pneumococcal pneumonia and sepsis.", ["J189", "A403"]),
         # named in different sentences: nothing says this organism caused this sepsis
         (

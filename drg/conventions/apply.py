@@ -14,12 +14,14 @@ Who gets fixed and who gets flagged:
 Why only those are fixed for a coder: they never drop a code that can be right beside the one
 kept (the principal by rule moves codes; "without X" beside "with X", two acute MIs of one
 episode, two CKD stages contradict each other; a symptom the table of ``rules.symptoms`` lists
-is part of the diagnosis beside it by definition, I.B.5). The others, Excludes1 pairs (whose
-I.A.12.a exception allows unrelated conditions, which a list of codes cannot show), an
-unspecified code beside a specific one, and combination codes, drop codes that the only gold
+is part of the diagnosis beside it by definition, I.B.5; hypertension with CKD or heart failure
+is one combination code by presumption, I.C.9.a, and that code decides the MS-DRG). The others,
+Excludes1 pairs (whose I.A.12.a exception allows unrelated conditions, which a list of codes
+cannot show) and an unspecified code beside a specific one, drop codes that the only gold
 standard available, CodiEsp (CLEF eHealth 2020, BSC TeMU, CC BY 4.0), lists beside the code kept:
-fixing them costs 0.017, 0.013 and 0.004 micro-F1 on its dev split (docs/conventions.md). A
-person, who can read the record, decides them.
+fixing them costs 0.017 and 0.013 micro-F1 on its dev split (docs/conventions.md; fixing
+``combination`` costs 0.004, accepted for the price). A person, who can read the record, decides
+them.
 """
 
 import functools
@@ -84,7 +86,7 @@ class Conventions:
 
 
 #: The rules that fix a coder's codes (see the module docstring).
-CODER_FIXES: Final = frozenset({"exclusive", "symptom", "sequencing"})
+CODER_FIXES: Final = frozenset({"exclusive", "symptom", "sequencing", "combination"})
 
 
 def review_reasons(adjustments: Sequence[Adjustment]) -> list[str]:

@@ -33,6 +33,7 @@ from worker.coders.base import Coder, CoderResult, CodingRequest
 from worker.coders.exceptions import CoderError, CoderUnavailableError
 from worker.coders.retrieval.config import RetrievalSettings
 from worker.coders.retrieval.evidence import Evidence, load
+from worker.coders.retrieval.history import personal_history
 from worker.coders.retrieval.index import CodeIndex, index_for
 from worker.coders.retrieval.injuries import with_lay_injuries
 from worker.coders.retrieval.linking import link
@@ -51,6 +52,7 @@ _PRINCIPAL_LAST: Final = frozenset("RZ")
 # one of the code's texts, and no more specific one" and how many words that text requires (log).
 _LEX_FULL: Final = FEATURES.index("lex_full")
 _LEX_WORDS: Final = FEATURES.index("lex_words")
+_EV_STRENGTH: Final = FEATURES.index("ev_strength")
 # ... and whether the best text of the code is an Excludes note naming it: "urinary tract
 # infection (O08.83)" under another code is no statement that the narrative means O08.83.
 _LEX_REFERENCE: Final = FEATURES.index("lex_reference")
@@ -60,6 +62,12 @@ _FALLBACK_WORDS: Final = 2
 # Below the threshold, a code text of this many required words that one clause covers is coded
 # anyway (see :func:`_spelled_out`).
 _SPELLED_WORDS: Final = 3
+# Catch-all codes of a whole chapter's residue: "Illness, unspecified", "Unspecified infectious
+# disease", "Other infectious disease" (see :func:`_explained_catch_alls`).
+CATCH_ALL: Final = frozenset({"R69", "B999", "B998"})
+# Where a lay injury stands among the codes the narrative names (see _principal_first):
+# named, not in a history clause, after every code named in index words.
+_LAY_NAMED: Final = (False, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +197,7 @@ class RetrievalCoder(Coder):
             (
                 (p, c)
                 for c, p, row in zip(codes, probabilities, features, strict=True)
-                if p >= threshold and records[c].billable and _stated(c, row)
+                if p >= threshold and records[c].billable and _stated(c, row) and _mentioned(row)
             ),
             key=lambda pc: (-pc[0], pc[1]),
         )
@@ -198,14 +206,53 @@ class RetrievalCoder(Coder):
         ranked = ranked[: self.settings.max_codes]
         if not ranked:
             ranked = _fallback(codes, features, probabilities)
+        ranked = _explained_catch_alls(ranked, mentions.phrases, scorer)
+        # resolved conditions told only as history: their personal history codes (history.py)
+        ranked = personal_history(ranked, lexical.named, scorer.index.codeset)
         # injuries and their external causes told in lay words (injuries.py), never principal
+        before = {c for _, c in ranked}
         ranked = with_lay_injuries(ranked, narrative, scorer.index.codeset, threshold)
-        ranked = _principal_first(
-            ranked, lexical.named, _unspecified_with_siblings(ranked, scorer.index)
-        )
+        # a lay injury is named by the narrative (after the codes it names in index words)
+        named = dict(lexical.named) | {c: _LAY_NAMED for _, c in ranked if c not in before}
+        ranked = _principal_first(ranked, named, _unspecified_with_siblings(ranked, scorer.index))
         linked = link([c for _, c in ranked], narrative, scorer.index.codeset)
         scores = dict(zip(codes, probabilities, strict=True)) | {c: p for p, c in ranked}
         return Coded(tuple(linked), tuple(round(scores.get(c, 0.0), 6) for c in linked))
+
+
+def _explained_catch_alls(
+    ranked: list[tuple[float, str]], phrases: Mapping[str, float], scorer: Scorer
+) -> list[tuple[float, str]]:
+    """``ranked`` without the catch-all codes (:data:`CATCH_ALL`) that another coded code
+    explains: every phrase of the narrative that supports the catch-all is made of words of
+    that code's texts. "Chronic kidney disease" supports R69 "Illness, unspecified" through
+    "disease", and "urinary tract infection" B99.9 "Unspecified infectious disease" through
+    "infection", only because annotators coded those words alone elsewhere; beside N18.4 or
+    N39.0 they name nothing more (a code needs a mention of its own: [retrieval] issue, and
+    I.A.9.b: unspecified codes only when the record says no more)."""
+    catch_alls = [c for _, c in ranked if c in CATCH_ALL]
+    if not catch_alls:
+        return ranked
+    others = [c for _, c in ranked if c not in CATCH_ALL]
+    words_of_others = set().union(*(scorer.code_stems(c) for c in others)) if others else set()
+    dropped = set()
+    for code in catch_alls:
+        support = [
+            phrase
+            for phrase in phrases
+            if any(s.code == code for s in scorer.table.get(phrase, ()))
+        ]
+        if support and all(set(p.split()) <= words_of_others for p in support):
+            dropped.add(code)
+    return [(p, c) for p, c in ranked if c not in dropped]
+
+
+def _mentioned(row: Sequence[float]) -> bool:
+    """A code needs a mention: a learned phrase of the narrative that supports it, or a clause
+    that covers one of its texts fully with no more specific text covering it too. A text only
+    partly covered ("sepsis due to methicillin susceptible Staphylococcus aureus" for A41.02
+    "... methicillin resistant ...") is a near miss, not a statement."""
+    return row[_LEX_FULL] > 0.0 or row[_EV_STRENGTH] > 0.0
 
 
 def _stated(code: str, row: Sequence[float]) -> bool:

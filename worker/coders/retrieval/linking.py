@@ -8,7 +8,8 @@ use it.
   code of B95-B96 ("... as the cause of diseases classified elsewhere"), both named in one
   sentence ("sepsis due to E. coli urinary tract infection"), becomes the sepsis code of that
   organism (:data:`SEPSIS_BY_ORGANISM`, from the tabular titles of A40-A41). The organism is then
-  reported once, by the sepsis code: the B95-B96 code goes. (Tabular N39.0 asks for an
+  reported once, by the sepsis code: the B95-B96 codes of that organism go, and so does A41.9
+  beside a sepsis code that names its organism already. (Tabular N39.0 asks for an
   additional B95-B97 code to identify the agent of a UTI; with the agent in the sepsis code we
   follow the [retrieval] issue's answer, A41.51 and N39.0.)
 - **COVID-19** (I.C.1.g.1.a): a sentence that names COVID-19 gets U07.1, unless it calls it
@@ -20,7 +21,7 @@ use it.
 - **Hypertension with heart or kidney disease** (I.C.9.a): the classification presumes the
   link, and I11-I13 include the hypertension; I10 beside one of them goes. (Forming the
   combination code from I10 and the heart failure and CKD codes is ``apply_conventions``'s
-  ``combination`` rule, which flags it.)
+  ``combination`` rule, which fixes a coder's codes.)
 
 Codes are undotted; only codes the claim's release bills are ever added.
 """
@@ -53,6 +54,7 @@ SEPSIS_BY_ORGANISM: Final[dict[str, str]] = {
     "B967": "A414",  # Clostridium perfringens -> Sepsis due to anaerobes
 }
 UNSPECIFIED_SEPSIS: Final = "A419"
+_SEPSIS_OF_ORGANISM: Final = frozenset(SEPSIS_BY_ORGANISM.values())
 COVID_19: Final = "U071"
 COVID_PNEUMONIA: Final = "J1282"
 COVID_ACUTE_BRONCHITIS: Final = "J208"
@@ -90,7 +92,8 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     out = list(codes)
     # the sentences are read only when a link is possible (most claims: never)
     lowered = narrative.lower()
-    if UNSPECIFIED_SEPSIS in out or any(word in lowered for word in _COVID_WORDS):
+    sepsis = UNSPECIFIED_SEPSIS in out or not _SEPSIS_OF_ORGANISM.isdisjoint(out)
+    if sepsis or any(word in lowered for word in _COVID_WORDS):
         said = [affirmed(words(sentence)) for sentence in sentences(narrative)]
         out = _sepsis_organism(out, said, codeset)
         out = _covid(out, said, codeset)
@@ -111,23 +114,35 @@ def _bills(code: str, codeset: MemoryCodeSet) -> bool:
 def _sepsis_organism(
     codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeSet
 ) -> list[str]:
-    if UNSPECIFIED_SEPSIS not in codes:
-        return codes
     linked = any(
         not _SEPSIS.isdisjoint(stems) and not _ORGANISMS.isdisjoint(stems)
         for stems in (set(stem(list(words_))) for words_ in said)
     )
     if not linked:
         return codes
-    for code in codes:
-        target = next(
-            (t for prefix, t in SEPSIS_BY_ORGANISM.items() if code.startswith(prefix)), None
-        )
-        if target is not None and _bills(target, codeset):
-            return [
-                target if c == UNSPECIFIED_SEPSIS else c for c in codes if c not in (code, target)
-            ]
-    return codes
+    out = list(codes)
+    if UNSPECIFIED_SEPSIS in out and not any(c in _SEPSIS_OF_ORGANISM for c in out):
+        for code in out:
+            target = _organism_sepsis(code)
+            if target is not None and _bills(target, codeset):
+                out = [target if c == UNSPECIFIED_SEPSIS else c for c in out if c != target]
+                break
+    # the sepsis code names its organism: A41.9 and that organism's B95-B96 codes go (MRSA
+    # sepsis, A41.02, says "Staphylococcus aureus": neither B95.62 nor the B95.61 that learned
+    # evidence reads in "Staphylococcus aureus" stays)
+    families = {prefix[:4] for prefix, target in SEPSIS_BY_ORGANISM.items() if target in set(out)}
+    if not families:
+        return out
+    return [
+        c
+        for c in out
+        if c != UNSPECIFIED_SEPSIS and not (_organism_sepsis(c) and c[:4] in families)
+    ]
+
+
+def _organism_sepsis(code: str) -> str | None:
+    """The sepsis code of organism code ``code`` (B95-B96), or None."""
+    return next((t for prefix, t in SEPSIS_BY_ORGANISM.items() if code.startswith(prefix)), None)
 
 
 def _names_covid(tokens: Sequence[str]) -> int | None:

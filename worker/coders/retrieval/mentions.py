@@ -9,7 +9,7 @@ codes they name (scoring.py), so that "type 2 diabetes, no hypertension" cannot 
 learned co-occurrence.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -20,6 +20,8 @@ from worker.coders.retrieval.text import words as split_words
 MAX_PHRASE: Final = 3  # learned phrases are 1- to 3-stem runs of one mention
 # stems that put a mention in the patient's history ("family history" is excluded already)
 _HISTORY: Final = frozenset({"histori", "hx", "pmh"})
+# ... unless it is the history of the present illness: the reason for this stay
+_PRESENT_ILLNESS: Final = frozenset({"present", "ill"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +48,27 @@ def split(text: str) -> Narrative:
         position = number / max(1, len(sents) - 1)
         tokens = split_words(sentence)
         drop = excluded(tokens)
+        header = _history_header(tokens)
         for want, found in ((False, mentions), (True, negated)):
             for run in _runs(tokens, drop, want):
                 stems = content_stems(run) + content_stems(lay_expansions(run))
                 if stems:
-                    found.append(Mention(tuple(stems), position, not _HISTORY.isdisjoint(stems)))
+                    found.append(Mention(tuple(stems), position, header or _is_history(stems)))
     return Narrative(
         tuple(mentions), _phrases(mentions), tuple(negated), frozenset(_phrases(negated))
     )
+
+
+def _is_history(stems: Sequence[str]) -> bool:
+    return not _HISTORY.isdisjoint(stems) and not set(stems) >= _PRESENT_ILLNESS
+
+
+def _history_header(tokens: Sequence[str]) -> bool:
+    """A sentence that opens with a history heading ("Past medical history:", "PMH:") lists
+    the patient's history after its colon."""
+    if ":" not in tokens:
+        return False
+    return _is_history(content_stems(tokens[: tokens.index(":")]))
 
 
 def _runs(tokens: list[str], drop: list[bool], dropped: bool) -> Iterable[list[str]]:

@@ -147,7 +147,7 @@ class Scorer:
             supports = []
             for code, both in codes:
                 strength = evidence.strength(phrase, code, both)
-                lexical = not stems.isdisjoint(self._code_stems(code))
+                lexical = not stems.isdisjoint(self.code_stems(code))
                 lift = math.log(strength / evidence.prior(code))
                 supports.append(_Support(code, strength, lift, lexical, math.log1p(both)))
             if any(s.lexical and s.strength >= NAMES_ITS_CODE for s in supports):
@@ -278,7 +278,7 @@ class Scorer:
             rows[i] = v
         return codes, rows
 
-    def _code_stems(self, code: str) -> frozenset[str]:
+    def code_stems(self, code: str) -> frozenset[str]:
         """Stems of a code's description and its ancestors' descriptions."""
         stems = self._stems.get(code)
         if stems is None:

@@ -50,6 +50,8 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("cracked",): ("fracture",),
     ("heart", "attack"): ("myocardial", "infarction"),
     ("stroke",): ("cerebral", "infarction"),
+    ("mrsa",): ("methicillin", "resistant", "staphylococcus", "aureus"),
+    ("mssa",): ("methicillin", "susceptible", "staphylococcus", "aureus"),
     ("threw", "up"): ("vomiting",),
     ("throwing", "up"): ("vomiting",),
     ("belly",): ("abdominal",),
@@ -112,7 +114,7 @@ def lay_expansions(tokens: Sequence[str]) -> list[str]:
     """Clinical words for the lay phrases in ``tokens`` (to be added to a query, not replace it)."""
     extra: list[str] = []
     for start in range(len(tokens)):
-        for size in range(1, _LAY_MAX + 1):
+        for size in range(1, min(_LAY_MAX, len(tokens) - start) + 1):
             clinical = _LAY.get(tuple(tokens[start : start + size]))
             if clinical is not None:
                 extra.extend(clinical)
