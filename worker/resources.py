@@ -23,13 +23,17 @@ def async_engine(db: DatabaseSettings) -> AsyncEngine:
     )
 
 
-def sync_engine(db: DatabaseSettings) -> Engine:
-    """For migrations and bulk loads, which run outside the event loop."""
+def sync_engine(db: DatabaseSettings, *, connect_timeout_s: float | None = None) -> Engine:
+    """For migrations and bulk loads, which run outside the event loop. ``connect_timeout_s``
+    bounds each connection attempt (libpq ``connect_timeout``, whole seconds, at least 1)."""
+    connect_args = _connect_args(db)
+    if connect_timeout_s is not None:
+        connect_args["connect_timeout"] = max(1, round(connect_timeout_s))
     return create_engine(
         db.sqlalchemy_url,
         pool_size=db.pool_size,
         pool_pre_ping=True,
-        connect_args=_connect_args(db),
+        connect_args=connect_args,
     )
 
 

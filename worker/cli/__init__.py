@@ -5,7 +5,7 @@ import os
 
 import typer
 
-from worker.cli import code, dev, evaluate, events, reference, retrieval, run, topics
+from worker.cli import code, dev, evaluate, events, health, reference, retrieval, run, topics
 
 app = typer.Typer(
     name="claimcoder",
@@ -19,6 +19,7 @@ app.add_typer(retrieval.app, name="retrieval")
 app.command()(events.publish)
 app.command()(events.tail)
 app.command()(run.worker)
+app.command()(run.prepare)
 app.command()(run.run)
 app.command()(run.demo)
 app.command()(code.code)
@@ -28,6 +29,7 @@ app.add_typer(reference.codeset_app, name="codeset")
 app.add_typer(reference.providers_app, name="providers")
 app.add_typer(reference.reference_app, name="reference")
 app.command()(reference.estimate)
+app.command()(health.health)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
-"""`claimcoder worker` (the stream worker alone), `claimcoder run` (the main job) and
-`claimcoder demo` (sample claims through a running worker)."""
+"""`claimcoder worker` (the stream worker alone), `claimcoder prepare` (a deployment's init
+job), `claimcoder run` (the main job) and `claimcoder demo` (sample claims through a running
+worker)."""
 
 import json
 import subprocess
@@ -9,8 +10,11 @@ from importlib.resources import files
 from typing import Annotated
 
 import typer
+from kafka.errors import KafkaError
+from redis.exceptions import RedisError
 from rich.live import Live
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.coded import ClaimCoded
 from schemas.decode import decode_claim
@@ -32,6 +36,39 @@ def worker(
     """Consume claims.raw until SIGTERM: code, validate, group and price each claim, emit
     claims.coded; dead-letter bad events to claims.dlq."""
     run_worker(load_settings(), ensure_topics=create_topics)
+
+
+def prepare(
+    topics: Annotated[
+        bool, typer.Option("--topics/--no-topics", help="Also create the three topics.")
+    ] = True,
+) -> None:
+    """Make the servers given by URL ready for workers (a deployment's init job): migrate the
+    schema (db upgrade), seed the shipped fiscal years (db seed), load every code-set release
+    into PostgreSQL and Redis (codeset load) and create the topics (topics create). Each step is
+    a no-op when already done, so it runs before every deployment."""
+    settings = load_settings()
+    err.print("reference data: migrations, DRG weights and rates, ICD-10-CM code sets ...")
+    try:
+        prepared = prepare_reference_data(settings)
+    except SQLAlchemyError as exc:
+        fail(f"PostgreSQL: {type(exc).__name__}")
+    except RedisError as exc:
+        fail(f"Redis: {type(exc).__name__}")
+    except ClaimcoderError as exc:
+        fail(str(exc))
+    for release in prepared.registry.codeset_releases:
+        loaded = "loaded" if release in prepared.releases_loaded else "present"
+        warmed = "warmed" if release in prepared.releases_warmed else "present"
+        err.print(f"ICD-10-CM {release}: PostgreSQL {loaded}, Redis {warmed}")
+    if not topics:
+        return
+    try:
+        created = create_topics(settings.kafka, settings.topics)
+    except KafkaError as exc:
+        fail(f"Kafka: {type(exc).__name__}")
+    for topic, was_created in created.items():
+        err.print(f"{topic}: {'created' if was_created else 'exists'}")
 
 
 def _ready() -> Settings:
