@@ -44,27 +44,42 @@ def _env_value(value: object) -> str:
 
 
 class _Component(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # attribute docstrings are the descriptions (docs/configuration.md is generated from them)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 class KafkaSettings(_Component):
     """Kafka client options; production is Apache Kafka, tests and the local stack use Tansu."""
 
     bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated ``host:port`` of the brokers."""
     client_id: str = "claimcoder"
+    """Client id the brokers see (quotas, logs)."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How to talk to the brokers."""
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """SASL mechanism, with a ``SASL_*`` protocol."""
     sasl_username: str | None = None
+    """SASL user name."""
     sasl_password: SecretStr | None = None
+    """SASL password (a secret: never printed)."""
     ssl_cafile: Path | None = None
+    """CA bundle (PEM) to verify the brokers; unset: the system's."""
     ssl_certfile: Path | None = None
+    """Client certificate (PEM), for mutual TLS."""
     ssl_keyfile: Path | None = None
+    """Client private key (PEM)."""
     ssl_password: SecretStr | None = None
+    """Password of the client private key (a secret)."""
     # Short defaults: Tansu holds a JoinGroup for half the session timeout (notes: 10 s / 1 s is
     # ready in ~7 s). Production on Apache Kafka may raise both.
     session_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    """Consumer group session timeout, seconds: a worker silent this long loses its partitions."""
     heartbeat_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    """Consumer group heartbeat interval, seconds (well below the session timeout)."""
     consumer_group: str = "claimcoder"
+    """Consumer group of the workers: all workers of one deployment share it and split the
+    partitions."""
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -80,23 +95,35 @@ class KafkaSettings(_Component):
 
 
 class TopicSettings(_Component):
+    """The three topics. claimcoder creates missing ones (`claimcoder prepare`, `topics create`,
+    or the worker unless `--no-create-topics`) with these partitions and replicas."""
+
     raw: str = "claims.raw"
+    """Input topic: claim events."""
     coded: str = "claims.coded"
+    """Output topic: coded and priced claims."""
     dlq: str = "claims.dlq"
+    """Dead-letter topic: events that could not be accepted, with the reason."""
     partitions: Annotated[int, Field(ge=1)] = 4
+    """Partitions of each topic when claimcoder creates it: the most workers that can share the
+    input."""
     replication_factor: Annotated[int, Field(ge=1)] = 1
+    """Replicas of each topic when claimcoder creates it (3 on a production cluster)."""
 
 
 class DatabaseSettings(_Component):
     """PostgreSQL, the system of record. A libpq URL; the password may sit inside it."""
 
     url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/postgres")
+    """libpq URL ``postgresql://user:password@host:port/db`` (a secret: it may hold the
+    password)."""
     schema_name: str | None = Field(
         default=None,
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="search_path schema; tests use one schema per test.",
     )
     pool_size: Annotated[int, Field(ge=1)] = 5
+    """Connections kept open per engine."""
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -109,15 +136,21 @@ class DatabaseSettings(_Component):
 
 
 class RedisSettings(_Component):
+    """Redis, the cache of the code sets (rebuilt from PostgreSQL when lost)."""
+
     url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    """Redis URL ``redis://[:password@]host:port/db`` or ``rediss://`` for TLS (a secret)."""
     key_prefix: str = "claimcoder:"
+    """Prefix of every key claimcoder writes (one Redis can serve several deployments)."""
 
 
 class BatchSettings(_Component):
     """Micro-batches handed to the coder: at most ``max_size`` claims or ``max_wait_s``."""
 
     max_size: Annotated[int, Field(ge=1, le=4096)] = 64
+    """Most claims in one micro-batch (the coder's batch)."""
     max_wait_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    """Longest wait for a micro-batch to fill, seconds."""
 
 
 class Settings(BaseSettings):
@@ -127,6 +160,7 @@ class Settings(BaseSettings):
         env_nested_max_split=1,
         frozen=True,
         extra="ignore",
+        use_attribute_docstrings=True,
     )
 
     kafka: KafkaSettings = KafkaSettings()
@@ -138,7 +172,10 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     vllm: VLLMSettings = VLLMSettings()
     state_dir: Path = Field(default_factory=default_state_dir)
+    """The local stack's data and ``stack.env``, the worker's heartbeat file and faust's data
+    directory."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Level of claimcoder's own loggers (third-party ones log warnings only)."""
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process (secrets included:

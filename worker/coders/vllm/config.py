@@ -15,7 +15,7 @@ StructuredOutputsBackend = Literal["xgrammar", "guidance"]
 
 
 class VLLMSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     # --- model -------------------------------------------------------------------------------
     model: str | None = Field(
@@ -27,6 +27,7 @@ class VLLMSettings(BaseModel):
     )
     tokenizer: str | None = Field(default=None, description="Default: the model's own.")
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    """Weights and activations type; auto: the model's."""
     quantization: str | None = Field(
         default=None, description="vLLM quantization method, e.g. awq, gptq, fp8; None: as saved."
     )
@@ -34,17 +35,22 @@ class VLLMSettings(BaseModel):
         default=None, description="Context length; None: the model's."
     )
     trust_remote_code: bool = False
+    """Allow model code from the model directory."""
 
     # --- engine resources ---------------------------------------------------------------------
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    """Share of the GPU's memory vLLM takes (weights and KV cache)."""
     max_num_seqs: Annotated[int, Field(ge=1, le=4096)] = 64
+    """Sequences the scheduler runs in one step (match CLAIMCODER_BATCH_MAX_SIZE)."""
     kv_cache_memory_bytes: Annotated[int, Field(ge=16 * 2**20)] | None = Field(
         default=None,
         description="KV cache size; None: GPU memory fraction on GPUs, 512 MiB on CPU.",
     )
     tensor_parallel_size: Annotated[int, Field(ge=1)] = 1
+    """GPUs one model is split over."""
     enforce_eager: bool = Field(default=False, description="True on CPU: no graph capture.")
     seed: int = 0
+    """Engine seed; also each request's seed when temperature > 0."""
     engine_args: dict[str, JsonValue] = Field(
         default_factory=dict,
         description='Further vLLM AsyncEngineArgs, e.g. {"max_num_batched_tokens": 8192}.',
@@ -52,6 +58,8 @@ class VLLMSettings(BaseModel):
 
     # --- prompts and outputs ------------------------------------------------------------------
     profile: Profile = "codes-csv"
+    """Prompt and output format: codes-csv (merged codes-only models) or codes-xml (reasoning,
+    then codes; base + LoRA models). docs/engines.md."""
     system_prompt: str | None = Field(
         default=None, description="Replaces the profile's system prompt."
     )
@@ -69,6 +77,7 @@ class VLLMSettings(BaseModel):
         "become bad_output errors). The default and its cost are in docs/engines.md.",
     )
     structured_outputs_backend: StructuredOutputsBackend = "xgrammar"
+    """Constrained decoding backend: xgrammar (EBNF) or guidance (Lark)."""
     max_codes: Annotated[int, Field(ge=1, le=100)] = Field(
         default=25, description="At most this many codes a claim (UB-04: 1 principal + 24)."
     )
@@ -78,7 +87,9 @@ class VLLMSettings(BaseModel):
 
     # --- sampling -----------------------------------------------------------------------------
     temperature: Annotated[float, Field(ge=0)] = 0.0
+    """Sampling temperature; 0: greedy."""
     top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Nucleus sampling."""
     max_tokens: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
         description="None: enough for the longest output the profile allows (no truncation).",
@@ -86,6 +97,7 @@ class VLLMSettings(BaseModel):
 
     # --- LoRA ---------------------------------------------------------------------------------
     enable_lora: bool = False
+    """Serve LoRA adapters (lora_adapters)."""
     lora_adapters: dict[str, Path] = Field(
         default_factory=dict, description="Adapter name -> adapter directory (peft format)."
     )
@@ -95,6 +107,7 @@ class VLLMSettings(BaseModel):
     # vLLM accepts these ranks only. An int (not Literal[8, ...]) so that the environment's
     # string "16" validates.
     max_lora_rank: Annotated[int, Field(ge=8, le=256, multiple_of=8)] = 16
+    """At least the adapters' rank r (adapter_config.json): 8, 16, 32, 64, 128 or 256."""
     max_loras: Annotated[int, Field(ge=1)] = Field(
         default=4, description="Adapters usable in one engine step."
     )
@@ -112,6 +125,7 @@ class VLLMSettings(BaseModel):
         "pays a grammar compile.",
     )
     shutdown_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    """How long shutdown waits for the engine's processes before killing them, seconds."""
 
     @model_validator(mode="after")
     def _adapters_consistent(self) -> Self:
