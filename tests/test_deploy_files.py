@@ -149,6 +149,8 @@ def test_every_claimcoder_variable_is_a_setting(
 
 def test_the_worker_traces_to_jaegers_otlp_port(compose: dict[str, Any]) -> None:
     services = _services(compose)
+    # inside its container, so that the other services reach it (published on loopback only)
+    assert _environment(services["jaeger"])["JAEGER_LISTEN_HOST"] == "0.0.0.0"  # noqa: S104
     jaeger_ports = {str(p) for p in services["jaeger"].get("expose", [])} | {
         str(p).rsplit(":", 1)[-1] for p in services["jaeger"].get("ports", [])
     }
