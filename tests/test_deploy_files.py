@@ -33,7 +33,7 @@ from drg.registry import ReleaseRegistry
 from migrations.runner import current_revision, head_revision
 from tests.support import WorkerProcess
 from worker.cli import app
-from worker.health import heartbeat_path
+from worker.health import check_heartbeat, heartbeat_path, write_heartbeat
 from worker.resources import sync_engine
 from worker.settings import Settings
 
@@ -257,6 +257,18 @@ def test_the_images_install_what_pyproject_declares() -> None:
             assert f"'{requirement}'" in text, (dockerfile.name, requirement)
         copied = set(re.findall(r"^COPY (\w+) \1$", text, re.MULTILINE))
         assert copied == set(packages), dockerfile.name
+
+
+def test_a_stale_or_unreadable_heartbeat_fails_the_worker_check(tmp_path: Path) -> None:
+    beat = tmp_path / "worker.heartbeat"
+    assert not check_heartbeat(beat, 60).ok  # none yet: starting, or not running
+    write_heartbeat(beat)
+    assert check_heartbeat(beat, 60).ok
+    late = check_heartbeat(beat, 60, now=time.time() + 61)
+    assert not late.ok
+    assert "old" in late.detail
+    beat.write_text("{")
+    assert check_heartbeat(beat, 60).detail == "unreadable heartbeat: JSONDecodeError"
 
 
 # --- the containers' commands, outside Docker ------------------------------------------------
