@@ -47,7 +47,12 @@ def prepare(
     schema (db upgrade), seed the shipped fiscal years (db seed), load every code-set release
     into PostgreSQL and Redis (codeset load) and create the topics (topics create). Each step is
     a no-op when already done, so it runs before every deployment."""
-    settings = load_settings()
+    _prepare(load_settings(), topics=topics)
+
+
+def _prepare(settings: Settings, *, topics: bool) -> None:
+    """What `prepare` does and `run` does before its worker; a failure is one line naming the
+    server and the exception type (messages can quote URLs)."""
     err.print("reference data: migrations, DRG weights and rates, ICD-10-CM code sets ...")
     try:
         prepared = prepare_reference_data(settings)
@@ -81,14 +86,7 @@ def _ready() -> Settings:
     for name, service in services.items():
         err.print(f"{name}: {redacted(service.url)} ({service.origin})")
     settings = load_settings()  # again: `up` wrote stack.env, read below the environment
-    err.print("reference data: migrations, DRG weights and rates, ICD-10-CM code set ...")
-    try:
-        prepared = prepare_reference_data(settings)
-    except ClaimcoderError as exc:
-        fail(str(exc))
-    for release in prepared.releases_loaded:
-        err.print(f"loaded ICD-10-CM {release} into PostgreSQL")
-    create_topics(settings.kafka, settings.topics)
+    _prepare(settings, topics=True)
     return settings
 
 
