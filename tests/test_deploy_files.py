@@ -271,6 +271,19 @@ def test_a_stale_or_unreadable_heartbeat_fails_the_worker_check(tmp_path: Path) 
     assert check_heartbeat(beat, 60).detail == "unreadable heartbeat: JSONDecodeError"
 
 
+def test_prepare_names_the_server_it_cannot_reach_and_no_secret(tmp_path: Path) -> None:
+    """An init job against a PostgreSQL that refuses: one line naming the server and the error
+    type, exit code 2, the password in the URL never printed."""
+    env = {
+        "CLAIMCODER_STATE_DIR": str(tmp_path),
+        "CLAIMCODER_DATABASE_URL": "postgresql://claimcoder:s3cret-pw@127.0.0.1:1/claimcoder",
+    }
+    result = CliRunner().invoke(app, ["prepare"], env=env)
+    assert result.exit_code == 2
+    assert "error: PostgreSQL: OperationalError" in result.output
+    assert "s3cret-pw" not in result.output
+
+
 # --- the containers' commands, outside Docker ------------------------------------------------
 
 
