@@ -33,7 +33,8 @@ from drg.registry import ReleaseRegistry
 from migrations.runner import current_revision, head_revision
 from tests.support import WorkerProcess
 from worker.cli import app
-from worker.health import check_heartbeat, heartbeat_path, write_heartbeat
+from worker.health import check_heartbeat
+from worker.heartbeat import heartbeat_path, write_heartbeat
 from worker.resources import sync_engine
 from worker.settings import Settings
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import faust
 
-from worker.health import HEARTBEAT_INTERVAL_S, heartbeat_path, write_heartbeat
+from worker.heartbeat import HEARTBEAT_INTERVAL_S, heartbeat_path, write_heartbeat
 from worker.kafka import faust_credentials
 from worker.outputs import Outgoing
 from worker.pipeline import ClaimPipeline

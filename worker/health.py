@@ -3,9 +3,8 @@ which container health checks run (docker/Dockerfile's HEALTHCHECK, docker/compo
 
 Each check is cheap and bounded by a timeout, so it can run every 30 s:
 
-- ``worker``: the heartbeat file the running worker rewrites every
-  :data:`HEARTBEAT_INTERVAL_S` seconds once its pipeline has started (coder loaded) is younger
-  than ``max_age_s`` and names a live process. A hung event loop stops the heartbeat.
+- ``worker``: the heartbeat file the running worker rewrites (``worker/heartbeat.py``) is
+  younger than ``max_age_s`` and names a live process. A hung event loop stops the heartbeat.
 - ``postgres``: a connection, and the schema at the head revision of ``migrations/``.
 - ``redis``: a PING.
 - ``kafka``: the bootstrap servers answer and the three configured topics exist.
@@ -14,7 +13,6 @@ A failure is reported by the check's name and the exception type only: messages 
 with passwords.
 """
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -26,12 +24,11 @@ import redis
 from sqlalchemy import text
 
 from migrations.runner import current_revision, head_revision
+from worker.heartbeat import heartbeat_path, read_heartbeat
 from worker.kafka import client_options
 from worker.resources import sync_engine
 from worker.settings import Settings
 
-HEARTBEAT_FILE: Final = "worker.heartbeat"
-HEARTBEAT_INTERVAL_S: Final = 10.0
 DEFAULT_MAX_AGE_S: Final = 60.0
 
 
@@ -40,20 +37,6 @@ class CheckResult:
     name: str  # worker | postgres | redis | kafka
     ok: bool
     detail: str  # what was seen; on failure the exception type, never its message
-
-
-def heartbeat_path(settings: Settings) -> Path:
-    """``<state_dir>/worker.heartbeat``: one worker per state directory (a container has its
-    own)."""
-    return settings.state_dir / HEARTBEAT_FILE
-
-
-def write_heartbeat(path: Path) -> None:
-    """Write ``{"pid": int, "at": unix seconds}`` atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps({"pid": os.getpid(), "at": time.time()}))
-    partial.replace(path)
 
 
 def _process_alive(pid: int) -> bool:
@@ -69,8 +52,7 @@ def _process_alive(pid: int) -> bool:
 def check_heartbeat(path: Path, max_age_s: float, now: float | None = None) -> CheckResult:
     """The heartbeat at ``path`` is at most ``max_age_s`` seconds old and its process lives."""
     try:
-        beat = json.loads(path.read_text())
-        pid, at = int(beat["pid"]), float(beat["at"])
+        pid, at = read_heartbeat(path)
     except FileNotFoundError:
         return CheckResult("worker", False, f"no heartbeat at {path} (starting, or not running)")
     except (OSError, ValueError, KeyError, TypeError) as exc:
