@@ -36,20 +36,44 @@ def _exports(stdout: str) -> dict[str, str]:
     return {name: value for name, value in pairs}
 
 
+def _recorded_pids(state_dir: Path) -> dict[str, int]:
+    return {
+        s["name"]: s["pid"] for s in json.loads((state_dir / "stack.json").read_text())["services"]
+    }
+
+
+def _processes_under(directory: Path) -> list[str]:
+    """Processes whose command line or open files lie under ``directory``: a server started
+    there (Redis and PostgreSQL name their data directory, Tansu writes its log there)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            files = [f.path for f in proc.open_files()]
+        except psutil.Error:
+            continue
+        if str(directory) in cmdline or any(f.startswith(str(directory)) for f in files):
+            found.append(f"{proc.info['pid']}:{proc.info['name']}")
+    return found
+
+
 def test_up_status_down_starts_answers_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Also a new user's sequence: export what `dev status` prints, then `dev up` again. The
+    record keeps the three servers (merged, never rewritten empty), `dev status` shows them with
+    and without the exports, and `dev down` stops them all: no server process is left."""
     up = _cli(tmp_path, "dev", "up")
     recorded = json.loads((tmp_path / "stack.json").read_text())["services"]
     pids = {s["name"]: s["pid"] for s in recorded}
+    exports: dict[str, str] = {}
     try:
         assert up.returncode == 0, up.stderr
         assert set(pids) == {"kafka", "postgres", "redis"}
 
         again = _cli(tmp_path, "dev", "up")  # idempotent: the same processes, nothing new
         assert again.returncode == 0, again.stderr
-        assert {
-            s["name"]: s["pid"]
-            for s in json.loads((tmp_path / "stack.json").read_text())["services"]
-        } == pids
+        assert _recorded_pids(tmp_path) == pids
 
         status = _cli(tmp_path, "dev", "status")
         assert status.returncode == 0, status.stderr
@@ -64,13 +88,22 @@ def test_up_status_down_starts_answers_and_leaves_nothing_behind(tmp_path: Path)
         assert PROBES["kafka"](exports["CLAIMCODER_KAFKA_BOOTSTRAP_SERVERS"]) is None
         assert PROBES["postgres"](exports["CLAIMCODER_DATABASE_URL"]) is None
         assert PROBES["redis"](exports["CLAIMCODER_REDIS_URL"]) is None
+
+        # The exports name our own servers: `dev up` (as `claimcoder run` does) keeps them all
+        # in the record and starts nothing.
+        exported = _cli(tmp_path, "dev", "up", env={**exports, "COLUMNS": "300"})
+        assert exported.returncode == 0, exported.stderr
+        assert _recorded_pids(tmp_path) == pids
+        assert _exports((tmp_path / "stack.env").read_text()) == exports
+        assert all(str(pid) in exported.stderr for pid in pids.values())  # shown as ours
     finally:
-        down = _cli(tmp_path, "dev", "down")
+        down = _cli(tmp_path, "dev", "down", env=exports)
     assert down.returncode == 0, down.stderr
-    assert down.stderr.count("stopped") == 3
+    assert down.stderr.count("stopped") == 3, down.stderr
     alive = [pid for pid in pids.values() if psutil.pid_exists(pid)]
     alive = [p for p in alive if psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert alive == []
+    assert _processes_under(tmp_path) == []
     assert not (tmp_path / "stack.json").exists()
     assert _cli(tmp_path, "dev", "status").returncode == 1  # nothing running any more
 

@@ -5,6 +5,10 @@ with its own protocol, ``down`` stops only the processes ``up`` started, by pid 
 the process's start time so that a recycled pid is never signalled). A server whose URL is given
 in the environment is used as it is and never started or stopped here.
 
+The record (``stack.json``) lists every server the stack started and that still runs, whatever
+the environment says: exporting the URLs that ``dev status`` prints and running ``dev up`` or
+``claimcoder run`` again keeps them in it, so that ``dev down`` still stops them.
+
 Nothing in the worker depends on this module or on Tansu: it only produces URLs.
 """
 
@@ -327,30 +331,40 @@ class LocalStack:
         except psutil.Error:
             return False
 
+    def _running(self) -> dict[ServiceName, Service]:
+        """The recorded servers that still run: what ``up`` keeps in the record."""
+        return {name: s for name, s in self._recorded().items() if self._alive(s)}
+
     def services(self) -> dict[ServiceName, Service]:
-        """What each service resolves to now: the environment's URL wins over our record."""
+        """What each service resolves to now: the environment's URL wins over our record. A URL
+        exported from ``dev status`` names our own running server: it stays ``started``."""
         recorded = self._recorded()
         resolved: dict[ServiceName, Service] = {}
         for name in SERVICES:
             url = self.environ.get(ENV_VARS[name])
-            if url:
+            mine = recorded.get(name)
+            if url and not (mine is not None and mine.url == url and self._alive(mine)):
                 resolved[name] = Service(name, url, "environment")
-            elif name in recorded:
-                resolved[name] = recorded[name]
+            elif mine is not None:
+                resolved[name] = mine
         return resolved
 
     # commands ----------------------------------------------------------------------------
 
     def up(self) -> dict[ServiceName, Service]:
-        """Start every server that is neither given by URL nor already running. Idempotent."""
+        """Start every server that is neither given by URL nor already running. Idempotent.
+
+        The record keeps every server this stack started that still runs, also one whose URL
+        the environment now gives (merged, never overwritten): ``down`` can always stop it."""
         services = self.services()
+        started = self._running()
         for name in SERVICES:
             current = services.get(name)
             if current is not None and (current.origin == "environment" or self._alive(current)):
                 continue
-            services[name] = STARTERS[name](self.state_dir)
-            self._record(services)  # record each start at once, so `down` can always stop it
-        self._record(services)
+            services[name] = started[name] = STARTERS[name](self.state_dir)
+            self._record(started)  # record each start at once, so `down` can always stop it
+        self._record(started)
         return services
 
     def status(self) -> list[ServiceStatus]:
