@@ -183,3 +183,19 @@ claim_results = Table(
     CheckConstraint("status IN ('estimated', 'needs_review', 'ungroupable')", name="status_known"),
     Index("ix_claim_results_claim_id", "claim_id"),
 )
+
+# One row per dead letter `claimcoder dlq replay` re-published (worker/replay.py), keyed by where
+# the letter sits in the dead-letter topic: a later run skips it. Written after the broker
+# acknowledged the replayed record (at least once).
+dlq_replays = Table(
+    "dlq_replays",
+    metadata,
+    Column("dlq_topic", String(249), primary_key=True, comment="Kafka's longest topic name"),
+    Column("dlq_partition", Integer, primary_key=True),
+    Column("dlq_offset", BigInteger, primary_key=True),
+    Column("letter_id", String(32), nullable=False, comment="the dead letter's event_id"),
+    Column("reason", Text, nullable=False, comment="error.type, e.g. internal_error"),
+    Column("stage", Text, nullable=False, comment="error.stage, e.g. drg.group"),
+    Column("target_topic", String(249), nullable=False, comment="where it was re-published"),
+    Column("replayed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -83,11 +83,19 @@ def fetch(
 
 
 class WorkerProcess:
-    """`python -m worker worker` as a child process with the test's settings."""
+    """`python -m worker worker` as a child process with the test's settings (``module``: another
+    entry point with the same command line, e.g. tests/broken_stage_worker.py)."""
 
-    def __init__(self, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        module: str = "worker",
+    ):
         self.settings = settings
         self.log_path = log_path
+        self.module = module
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMCODER_")}
         env.update(settings.to_env())
         env.update(extra_env or {})
@@ -97,7 +105,7 @@ class WorkerProcess:
     def start(self, *args: str) -> "WorkerProcess":
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "worker", "worker", *args],
+                [sys.executable, "-m", self.module, "worker", *args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -128,9 +136,13 @@ class WorkerProcess:
 
 @contextmanager
 def running_worker(
-    settings: Settings, log_path: Path, *args: str, extra_env: dict[str, str] | None = None
+    settings: Settings,
+    log_path: Path,
+    *args: str,
+    extra_env: dict[str, str] | None = None,
+    module: str = "worker",
 ) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(settings, log_path, extra_env).start(*args)
+    worker = WorkerProcess(settings, log_path, extra_env, module).start(*args)
     try:
         yield worker
     finally:

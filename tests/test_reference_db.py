@@ -23,6 +23,7 @@ from worker.settings import Settings
 TABLES = {
     "alembic_version",
     "claim_results",
+    "dlq_replays",
     "drg_weights",
     "fiscal_years",
     "icd10cm_codes",

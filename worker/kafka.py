@@ -1,4 +1,5 @@
-"""Kafka clients built from :class:`KafkaSettings`: kafka-python for the CLI, options for faust.
+"""Kafka clients built from :class:`KafkaSettings`: kafka-python for the CLI, options for faust
+and for aiokafka (`claimcoder dlq replay`, which must write null header values).
 
 Only standard Kafka protocol features are used, so production runs on Apache Kafka and the tests
 on Tansu with the same code.
@@ -34,6 +35,22 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
         options["ssl_keyfile"] = str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None
         if kafka.ssl_password is not None:
             options["ssl_password"] = kafka.ssl_password.get_secret_value()
+    return options
+
+
+def aiokafka_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """aiokafka options for producer and consumer: the settings of :func:`client_options`."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.servers,
+        "client_id": kafka.client_id,
+        "security_protocol": kafka.security_protocol,
+        "ssl_context": ssl_context(kafka),
+    }
+    if kafka.sasl_mechanism is not None:
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        if kafka.sasl_password is not None:
+            options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
     return options
 
 

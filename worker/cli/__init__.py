@@ -5,7 +5,7 @@ import os
 
 import typer
 
-from worker.cli import code, dev, evaluate, events, health, reference, retrieval, run, topics
+from worker.cli import code, dev, dlq, evaluate, events, health, reference, retrieval, run, topics
 
 app = typer.Typer(
     name="claimcoder",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(dev.app, name="dev")
 app.add_typer(topics.app, name="topics")
+app.add_typer(dlq.app, name="dlq")
 app.add_typer(retrieval.app, name="retrieval")
 app.command()(events.publish)
 app.command()(events.tail)
