@@ -10,6 +10,7 @@ the replay's rows in PostgreSQL.
 """
 
 import asyncio
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from typer.testing import CliRunner
 
@@ -27,8 +29,10 @@ from tests.support import fetch, running_worker
 from tests.test_contract import VALID_RAW
 from worker.cli import app
 from worker.event_ids import coded_event_id
-from worker.kafka import aiokafka_options
+from worker.kafka import aiokafka_options, client_options
+from worker.outputs import dead_letter
 from worker.prepare import prepare_reference_data
+from worker.records import Record
 from worker.settings import Settings
 
 Original = tuple[bytes, bytes, list[tuple[str, bytes | None]]]
@@ -188,6 +192,95 @@ def test_a_dead_lettered_claim_is_replayed_once_and_comes_out_coded(
         assert sorted(r.value for r in again) == sorted([r.value for r in coded] * 2)
 
     assert len(fetch(settings, settings.topics.raw, 7, settle=1.0)) == 7  # dry runs sent none
+
+
+T0 = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.UTC)
+
+
+def _letters_by_hand(settings: Settings) -> None:
+    """Dead letters as the worker builds them, written straight to the dlq: partition 0 holds
+    offsets 0-4, failed one hour apart from T0, stages alternating; partition 1 one letter;
+    partition 2 a record that is no letter. One send at a time (one record a batch)."""
+    producer = KafkaProducer(**client_options(settings.kafka), acks="all")
+
+    def send(partition: int, value: bytes) -> None:
+        producer.send(settings.topics.dlq, value=value, partition=partition).get(timeout=30)
+
+    try:
+        for n in range(5):
+            record = Record(settings.topics.raw, 0, n, f"c-{n}".encode(), b"{}", ())
+            stage = "drg.group" if n % 2 else "validate_event"
+            letter = dead_letter(record, stage=stage, kind="internal_error", message="m")
+            failed = json.loads(letter.value) | {
+                "failed_at": (T0 + dt.timedelta(hours=n)).isoformat()
+            }
+            send(0, json.dumps(failed).encode())
+        other = dead_letter(
+            Record(settings.topics.raw, 1, 0, b"c-p1", b"{}", ()),
+            stage="store",
+            kind="x",
+            message="m",
+        )
+        send(1, other.value)
+        send(2, b"\xffnot a letter")
+    finally:
+        producer.close()
+
+
+def test_filters_select_by_time_stage_offset_and_partition(settings: Settings) -> None:
+    """No worker: letters written by hand. Each filter selects what it says; a record that is
+    no letter is named and left alone (exit 1); a second run at once is refused."""
+    runner = CliRunner()
+    env = settings.to_env()
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    _letters_by_hand(settings)
+
+    def dry(*args: str, code: int = 0) -> list[str]:
+        result = runner.invoke(app, ["dlq", "replay", "--dry-run", *args], env=env)
+        assert result.exit_code == code, result.output
+        return [json.loads(line)["claim_id"] for line in result.stdout.splitlines()]
+
+    def at(hours: int) -> str:
+        return (T0 + dt.timedelta(hours=hours)).isoformat()
+
+    assert dry("--partition", "0") == ["c-0", "c-1", "c-2", "c-3", "c-4"]
+    assert dry("--partition", "0", "--since", at(1), "--until", at(3)) == ["c-1", "c-2"]
+    assert dry("--partition", "0", "--stage", "drg.group") == ["c-1", "c-3"]
+    assert dry("--partition", "0", "--from-offset", "3") == ["c-3", "c-4"]
+    assert dry("--partition", "0", "--from-offset", "1", "--to-offset", "2") == ["c-1", "c-2"]
+    assert dry("--partition", "1") == ["c-p1"]
+    assert dry("--partition", "0", "--reason", "x") == []
+    assert sorted(dry("--reason", "x", "--reason", "internal_error", code=1)) == [
+        "c-0",
+        "c-1",
+        "c-2",
+        "c-3",
+        "c-4",
+        "c-p1",
+    ]
+    result = runner.invoke(app, ["dlq", "replay", "--dry-run", "--partition", "2"], env=env)
+    assert result.exit_code == 1
+    assert f"{settings.topics.dlq} partition 2 offset 0 left alone: not a claims.dlq letter" in (
+        result.stderr
+    )
+    assert "unreadable 1" in result.stderr
+
+    # another run holds the lock: this one is refused and replays nothing
+    with psycopg.connect(
+        settings.database.url.get_secret_value(),
+        options=f"-c search_path={settings.database.schema_name}",
+        autocommit=True,
+    ) as other:
+        key = f"claimcoder dlq replay {settings.database.schema_name} {settings.topics.dlq}"
+        assert other.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone() == (
+            True,
+        )
+        result = runner.invoke(app, ["dlq", "replay", "--partition", "0"], env=env)
+        assert result.exit_code == 2
+        assert f"another `claimcoder dlq replay` of {settings.topics.dlq} is running" in (
+            result.output
+        )
+    assert _recorded(settings) == []
 
 
 def test_replay_errors_are_clear(settings: Settings) -> None:

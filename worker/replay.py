@@ -38,6 +38,7 @@ reason, stage, dlq partition and offset, and time only (:meth:`Letter.shown`).
 import asyncio
 import base64
 import binascii
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from drg.tables import dlq_replays
@@ -210,9 +212,17 @@ async def replay(
                 await _lock(db, settings.topics.dlq)
             try:
                 await _run(settings, selection, db, summary, on_letter, on_unreadable)
+            except KafkaError as exc:  # the broker went away or refused a request mid-run
+                raise ReplayError(
+                    f"Kafka at {settings.kafka.bootstrap_servers} failed while reading "
+                    f"{settings.topics.dlq} ({type(exc).__name__}); letters recorded so far "
+                    "stay recorded, a later run goes on from there"
+                ) from exc
             finally:
                 if not dry_run:
-                    await _unlock(db, settings.topics.dlq)
+                    # closing the connection releases the lock too, should PostgreSQL be away
+                    with contextlib.suppress(SQLAlchemyError):
+                        await _unlock(db, settings.topics.dlq)
     finally:
         await engine.dispose()
     return summary
