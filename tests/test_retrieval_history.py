@@ -78,6 +78,10 @@ def test_only_codes_named_only_in_history_clauses_are_replaced(codeset: MemoryCo
         # the history of the present illness is this stay's
         ("History of present illness: pneumonia.", [False, False]),
         ("Admitted for pneumonia.", [False]),
+        ("Prior stroke.", [True]),
+        ("Previous myocardial infarction.", [True]),
+        # "prior to" dates something of this stay
+        ("Chest pain prior to admission.", [False]),
     ],
 )
 def test_history_clauses(text: str, history: list[bool]) -> None:

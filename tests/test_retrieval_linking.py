@@ -75,6 +75,25 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         # I.C.1.g.1.e: an exposure is Z20.822, whatever the coder proposed
         (["U071"], "Exposure to COVID-19, no symptoms.", ["Z20822"]),
         ([], "Household contact with COVID-19.", ["Z20822"]),
+        # I.C.2.e.2: a stay for antineoplastic therapy is coded Z51.0/Z51.11/Z51.12 (sequencing
+        # then puts it first); therapy the patient only had is no reason for this stay
+        (
+            ["C61"],
+            "Admitted for radiation therapy. Carcinoma of the prostate.",
+            ["C61", "Z510"],
+        ),
+        (
+            ["C8330"],
+            "Here for cycle 3 of chemo. Diffuse large B-cell lymphoma.",
+            ["C8330", "Z5111"],
+        ),
+        (["C3490"], "Elective admission for immunotherapy of lung cancer.", ["C3490", "Z5112"]),
+        (
+            ["C50919", "J189"],
+            "Received chemotherapy in 2019. Admitted for pneumonia.",
+            ["C50919", "J189"],
+        ),
+        (["J189"], "Admitted for pneumonia, no chemotherapy planned.", ["J189"]),
         # I.C.9.a: I11-I13 include the hypertension
         (
             ["I110", "I10", "I5032"],

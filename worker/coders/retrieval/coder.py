@@ -39,6 +39,7 @@ from worker.coders.retrieval.injuries import with_lay_injuries
 from worker.coders.retrieval.linking import link
 from worker.coders.retrieval.mentions import split
 from worker.coders.retrieval.scoring import FEATURES, Scorer
+from worker.coders.retrieval.text import stem
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ _SPELLED_WORDS: Final = 3
 # Catch-all codes of a whole chapter's residue: "Illness, unspecified", "Unspecified infectious
 # disease", "Other infectious disease" (see :func:`_explained_catch_alls`).
 CATCH_ALL: Final = frozenset({"R69", "B999", "B998"})
+# Hedges of an uncertain diagnosis (Official Guidelines II.H), stemmed as text.stem does.
+_HEDGES: Final = frozenset(
+    stem(["probable", "probably", "possible", "possibly", "suspected", "likely", "questionable"])
+)
 # Where a lay injury stands among the codes the narrative names (see _principal_first):
 # named, not in a history clause, after every code named in index words.
 _LAY_NAMED: Final = (False, 1.0)
@@ -225,11 +230,12 @@ def _explained_catch_alls(
 ) -> list[tuple[float, str]]:
     """``ranked`` without the catch-all codes (:data:`CATCH_ALL`) that another coded code
     explains: every phrase of the narrative that supports the catch-all is made of words of
-    that code's texts. "Chronic kidney disease" supports R69 "Illness, unspecified" through
-    "disease", and "urinary tract infection" B99.9 "Unspecified infectious disease" through
-    "infection", only because annotators coded those words alone elsewhere; beside N18.4 or
-    N39.0 they name nothing more (a code needs a mention of its own: [retrieval] issue, and
-    I.A.9.b: unspecified codes only when the record says no more)."""
+    that code's texts (phrases of hedges alone, "probable", name no condition). "Chronic kidney
+    disease" supports R69 "Illness, unspecified" through "disease", and "urinary tract
+    infection" B99.9 "Unspecified infectious disease" through "infection", only because
+    annotators coded those words alone elsewhere; beside N18.4 or N39.0 they name nothing more
+    (a code needs a mention of its own: [retrieval] issue, and I.A.9.b: unspecified codes only
+    when the record says no more)."""
     catch_alls = [c for _, c in ranked if c in CATCH_ALL]
     if not catch_alls:
         return ranked
@@ -238,11 +244,12 @@ def _explained_catch_alls(
     dropped = set()
     for code in catch_alls:
         support = [
-            phrase
+            stems
             for phrase in phrases
             if any(s.code == code for s in scorer.table.get(phrase, ()))
+            and not (stems := set(phrase.split())) <= _HEDGES
         ]
-        if support and all(set(p.split()) <= words_of_others for p in support):
+        if support and all(stems <= words_of_others for stems in support):
             dropped.add(code)
     return [(p, c) for p, c in ranked if c not in dropped]
 

@@ -18,6 +18,11 @@ use it.
   "Pneumonia due to coronavirus disease 2019", not an unspecified-organism pneumonia (J18.-),
   and acute bronchitis is J20.8. Sequencing (U07.1 first) is ``apply_conventions``'s. An
   exposure to COVID-19 ("exposed to", "contact with") is Z20.822, never U07.1 (I.C.1.g.1.e).
+- **The reason for the stay: antineoplastic therapy** (I.C.2.e.2): a sentence that says the
+  stay or encounter is for chemotherapy, radiation therapy or immunotherapy ("admitted for
+  chemotherapy", "encounter for radiotherapy", "here for cycle 3 of chemo") gets Z51.11, Z51.0 or
+  Z51.12; ``apply_conventions``'s sequencing puts it first and the malignancy after it. Therapy
+  the patient only had ("received chemotherapy in 2019") gives none.
 - **Hypertension with heart or kidney disease** (I.C.9.a): the classification presumes the
   link, and I11-I13 include the hypertension; I10 beside one of them goes. (Forming the
   combination code from I10 and the heart failure and CKD codes is ``apply_conventions``'s
@@ -82,6 +87,21 @@ _UNCERTAIN: Final = frozenset(
     {"suspected", "suspect", "possible", "possibly", "probable", "probably", "likely", "query"}
 )
 _PNEUMONIA: Final = frozenset(stem(["pneumonia", "pneumonitis"]))
+# words that make a sentence about this stay or encounter, before "for" and the therapy
+_STAY: Final = frozenset(
+    {"admit", "admitted", "admission", "encounter", "here", "came", "presents", "presented"}
+    | {"scheduled", "planned", "elective", "readmitted", "visit", "hospitalized", "hospitalised"}
+)
+# therapy words -> the Z51 code of an encounter for that therapy (tabular titles of Z51)
+THERAPY_ENCOUNTER: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
+    (("chemotherapy",), "Z5111"),
+    (("chemo",), "Z5111"),
+    (("antineoplastic", "chemotherapy"), "Z5111"),
+    (("radiation", "therapy"), "Z510"),
+    (("radiation", "treatment"), "Z510"),
+    (("radiotherapy",), "Z510"),
+    (("immunotherapy",), "Z5112"),
+)
 _BRONCHITIS: Final = frozenset(stem(["bronchitis"]))
 _ACUTE: Final = frozenset(stem(["acute"]))
 
@@ -97,7 +117,28 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
         said = [affirmed(words(sentence)) for sentence in sentences(narrative)]
         out = _sepsis_organism(out, said, codeset)
         out = _covid(out, said, codeset)
+    if any(t[0][0][:5] in lowered for t in THERAPY_ENCOUNTER):
+        out = _therapy_encounter(out, [affirmed(words(s)) for s in sentences(narrative)], codeset)
     return _hypertension(out)
+
+
+def _therapy_encounter(
+    codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeSet
+) -> list[str]:
+    out = list(codes)
+    for tokens in said:
+        for i in range(len(tokens)):
+            for phrase, code in THERAPY_ENCOUNTER:
+                if tuple(tokens[i : i + len(phrase)]) != phrase:
+                    continue
+                before = tokens[:i]
+                # "for" shortly before the therapy ("for cycle 3 of chemotherapy"), and a word
+                # of this stay before that
+                if "for" not in before[-5:] or _STAY.isdisjoint(before):
+                    continue
+                if _bills(code, codeset) and code not in out:
+                    out.append(code)
+    return out
 
 
 def _hypertension(codes: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ MAX_PHRASE: Final = 3  # learned phrases are 1- to 3-stem runs of one mention
 _HISTORY: Final = frozenset({"histori", "hx", "pmh"})
 # ... unless it is the history of the present illness: the reason for this stay
 _PRESENT_ILLNESS: Final = frozenset({"present", "ill"})
+_PRIOR: Final = frozenset({"prior", "previous", "remote"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,8 @@ def split(text: str) -> Narrative:
             for run in _runs(tokens, drop, want):
                 stems = content_stems(run) + content_stems(lay_expansions(run))
                 if stems:
-                    found.append(Mention(tuple(stems), position, header or _is_history(stems)))
+                    history = header or _is_history(stems) or _is_prior(run)
+                    found.append(Mention(tuple(stems), position, history))
     return Narrative(
         tuple(mentions), _phrases(mentions), tuple(negated), frozenset(_phrases(negated))
     )
@@ -61,6 +63,15 @@ def split(text: str) -> Narrative:
 
 def _is_history(stems: Sequence[str]) -> bool:
     return not _HISTORY.isdisjoint(stems) and not set(stems) >= _PRESENT_ILLNESS
+
+
+def _is_prior(tokens: Sequence[str]) -> bool:
+    """ "prior stroke", "previous myocardial infarction": a past event, but not "prior to
+    admission", which dates something of this stay."""
+    return any(
+        token in _PRIOR and (i + 1 == len(tokens) or tokens[i + 1] != "to")
+        for i, token in enumerate(tokens)
+    )
 
 
 def _history_header(tokens: Sequence[str]) -> bool:
