@@ -1,17 +1,38 @@
-"""`claims.raw`: what upstream intake publishes, keyed by ``claim_id``."""
+"""`claims.raw`: what upstream intake publishes, keyed by ``claim_id``.
+
+The model and the JSON Schema generated from it (``schemas/json/claims.raw.schema.json``) accept
+exactly the same events (tests/test_contract.py checks it with generated events). Where JSON
+Schema and pydantic read a rule differently, the rule is written here so that both agree:
+
+- integers: JSON does not tell 70 from 70.0 and JSON Schema's ``integer`` accepts any number
+  with a zero fractional part (JSON Schema 2020-12 Validation, section 6.1.1), so an integral
+  float is its integer; ``true``/``false`` are not integers; "70" is not a number.
+- dates: ``full-date`` of RFC 3339 section 5.6 (``YYYY-MM-DD``), what format ``date`` means;
+  date-times: RFC 3339 ``date-time`` with an offset, seconds 00-59 (no leap second: a Python
+  datetime cannot hold one).
+- a narrative must hold a character other than white space; white space is spelled out
+  (Unicode White_Space and U+FEFF) because the white-space class of ECMA-262, Python and Rust
+  regular expressions is not the same set.
+"""
 
 import datetime as dt
-from typing import Annotated, Final, Literal, Self
+import re
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 CLAIM_ID_PATTERN: Final = r"^[A-Za-z0-9._:-]{1,128}$"
 MAX_NARRATIVE_CHARS: Final = 100_000
@@ -25,6 +46,72 @@ DISCHARGE_STATUS_CODES: Final = frozenset(
 )
 
 _STATUS_ENUM: list[JsonValue] = [code for code in sorted(DISCHARGE_STATUS_CODES)]
+
+#: Not blank: a character outside Unicode White_Space and U+FEFF (ECMA-262 counts U+FEFF).
+NOT_BLANK_PATTERN: Final = (
+    r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    r"\ufeff]"
+)
+#: RFC 3339 section 5.6 ``full-date``, ASCII digits only.
+FULL_DATE_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+#: RFC 3339 section 5.6 ``date-time`` with seconds 00-59 (pydantic refuses leap seconds).
+DATE_TIME_PATTERN: Final = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+_FULL_DATE: Final = re.compile(FULL_DATE_PATTERN.removesuffix("$"))
+_DATE_TIME: Final = re.compile(DATE_TIME_PATTERN.removesuffix("$"))
+
+
+def _integral(value: Any) -> Any:
+    """An integral float (70.0) as its int; a bool is refused (JSON Schema: not an integer)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_DATE: Final = TypeAdapter(dt.date)
+_AWARE_DATETIME: Final = TypeAdapter(AwareDatetime)
+
+
+def _full_date(value: Any) -> Any:
+    """A JSON string as a date: RFC 3339 ``full-date`` first, then pydantic's calendar check."""
+    if not isinstance(value, str):
+        return value  # the strict date validator refuses it
+    try:
+        if _FULL_DATE.fullmatch(value):
+            return _DATE.validate_strings(value)
+    except ValidationError:
+        pass
+    raise PydanticCustomError(
+        "date_format", "Input should be a valid date in the format YYYY-MM-DD"
+    )
+
+
+def _date_time(value: Any) -> Any:
+    """A JSON string as an aware datetime: RFC 3339 ``date-time`` first, then pydantic's."""
+    if not isinstance(value, str):
+        return value  # the strict datetime validator refuses it
+    try:
+        if _DATE_TIME.fullmatch(value):
+            return _AWARE_DATETIME.validate_strings(value)
+    except ValidationError:
+        pass
+    raise PydanticCustomError(
+        "datetime_format", "Input should be an RFC 3339 date-time with a UTC offset"
+    )
+
+
+#: An integer as JSON Schema reads one: 70 and 70.0, not "70" or true.
+Integral = BeforeValidator(_integral)
+FullDate = Annotated[dt.date, BeforeValidator(_full_date)]
+DateTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_date_time),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}),
+]
 
 ClaimId = Annotated[
     str,
@@ -56,7 +143,9 @@ class Patient(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
-    age: int = Field(ge=0, le=124, description="Age in whole years at admission.")
+    age: Annotated[int, Integral] = Field(
+        ge=0, le=124, description="Age in whole years at admission."
+    )
     sex: Literal["M", "F", "U"] = Field(description="M, F or U (unknown).")
 
 
@@ -64,27 +153,30 @@ class ClaimRaw(BaseModel):
     """One claim narrative to code.
 
     Unknown fields are ignored so that producers can add fields without breaking consumers.
-    ``strict`` keeps pydantic and the published JSON Schema in agreement (no "70" for 70).
+    ``strict`` keeps pydantic and the published JSON Schema in agreement (no "70" for 70); an
+    integer may be written 70 or 70.0, as JSON Schema's ``integer`` allows.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True, title="claims.raw")
 
-    schema_version: Literal[1] = Field(default=1, description="Contract version; only 1 exists.")
+    schema_version: Annotated[Literal[1], Integral] = Field(
+        default=1, description="Contract version; only 1 exists."
+    )
     claim_id: ClaimId
     narrative: str = Field(
         min_length=1,
         max_length=MAX_NARRATIVE_CHARS,
-        pattern=r"\S",
+        pattern=NOT_BLANK_PATTERN,
         repr=False,
         description="Free text: a patient's own description or a discharge summary. Patient "
         "health information: never logged or traced.",
     )
     patient: Patient
-    discharge_date: dt.date = Field(
+    discharge_date: FullDate = Field(
         description="Selects the fiscal year, the ICD-10-CM release and the MS-DRG version."
     )
-    admission_date: dt.date | None = Field(default=None, description="Not after discharge_date.")
-    discharge_status: int = Field(
+    admission_date: FullDate | None = Field(default=None, description="Not after discharge_date.")
+    discharge_status: Annotated[int, Integral] = Field(
         default=1,
         description="UB-04 patient discharge status code (1 = home or self care).",
         json_schema_extra={"enum": _STATUS_ENUM},
@@ -95,7 +187,7 @@ class ClaimRaw(BaseModel):
         description="CMS certification number (CCN) of the billing hospital; selects the wage "
         "index. Absent or unknown: the national rate applies.",
     )
-    submitted_at: AwareDatetime | None = Field(
+    submitted_at: DateTime | None = Field(
         default=None, description="When intake received the claim (with a UTC offset)."
     )
     procedure_codes: tuple[ProcedureCode, ...] = Field(

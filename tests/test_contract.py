@@ -3,11 +3,16 @@
 import base64
 import datetime as dt
 import json
+import re
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import jsonschema
+import jsonschema.validators
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from drg.registry import ReleaseRegistry
@@ -16,6 +21,7 @@ from schemas.coded import NOT_INCLUDED
 from schemas.decode import decode_claim
 from schemas.exceptions import ContractError
 from schemas.jsonschema import TOPIC_MODELS, load, render, schema_path
+from schemas.raw import DISCHARGE_STATUS_CODES
 from worker.intake import accept
 from worker.outputs import Outgoing
 from worker.records import Record
@@ -443,3 +449,210 @@ def test_event_id_is_stable_per_claim_and_input_bytes() -> None:
     assert isinstance(corrected, WorkItem)
     assert first.event_id == redelivered.event_id
     assert first.event_id != corrected.event_id
+
+
+# ---------------------------------------------------------------- one contract: schema == decoder
+
+
+def _ecma_pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    """JSON Schema's ``pattern`` as ECMA-262 reads it (JSON Schema 2020-12 Validation 6.3.3).
+
+    The boundary this test replaces: the jsonschema library searches with Python's ``re``, whose
+    ``$`` also matches before a final newline ("CLM-1\\n"); in ECMA-262 (and in pydantic's Rust
+    regex) ``$`` is the end of the text. Our patterns use ``$`` only as their last character."""
+    if isinstance(instance, str) and not re.search(re.sub(r"\$$", r"\\Z", pattern), instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+EcmaValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"pattern": _ecma_pattern}
+)
+RAW_SCHEMA = EcmaValidator(load("claims.raw"), format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+INTS = st.one_of(
+    st.integers(-3, 130),
+    st.integers(),
+    st.integers(-3, 130).map(float),  # integral floats: 70.0, -0.0 is 0
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.5, 70.5, 1e20, -0.0, 124.0000001]),
+    st.integers(0, 130).map(str),  # strings of digits
+    st.booleans(),
+    st.none(),
+)
+WHITE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NEAR_WHITE = "\x1c\x1f\u180e\u200b\x00"  # not white space in the contract
+DIGITS = st.integers(0, 9999).map(lambda n: f"{n:04d}")
+TWO = st.integers(0, 99).map(lambda n: f"{n:02d}")
+FULL_DATES = st.builds(lambda y, m, d: f"{y}-{m}-{d}", DIGITS, TWO, TWO)
+NEAR_DATES = st.one_of(
+    st.dates().map(dt.date.isoformat),
+    FULL_DATES,
+    st.dates().map(lambda d: d.strftime("%Y%m%d")),  # ISO 8601 basic: not RFC 3339
+    st.dates().map(lambda d: d.isoformat() + "T00:00:00"),
+    st.dates().map(lambda d: d.isoformat() + "\n"),
+    st.dates().map(lambda d: d.isoformat().replace("-", "/")),
+    st.sampled_from(
+        [
+            "1699920000",
+            "\uff12\uff10\uff12\uff16-01-15",
+            "2026-1-15",
+            "",
+            "2026-W03-4",
+            "+2026-01-15",
+        ]
+    ),
+    st.integers(),
+)
+DATE_TIMES = st.builds(
+    lambda date, sep, h, m, s, frac, offset, tail: f"{date}{sep}{h}:{m}:{s}{frac}{offset}{tail}",
+    NEAR_DATES.filter(lambda d: isinstance(d, str)),
+    st.sampled_from(["T", "t", " ", "_"]),
+    st.sampled_from(["00", "09", "23", "24", "7"]),
+    st.sampled_from(["00", "59", "60"]),
+    st.sampled_from(["00", "59", "60", "61", ""]),
+    st.sampled_from(["", ".5", ".123456", ".1234567", "."]),
+    st.sampled_from(["Z", "z", "+00:00", "-05:30", "+23:59", "+24:00", "+0000", "", "+00:60"]),
+    st.sampled_from(["", "", "", "\n"]),
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+CODE_CHARS = "0SR9O1zZ- ."
+FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "schema_version": st.one_of(INTS, st.just(1), st.just(1.0)),
+    "claim_id": st.one_of(
+        st.text("Ab9._:-", min_size=0, max_size=130),
+        st.text("Ab9._:- \n/é\x00", min_size=1, max_size=6),
+        st.sampled_from(["CLM-1\n", "a" * 128, "a" * 129]),
+        INTS,
+    ),
+    "narrative": st.one_of(
+        st.text(WHITE + NEAR_WHITE + "ab", max_size=4),
+        st.text(max_size=8),
+        st.sampled_from(["a" * 100_000, " " * 99_999 + "a", "a" * 100_001]),
+        INTS,
+        JSON_VALUES,
+    ),
+    "patient": st.one_of(
+        st.fixed_dictionaries(
+            {"age": INTS, "sex": st.sampled_from(["M", "F", "U", "m", "X", "", None, 1])},
+            optional={"extra": JSON_VALUES},
+        ),
+        st.fixed_dictionaries({}, optional={"age": st.integers(0, 124), "sex": st.just("F")}),
+        JSON_VALUES,
+    ),
+    "discharge_date": NEAR_DATES,
+    "admission_date": st.one_of(NEAR_DATES, st.none()),
+    "discharge_status": st.one_of(INTS, st.sampled_from(sorted(DISCHARGE_STATUS_CODES))),
+    "provider_id": st.one_of(
+        st.text("0A9az-", min_size=5, max_size=7), st.just("330101\n"), st.none(), INTS
+    ),
+    "submitted_at": st.one_of(DATE_TIMES, st.none(), INTS, NEAR_DATES),
+    "procedure_codes": st.one_of(
+        st.lists(st.text(CODE_CHARS, max_size=8), max_size=27),
+        st.lists(st.sampled_from(["0SR9019", "X" * 16, "X" * 17]), min_size=24, max_size=27),
+        st.lists(JSON_VALUES, max_size=2),
+        JSON_VALUES,
+    ),
+}
+
+
+@st.composite
+def near_contract_events(draw: st.DrawFn) -> Any:
+    """VALID_RAW with one to three fields changed, removed, or a field added; or not an object."""
+    if draw(st.integers(0, 19)) == 0:
+        return draw(JSON_VALUES)
+    event: dict[str, Any] = json.loads(json.dumps(VALID_RAW))
+    for field in draw(st.lists(st.sampled_from(sorted(FIELD_VALUES)), min_size=1, max_size=3)):
+        if draw(st.integers(0, 5)) == 0:
+            event.pop(field, None)
+        else:
+            event[field] = draw(FIELD_VALUES[field])
+    if draw(st.booleans()):
+        event[draw(st.text(max_size=6))] = draw(JSON_VALUES)
+    return event
+
+
+def _admission_after_discharge(event: dict[str, Any]) -> bool:
+    admission, discharge = event.get("admission_date"), event.get("discharge_date")
+    return isinstance(admission, str) and isinstance(discharge, str) and admission > discharge
+
+
+@settings(max_examples=600, derandomize=True, deadline=None, database=None)
+@given(near_contract_events())
+def test_the_json_schema_and_the_decoder_accept_the_same_events(event: Any) -> None:
+    """The published JSON Schema (jsonschema, format checking as declared, ECMA-262 patterns)
+    and the worker's decoder agree on every generated event. The one rule JSON Schema cannot
+    state, admission_date not after discharge_date, is the decoder's alone (README)."""
+    payload = json.dumps(event)
+    schema_accepts = RAW_SCHEMA.is_valid(json.loads(payload))
+    message = None
+    try:
+        decode_claim(payload.encode())
+    except ContractError as error:
+        message = error.message
+    decoder_accepts = message is None
+    if schema_accepts and not decoder_accepts and _admission_after_discharge(event):
+        assert message == "event: Value error, admission_date is after discharge_date"
+        return
+    assert schema_accepts == decoder_accepts, (
+        f"schema {'accepts' if schema_accepts else 'rejects'}, decoder "
+        f"{'accepts' if decoder_accepts else 'rejects'}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("patient.age", 70.0, 70),
+        ("discharge_status", 1.0, 1),
+        ("discharge_status", 2e0, 2),
+        ("schema_version", 1.0, 1),
+        ("patient.age", -0.0, 0),
+    ],
+)
+def test_an_integral_float_is_its_integer_on_both_sides(
+    path: str, value: Any, expected: int
+) -> None:
+    event = with_change(path, value)
+    RAW_SCHEMA.validate(event)
+    claim = decode_claim(json.dumps(event).encode()).model_dump(mode="json")
+    *parents, last = path.split(".")
+    for p in parents:
+        claim = claim[p]
+    assert claim[last] == expected
+    assert type(claim[last]) is int
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("patient.age", 70.5),
+        ("patient.age", "70"),
+        ("patient.age", True),
+        ("discharge_status", True),
+        ("schema_version", True),
+        ("schema_version", "1"),
+        ("claim_id", "CLM-1\n"),
+        ("narrative", "\u3000\ufeff\n"),
+        ("discharge_date", "20260115"),
+        ("discharge_date", "1768435200"),
+        ("submitted_at", "1768471200"),
+        ("submitted_at", "2026-01-15 10:00:00Z"),
+        ("submitted_at", "2026-01-15T10:00Z"),
+        ("submitted_at", "2026-12-31T23:59:60Z"),
+    ],
+)
+def test_near_misses_are_refused_on_both_sides(path: str, value: Any) -> None:
+    event = with_change(path, value)
+    assert not RAW_SCHEMA.is_valid(event)
+    with pytest.raises(ContractError) as info:
+        decode_claim(json.dumps(event).encode())
+    assert info.value.kind == "invalid_event"
+    assert info.value.message.startswith(path.replace(".", ".") + ":")
