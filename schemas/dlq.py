@@ -33,7 +33,13 @@ class DeadLetter(BaseModel):
     partition: int = Field(ge=0)
     offset: int = Field(ge=0)
     timestamp_ms: int | None = Field(default=None, description="Original record timestamp.")
-    key: str | None = Field(description="Original key bytes, base64.")
-    value: str | None = Field(description="Original value bytes, base64.")
+    key: str | None = Field(
+        description="Original key bytes, base64; null for no key, or when the record was too "
+        "large to copy (error.message says so)."
+    )
+    value: str | None = Field(
+        description="Original value bytes, base64; null for a tombstone, or when the record was "
+        "too large to copy (error.message says so; read it at topic, partition, offset)."
+    )
     headers: list[OriginalHeader]
     failed_at: AwareDatetime

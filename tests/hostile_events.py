@@ -1,10 +1,11 @@
 """Malformed `claims.raw` records for the hostile-input tests, the same on every run.
 
 Every record carries ``CANARY`` wherever it has narrative text, so that a test can look for the
-canary in everything the worker writes. Kinds (counts for 10,000 records): hypothesis-generated
-events near the contract (``tests/test_contract.py``'s strategy, derandomized) that the decoder
-refuses, random bytes, invalid UTF-8, deeply nested JSON, huge JSON, wrong types, 100,001-character
-narratives, NUL bytes, missing and extra fields, a key that is not the claim's, tombstones.
+canary in everything the worker writes. Kinds: hypothesis-generated events near the contract
+(``tests/test_contract.py``'s strategy, derandomized) that the decoder refuses, random bytes,
+invalid UTF-8, deeply nested JSON, huge JSON, records too large to copy into a letter, wrong
+types, 100,001-character narratives, NUL bytes, missing and extra fields, a key that is not the
+claim's, tombstones.
 """
 
 import json
@@ -86,6 +87,14 @@ def _huge(rng: random.Random, n: int) -> Malformed:
     return Malformed(claim_id.encode(), _dump(event), "huge_json")
 
 
+def _oversized(rng: random.Random, n: int) -> Malformed:
+    """~0.95 MB: the broker takes it, its letter could not carry it (MAX_LETTER_BYTES)."""
+    claim_id = f"h-over-{n}"
+    event = _event(claim_id=claim_id, padding=CANARY * 30_000)
+    del event["patient"]
+    return Malformed(claim_id.encode(), _dump(event), "oversized")
+
+
 _WRONG: Final[tuple[tuple[str, Any], ...]] = (
     ("claim_id", 12),
     ("patient", [34, "M"]),
@@ -150,6 +159,7 @@ def _tombstone(rng: random.Random, n: int) -> Malformed:
 #: Kinds with a fixed count: the big ones (a few MB in all) and the rare ones.
 FIXED: Final[tuple[tuple[Callable[[random.Random, int], Malformed], int], ...]] = (
     (_huge, 8),
+    (_oversized, 2),
     (_too_long, 20),
     (_nested, 40),
     (_key_mismatch, 100),

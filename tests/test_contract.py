@@ -23,7 +23,7 @@ from schemas.exceptions import ContractError
 from schemas.jsonschema import TOPIC_MODELS, load, render, schema_path
 from schemas.raw import DISCHARGE_STATUS_CODES
 from worker.intake import accept
-from worker.outputs import Outgoing
+from worker.outputs import MAX_LETTER_BYTES, Outgoing
 from worker.records import Record
 from worker.work import WorkItem
 
@@ -656,3 +656,32 @@ def test_near_misses_are_refused_on_both_sides(path: str, value: Any) -> None:
         decode_claim(json.dumps(event).encode())
     assert info.value.kind == "invalid_event"
     assert info.value.message.startswith(path.replace(".", ".") + ":")
+
+
+@pytest.mark.parametrize(
+    ("key", "kept_key"),
+    [(b"big-1", b"big-1"), (b"k" * 950_000, None)],
+    ids=["big value", "big key"],
+)
+def test_a_record_too_large_to_copy_is_dead_lettered_without_its_bytes(
+    key: bytes, kept_key: bytes | None
+) -> None:
+    """A record near Kafka's 1 MB default would make a letter of 4/3 its size, which no
+    producer with default limits can send: the letter keeps the reason and where the record is,
+    says it left the bytes out, and fits (worker.outputs.MAX_LETTER_BYTES)."""
+    value = json.dumps({**VALID_RAW, "claim_id": "big-1", "padding": "x" * 950_000}).encode()
+    value = value.replace(b'"discharge_date"', b'"discharge_datum"')  # invalid: no date
+    record = Record("claims.raw", 2, 17, key, value, headers=(("h", b"v" * 10),))
+    outcome = accept(record, REGISTRY)
+    assert isinstance(outcome, Outgoing)
+    assert len(outcome.value) + len(outcome.key or b"") <= MAX_LETTER_BYTES
+    assert outcome.key == kept_key
+    letter = json.loads(outcome.value)
+    validator("claims.dlq").validate(letter)
+    assert (letter["topic"], letter["partition"], letter["offset"]) == ("claims.raw", 2, 17)
+    assert (letter["key"], letter["value"], letter["headers"]) == (None, None, [])
+    assert letter["error"]["type"] == "invalid_event"
+    assert letter["error"]["message"].endswith(
+        f"; original record (value {len(value)} bytes, key {len(key)} bytes) not copied: "
+        "too large for a dead letter"
+    )

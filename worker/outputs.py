@@ -4,7 +4,7 @@ letter per record it could not take. The one builder of each."""
 import base64
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from drg.assess import finish, not_coded
 from drg.codeset.normalize import dotted
@@ -39,9 +39,23 @@ def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
 
 
+#: The most a dead letter (key and value) may weigh. faust's producer refuses a record above
+#: 1,000,000 bytes (``producer_max_request_size``) and Apache Kafka's default
+#: ``max.message.bytes`` is ~1 MB; the rest is left for headers and framing. A record the broker
+#: accepted near that size would otherwise make a letter (base64: 4/3 of it) that can never be
+#: sent, and its partition would retry it forever.
+MAX_LETTER_BYTES: Final = 900_000
+#: The longest key a letter keeps as its own Kafka key; a longer one is only counted.
+MAX_LETTER_KEY_BYTES: Final = 10_000
+
+
 def dead_letter(record: Record, *, stage: str, kind: str, message: str) -> Outgoing:
     """The letter of a record the worker could not take: the reason (``stage``, ``kind`` and a
-    message that never quotes the record) and the record's original bytes, base64."""
+    message that never quotes the record) and the record's original bytes, base64.
+
+    A letter that would exceed ``MAX_LETTER_BYTES`` keeps the reason and where the record is
+    (topic, partition, offset) but not its bytes (key, value and headers ``null``/empty), and
+    its message says so: the original stays readable in the input topic until its retention."""
     letter = DeadLetter(
         event_id=dead_letter_id(record),
         error=DeadLetterError(stage=stage, type=kind, message=message),
@@ -54,9 +68,23 @@ def dead_letter(record: Record, *, stage: str, kind: str, message: str) -> Outgo
         headers=[OriginalHeader(key=k, value=_b64(v)) for k, v in record.headers],
         failed_at=dt.datetime.now(dt.UTC),
     )
-    return Outgoing(
-        "dlq", record.key, letter.model_dump_json().encode("utf-8"), source=record, label=kind
-    )
+    key = record.key
+    value = letter.model_dump_json().encode("utf-8")
+    if len(value) + len(key or b"") > MAX_LETTER_BYTES:
+        sizes = f"value {len(record.value or b'')} bytes, key {len(key or b'')} bytes"
+        note = f"; original record ({sizes}) not copied: too large for a dead letter"
+        letter = letter.model_copy(
+            update={
+                "error": DeadLetterError(stage=stage, type=kind, message=message + note),
+                "key": None,
+                "value": None,
+                "headers": [],
+            }
+        )
+        value = letter.model_dump_json().encode("utf-8")
+        if key is not None and len(key) > MAX_LETTER_KEY_BYTES:
+            key = None
+    return Outgoing("dlq", key, value, source=record, label=kind)
 
 
 def coded_event(item: WorkItem, model: ModelInfo) -> ClaimCoded:
