@@ -51,9 +51,9 @@ REASONS = {
     "key_mismatch",
 }
 #: Peak RSS growth allowed over the warmed-up worker. Justification: a batch holds at most 64
-#: records of at most ~0.6 MB here (the largest generated), each alive as bytes, str, parsed
-#: JSON and its base64 letter (~4 copies): 64 x 0.6 MB x 4 ~ 150 MB in the very worst batch;
-#: measured growth was ~15-40 MB. A leak of ~4 kB a record would exceed it (10,000 records).
+#: records, the largest generated ~0.6 MB (two of ~0.9 MB), each alive as bytes, str, parsed
+#: JSON and its base64 letter (~4 copies): 64 x 0.6 MB x 4 ~ 150 MB in the very worst batch.
+#: Measured growth: 5-22 MB in four runs. A leak of 16 kB a record would exceed the bound.
 RSS_GROWTH_BOUND_MB = 160
 LOOPBACK = {"127.0.0.1", "::1"}
 
