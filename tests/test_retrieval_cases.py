@@ -103,6 +103,19 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "195",
             None,
         ),
+        # "family history significant for" is a relative's (Z83.3 only if coded as such, never
+        # E11.9); a lay "leg" is the tabular list's "lower limb": L03.116, DRG 603 cellulitis
+        # without MCC
+        (
+            "Family history significant for diabetes. Admitted for cellulitis of the left leg.",
+            60,
+            "F",
+            "L03.116",
+            [],
+            ["E11.9"],
+            "603",
+            None,
+        ),
         # sepsis due to a named organism is that organism's sepsis code (I.C.1.d.1.a), first
         # (I.C.1.d.4), the UTI beside it; DRG 872 septicemia without MV >96 hours without MCC
         # (the issue's $7,446.31: FY2026 Table 5 weight x the national amounts + capital)

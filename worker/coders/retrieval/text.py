@@ -67,6 +67,12 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("stone",): ("calculus",),
     ("stones",): ("calculus",),
     ("twisted",): ("sprain",),
+    # the tabular list says "lower limb" where a narrative says "leg" (cellulitis, ulcer,
+    # thrombosis, L03.11-, I80.-), and "lower leg" for injuries (S80-S89), which "leg" covers
+    ("leg",): ("lower", "limb"),
+    ("legs",): ("lower", "limbs"),
+    ("arm",): ("upper", "limb"),
+    ("arms",): ("upper", "limbs"),
     # the tabular list names the ends of long bones "upper" and "lower", not proximal and distal
     ("distal",): ("lower", "end"),
     ("proximal",): ("upper", "end"),
