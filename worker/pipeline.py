@@ -89,7 +89,11 @@ class ClaimPipeline:
         coder = settings.coder
         return cls(
             lambda catalog: build_coder(
-                coder.kind, retrieval=settings.retrieval, vllm=settings.vllm, catalog=catalog
+                coder.kind,
+                retrieval=settings.retrieval,
+                vllm=settings.vllm,
+                catalog=catalog,
+                fixed_codes=coder.fixed_codes,
             ),
             assessor,
             ResultStore(engine) if record else NoStore(),
