@@ -5,7 +5,19 @@ import os
 
 import typer
 
-from worker.cli import code, dev, dlq, evaluate, events, health, reference, retrieval, run, topics
+from worker.cli import (
+    bench,
+    code,
+    dev,
+    dlq,
+    evaluate,
+    events,
+    health,
+    reference,
+    retrieval,
+    run,
+    topics,
+)
 
 app = typer.Typer(
     name="claimcoder",
@@ -31,6 +43,7 @@ app.add_typer(reference.providers_app, name="providers")
 app.add_typer(reference.reference_app, name="reference")
 app.command()(reference.estimate)
 app.command()(health.health)
+app.command()(bench.bench)
 
 
 def main() -> None:
