@@ -15,6 +15,7 @@ from pydantic import (
     NonNegativeFloat,
     PlainSerializer,
     WithJsonSchema,
+    field_validator,
 )
 
 from schemas.icd10cm import DOTTED_CODE, DOTTED_CODE_PATTERN
@@ -245,3 +246,10 @@ class ClaimCoded(BaseModel):
     discharge_date: dt.date
     timings_ms: dict[str, NonNegativeFloat] = Field(description="Milliseconds per stage.")
     coded_at: AwareDatetime
+
+    @field_validator("timings_ms")
+    @classmethod
+    def _stages_in_name_order(cls, value: dict[str, float]) -> dict[str, float]:
+        """Keys in one order, whatever built the event: an event read back from PostgreSQL
+        (jsonb keeps its own key order) serializes byte for byte as it was first emitted."""
+        return dict(sorted(value.items()))

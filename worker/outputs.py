@@ -134,8 +134,8 @@ def coded_event(item: WorkItem, model: ModelInfo) -> ClaimCoded:
 
 def coded_output(item: WorkItem) -> Outgoing:
     """The stored event of ``item`` (``store``), ready to publish, keyed by ``claim_id``."""
-    assert item.output is not None
-    event = ClaimCoded.model_validate(item.output)
+    event = item.output
+    assert event is not None
     return Outgoing(
         "coded",
         item.claim_id.encode("utf-8"),

@@ -210,10 +210,10 @@ class ClaimPipeline:
         trace.set(
             item.record,
             **{
-                "claimcoder.status": output["status"],
-                "claimcoder.codes.count": len(output["codes"]),
-                "claimcoder.drg": (output.get("drg") or {}).get("code") or "",
-                "claimcoder.event_id": output["event_id"],
+                "claimcoder.status": output.status,
+                "claimcoder.codes.count": len(output.codes),
+                "claimcoder.drg": output.drg.code if output.drg is not None else "",
+                "claimcoder.event_id": output.event_id,
             },
         )
         return coded_output(item)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from drg.assess import Assessment, ClaimAssessment
 from drg.conventions.rules import Adjustment
 from drg.registry import ReleasePeriod
+from schemas.coded import ClaimCoded
 from schemas.raw import ClaimRaw
 from worker.coders.base import CoderResult
 from worker.records import Record
@@ -64,7 +65,7 @@ class WorkItem:
     adjustments: tuple[Adjustment, ...] = ()  # apply_conventions: what the rules changed
     assessment: ClaimAssessment | None = None  # validate_codes, drg.group, drg.price
     result: Assessment | None = None  # the assessment once every phase ran
-    output: dict[str, Any] | None = None  # the claims.coded event as stored (store)
+    output: ClaimCoded | None = None  # the claims.coded event as stored (store)
     failure: StageFailure | None = None
     timings: dict[str, StageTiming] = field(default_factory=dict)
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> attributes

@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from schemas.coded import ClaimCoded
 from schemas.decode import decode_claim
 from schemas.exceptions import ContractError
 from schemas.raw import ClaimRaw
@@ -29,7 +28,7 @@ async def _code(settings: Settings, claim: ClaimRaw, value: bytes) -> bytes:
         failure = item.failure
         assert failure is not None
         fail(f"{failure.stage}: {type(failure.error).__name__}")
-    return ClaimCoded.model_validate(item.output).model_dump_json().encode("utf-8")
+    return item.output.model_dump_json().encode("utf-8")
 
 
 def code(
