@@ -161,6 +161,8 @@ class BatchTrace:
         self._tracer = telemetry.tracer
         self._spans: dict[tuple[str, int, int], Span] = {}
         self._contexts: dict[tuple[str, int, int], otel_context.Context] = {}
+        self._links: dict[tuple[str, int, int], Link] = {}  # to each claim span, made once
+        self._published: dict[tuple[str, str], int] = {}  # (topic, label) -> outputs sent
         self.batch_links: list[Link] = []
         for record in records:
             parent = extract(record.headers)
@@ -185,10 +187,15 @@ class BatchTrace:
             key = _record_key(record)
             self._spans[key] = span
             self._contexts[key] = trace.set_span_in_context(span, parent)
-            self.batch_links.append(Link(span.get_span_context()))
+            self._links[key] = Link(span.get_span_context())
+        self.batch_links = list(self._links.values())
         if records:
             telemetry.instruments.consumed.add(len(records))
             telemetry.instruments.batch_size.record(len(records))
+
+    def __contains__(self, record: Record | None) -> bool:
+        """Whether ``record`` has a claim span in this batch."""
+        return record is not None and _record_key(record) in self._spans
 
     def context(self, record: Record | None) -> otel_context.Context:
         if record is None:
@@ -208,16 +215,23 @@ class BatchTrace:
 
     @contextmanager
     def intake(self, record: Record) -> Iterator[Span]:
-        """The ``validate_event`` span of one record, current while it is decoded."""
-        with _current_span(self._tracer, "validate_event", self.context(record), {}) as span:
+        """The ``validate_event`` span of one record while it is decoded (not made current:
+        decoding calls no instrumented client, and attaching a context costs per claim)."""
+        span = self._tracer.start_span("validate_event", context=self.context(record))
+        try:
             yield span
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, describe(exc)))
+            raise
+        finally:
+            span.end()
 
     @contextmanager
     def stage(self, name: str, items: Sequence[WorkItem], **attributes: Any) -> Iterator[None]:
         """One batch run of stage ``name`` over ``items``: times it on every item (also when it
         fails), under a current batch span ``<name>.batch``; afterwards each claim's span of
         ``name`` with the attributes and failure the stage recorded on its item."""
-        links = [Link(self.span(i.record).get_span_context()) for i in items if i.record]
+        links = [self._links[_record_key(i.record)] for i in items if i.record and i.record in self]
         batch_attributes = {"claimcoder.batch.size": len(items), **attributes}
         started, error = time.time_ns(), None
         clock = time.perf_counter()
@@ -271,12 +285,17 @@ class BatchTrace:
         return span, trace.set_span_in_context(span, parent)
 
     def published(self, topic: str, label: str) -> None:
-        if topic == "coded":
-            self._telemetry.instruments.coded.add(1, {"status": label})
-        else:
-            self._telemetry.instruments.dead_lettered.add(1, {"reason": label})
+        """Count one output sent; the counters are added to once per label at :meth:`close`."""
+        self._published[topic, label] = self._published.get((topic, label), 0) + 1
 
     def close(self) -> None:
+        instruments = self._telemetry.instruments
+        for (topic, label), count in self._published.items():
+            if topic == "coded":
+                instruments.coded.add(count, {"status": label})
+            else:
+                instruments.dead_lettered.add(count, {"reason": label})
+        self._published.clear()
         for span in self._spans.values():
             span.end()
 
