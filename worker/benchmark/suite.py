@@ -78,13 +78,19 @@ class Suite:
     vllm_claims: int = 1000
     batch_max_size: int = 64
     batch_max_wait_s: float = 0.2
+    profile: bool = False  # each worker under pyinstrument: <work_dir>/<run>.profile.txt
     work_dir: Path = field(default_factory=lambda: Path.cwd() / "claimcoder-bench")
 
 
-def _worker_command(name: RunName) -> list[str]:
-    if name in ("raw", "faust"):
-        return [sys.executable, "-m", "worker.benchmark.passthrough", name]
-    return [sys.executable, "-m", "worker", "worker"]
+def _worker_command(name: RunName, profile: Path | None = None) -> list[str]:
+    """The worker of run ``name``; with ``profile``, under pyinstrument, which writes its
+    text report there when the worker ends."""
+    module = ["worker.benchmark.passthrough", name] if name in ("raw", "faust") else ["worker"]
+    args = ["worker"] if module == ["worker"] else []
+    if profile is None:
+        return [sys.executable, "-m", *module, *args]
+    profiler = ["-m", "pyinstrument", "--renderer", "text", "--outfile", str(profile)]
+    return [sys.executable, *profiler, "-m", *module, *args]
 
 
 def _coder_env(name: RunName, work_dir: Path) -> dict[str, str]:
@@ -141,12 +147,13 @@ async def _measure(
     env.update(settings.to_env())
     env.update(await asyncio.to_thread(_coder_env, name, suite.work_dir))
     log_path = suite.work_dir / f"{name}.log"
+    profile = suite.work_dir / f"{name}.profile.txt" if suite.profile else None
     events = claim_events(WARM_UP_CLAIMS + claims, f"{name}-{tag}")
     warm, burst = events[:WARM_UP_CLAIMS], events[WARM_UP_CLAIMS:]
     with log_path.open("wb") as log:
         # started once, awaited in a thread at the end: nothing blocks the loop meanwhile
         worker = subprocess.Popen(  # noqa: ASYNC220
-            _worker_command(name), env=env, stdout=log, stderr=log
+            _worker_command(name, profile), env=env, stdout=log, stderr=log
         )
     sampler = MemorySampler(worker.pid)
     try:

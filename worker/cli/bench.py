@@ -1,5 +1,6 @@
 """`claimcoder bench`: throughput, latency and memory of the worker against pass-throughs."""
 
+import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,10 @@ def bench(
     vllm_claims: Annotated[
         int, typer.Option(min=1, help="At most this many claims in the vLLM run (it is slow).")
     ] = 1000,
+    profile: Annotated[
+        bool,
+        typer.Option(help="Run each worker under pyinstrument: WORK_DIR/<run>.profile.txt."),
+    ] = False,
     work_dir: Annotated[
         Path | None,
         typer.Option(help="Logs, local servers, the tiny model; default: beside the JSON."),
@@ -51,11 +56,14 @@ def bench(
         chosen.append(name)
     if not matplotlib_installed():
         fail(MATPLOTLIB_HINT)
+    if profile and importlib.util.find_spec("pyinstrument") is None:
+        fail("--profile needs pyinstrument: pip install pyinstrument")
     png_path = png or json_out.with_suffix(".png")
     suite = Suite(
         claims=claims,
         only=tuple(chosen),
         vllm_claims=vllm_claims,
+        profile=profile,
         work_dir=work_dir or json_out.resolve().parent / "claimcoder-bench",
     )
     columns = (
