@@ -8,7 +8,7 @@ from typing import Any, Final, Literal
 
 from drg.assess import finish, not_coded
 from drg.codeset.normalize import dotted
-from schemas.coded import ClaimCoded, ModelInfo
+from schemas.coded import ClaimCoded, ModelInfo, RejectedCode
 from schemas.dlq import DeadLetter, DeadLetterError, OriginalHeader
 from worker.event_ids import dead_letter_id
 from worker.records import Record
@@ -103,15 +103,24 @@ def coded_event(item: WorkItem, model: ModelInfo) -> ClaimCoded:
     coded = item.coded
     if coded is not None and coded.adapter and coded.adapter != model.adapter:
         model = model.model_copy(update={"adapter": coded.adapter})
-    fields: dict[str, Any] = assessment.coded_fields()
     dropped = [
-        {"raw": dotted(a.code), "reason": f"{a.rule}:{dotted(a.other or a.code)}"}
+        RejectedCode(raw=dotted(a.code), reason=f"{a.rule}:{dotted(a.other or a.code)}")
         for a in item.adjustments
         if a.action == "dropped"
     ]
-    fields = {
-        **fields,
-        "rejected_codes": dropped + fields["rejected_codes"],
+    # The assessment's parts are the contract's own (frozen) models: given as they are, pydantic
+    # takes them without dumping and validating them again.
+    fields: dict[str, Any] = {
+        "status": assessment.status,
+        "review_reasons": list(assessment.review_reasons),
+        "codes": list(assessment.codes),
+        "rejected_codes": dropped + list(assessment.rejected_codes),
+        "drg": assessment.drg,
+        "estimate": assessment.estimate,
+        "codeset_release": assessment.codeset_release,
+        "fiscal_year": assessment.fiscal_year,
+        "msdrg_version": assessment.msdrg_version,
+        "procedure_codes": list(assessment.procedure_codes),
         "adjustments": [
             {
                 "code": dotted(a.code),
@@ -124,7 +133,7 @@ def coded_event(item: WorkItem, model: ModelInfo) -> ClaimCoded:
         ],
         "event_id": item.event_id,
         "claim_id": item.claim_id,
-        "model": model.model_dump(mode="json"),
+        "model": model,
         "discharge_date": item.claim.discharge_date,
         "timings_ms": timings,
         "coded_at": dt.datetime.now(dt.UTC),
