@@ -181,7 +181,7 @@ async def _measure(
 
 
 @contextlib.contextmanager
-def _bench_servers(work_dir: Path) -> Iterator[Settings]:
+def bench_servers(work_dir: Path) -> Iterator[Settings]:
     """Settings on the local stack's servers or those given by URL, with a PostgreSQL schema
     and Redis key prefix of the benchmark's own, prepared with the reference data and removed
     afterwards."""
@@ -224,7 +224,7 @@ def run_suite(suite: Suite, progress: ProgressFactory) -> tuple[dict[str, Any], 
         wanted.remove("pipeline_vllm_cpu")
         skipped["pipeline_vllm_cpu"] = "vLLM is not installed (the cpu-llm extra)"
     results: list[RunResult] = []
-    with _bench_servers(suite.work_dir) as base:
+    with bench_servers(suite.work_dir) as base:
         base = base.model_copy(
             update={
                 "batch": base.batch.model_copy(
