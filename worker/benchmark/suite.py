@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import psycopg
 import redis
@@ -36,19 +36,12 @@ from psycopg import sql
 
 from worker.benchmark.claims import claim_events
 from worker.benchmark.measure import BenchError, Latencies, MemorySampler, Probe
+from worker.benchmark.runs import RUNS, RunName
 from worker.kafka import create_topics
 from worker.localstack import LocalStack
 from worker.prepare import prepare_reference_data
 from worker.settings import Settings
 
-RunName = Literal["raw", "faust", "pipeline_null", "pipeline_retrieval", "pipeline_vllm_cpu"]
-RUNS: Final[tuple[RunName, ...]] = (
-    "pipeline_null",  # first: the half load of the others is half of its rate
-    "faust",
-    "raw",
-    "pipeline_retrieval",
-    "pipeline_vllm_cpu",
-)
 HALF_LOAD_S: Final = 10.0  # the steady run lasts at most this long
 WARM_UP_CLAIMS: Final = 16
 RUN_TIMEOUT_S: Final = 300.0

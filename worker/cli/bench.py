@@ -9,9 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from worker.benchmark.measure import BenchError
-from worker.benchmark.plot import MATPLOTLIB_HINT, matplotlib_installed, plot_latencies
-from worker.benchmark.suite import RUNS, RunName, Suite, run_suite
+from worker.benchmark.runs import RUNS, RunName
 from worker.cli.common import err, fail, out
 
 
@@ -54,6 +52,11 @@ def bench(
         if name not in RUNS:
             fail(f"unknown run {name!r}; choose among {', '.join(RUNS)}")
         chosen.append(name)
+    # imported here: every other command starts without the benchmark's modules
+    from worker.benchmark.measure import BenchError
+    from worker.benchmark.plot import MATPLOTLIB_HINT, matplotlib_installed, plot_latencies
+    from worker.benchmark.suite import Suite, run_suite
+
     if not matplotlib_installed():
         fail(MATPLOTLIB_HINT)
     if profile and importlib.util.find_spec("pyinstrument") is None:
