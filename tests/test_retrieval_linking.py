@@ -43,6 +43,16 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
             ["N390", "A4151"],
         ),
         (["A419", "B9562", "L03116"], "MRSA sepsis from cellulitis.", ["A4102", "L03116"]),
+        # pneumonia due to a named organism (Index: Pneumonia, in (due to) <organism>): J13-J15
+        (["B9620", "J189"], "E. coli pneumonia.", ["J155"]),
+        (["J15212", "B9561"], "Pneumonia due to MRSA.", ["J15212"]),
+        (["A419", "J189", "B965"], "Sepsis secondary to Pseudomonas pneumonia.", ["A4152", "J151"]),
+        # named in different sentences: nothing links them
+        (
+            ["J189", "B9620"],
+            "Community acquired pneumonia. E. coli in the urine.",
+            ["J189", "B9620"],
+        ),
         # the sepsis code already names its organism: A41.9 and the organism's B95.6- codes go,
         # the methicillin-susceptible default that "Staphylococcus aureus" suggests too
         (["A4102", "A419", "B9561", "B9562"], "Sepsis due to MRSA.", ["A4102"]),
@@ -50,9 +60,10 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         (
             ["A4151", "B9620", "B965", "J189"],
             "Sepsis due to E. coli and Pseudomonas pneumonia.",
-            ["A4151", "B965", "J189"],
+            ["A4151", "J151"],
         ),
-        (["J189", "B953", "A419"], "Pneumococcal pneumonia and sepsis.", ["J189", "A403"]),
+        # ... and the pneumonia its pneumonia code (Index: Pneumonia, pneumococcal J13)
+        (["J189", "B953", "A419"], "Pneumococcal pneumonia and sepsis.", ["J13", "A403"]),
         # named in different sentences: nothing says this organism caused this sepsis
         (
             ["N390", "B9620", "A419"],

@@ -12,6 +12,10 @@ use it.
   beside a sepsis code that names its organism already. (Tabular N39.0 asks for an
   additional B95-B97 code to identify the agent of a UTI; with the agent in the sepsis code we
   follow the [retrieval] issue's answer, A41.51 and N39.0.)
+- **Pneumonia due to a named organism** (Index: Pneumonia, in (due to) <organism>; I.A.15):
+  J18.- "Pneumonia, unspecified organism" beside an organism code named with it in one
+  sentence becomes the pneumonia code of that organism (:data:`PNEUMONIA_BY_ORGANISM`, J13-J15),
+  which reports the organism: "Pseudomonas pneumonia" is J15.1, not J18.9 and B96.5.
 - **COVID-19** (I.C.1.g.1.a): a sentence that names COVID-19 gets U07.1, unless it calls it
   suspected, possible or probable (I.C.1.g.1.a: only confirmed cases; the uncertain-diagnosis
   rule of Section II.H does not apply to COVID-19); pneumonia named with it is J12.82
@@ -31,7 +35,7 @@ use it.
 Codes are undotted; only codes the claim's release bills are ever added.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from drg.codeset.memory import MemoryCodeSet
@@ -59,7 +63,30 @@ SEPSIS_BY_ORGANISM: Final[dict[str, str]] = {
     "B967": "A414",  # Clostridium perfringens -> Sepsis due to anaerobes
 }
 UNSPECIFIED_SEPSIS: Final = "A419"
-_SEPSIS_OF_ORGANISM: Final = frozenset(SEPSIS_BY_ORGANISM.values())
+#: Organism code (prefix, B95-B96) -> the pneumonia code of that organism (J13-J15 titles;
+#: Index: Pneumonia, in (due to) <organism>).
+PNEUMONIA_BY_ORGANISM: Final[dict[str, str]] = {
+    "B950": "J154",  # streptococcus, group A -> Pneumonia due to other streptococci
+    "B951": "J153",  # streptococcus, group B
+    "B952": "J158",  # Enterococcus -> Pneumonia due to other specified bacteria
+    "B953": "J13",  # Streptococcus pneumoniae
+    "B954": "J154",  # other streptococcus
+    "B955": "J154",  # unspecified streptococcus
+    "B9561": "J15211",  # MSSA
+    "B9562": "J15212",  # MRSA
+    "B957": "J1529",  # other staphylococcus
+    "B958": "J1520",  # unspecified staphylococcus
+    "B961": "J150",  # Klebsiella pneumoniae
+    "B962": "J155",  # Escherichia coli
+    "B963": "J14",  # Hemophilus influenzae
+    "B964": "J1569",  # Proteus -> other Gram-negative bacteria
+    "B965": "J151",  # Pseudomonas
+    "B966": "J158",  # Bacteroides fragilis -> other specified bacteria
+    "B967": "J158",  # Clostridium perfringens -> other specified bacteria
+}
+_OF_ORGANISM: Final = frozenset(SEPSIS_BY_ORGANISM.values()) | frozenset(
+    PNEUMONIA_BY_ORGANISM.values()
+)
 COVID_19: Final = "U071"
 COVID_PNEUMONIA: Final = "J1282"
 COVID_ACUTE_BRONCHITIS: Final = "J208"
@@ -112,10 +139,10 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     out = list(codes)
     # the sentences are read only when a link is possible (most claims: never)
     lowered = narrative.lower()
-    sepsis = UNSPECIFIED_SEPSIS in out or not _SEPSIS_OF_ORGANISM.isdisjoint(out)
-    if sepsis or any(word in lowered for word in _COVID_WORDS):
+    organism = any(_organism_code(c) for c in out) or not _OF_ORGANISM.isdisjoint(out)
+    if UNSPECIFIED_SEPSIS in out or organism or any(w in lowered for w in _COVID_WORDS):
         said = [affirmed(words(sentence)) for sentence in sentences(narrative)]
-        out = _sepsis_organism(out, said, codeset)
+        out = _organisms(out, said, codeset)
         out = _covid(out, said, codeset)
     if any(t[0][0][:5] in lowered for t in THERAPY_ENCOUNTER):
         out = _therapy_encounter(out, [affirmed(words(s)) for s in sentences(narrative)], codeset)
@@ -152,38 +179,58 @@ def _bills(code: str, codeset: MemoryCodeSet) -> bool:
     return record is not None and record.billable
 
 
-def _sepsis_organism(
+def _organisms(
     codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeSet
 ) -> list[str]:
-    linked = any(
-        not _SEPSIS.isdisjoint(stems) and not _ORGANISMS.isdisjoint(stems)
-        for stems in (set(stem(list(words_))) for words_ in said)
-    )
-    if not linked:
-        return codes
+    """The sepsis and pneumonia links of the module docstring. An organism code may serve both
+    ("sepsis from Pseudomonas pneumonia": A41.52 and J15.1); it goes once a link names it."""
+    stems_of = [set(stem(list(tokens))) for tokens in said]
+    organisms = [c for c in codes if _organism_code(c)]
     out = list(codes)
-    if UNSPECIFIED_SEPSIS in out and not any(c in _SEPSIS_OF_ORGANISM for c in out):
-        for code in out:
-            target = _organism_sepsis(code)
-            if target is not None and _bills(target, codeset):
-                out = [target if c == UNSPECIFIED_SEPSIS else c for c in out if c != target]
-                break
-    # the sepsis code names its organism: A41.9 and that organism's B95-B96 codes go (MRSA
-    # sepsis, A41.02, says "Staphylococcus aureus": neither B95.62 nor the B95.61 that learned
-    # evidence reads in "Staphylococcus aureus" stays)
-    families = {prefix[:4] for prefix, target in SEPSIS_BY_ORGANISM.items() if target in set(out)}
-    if not families:
-        return out
-    return [
-        c
-        for c in out
-        if c != UNSPECIFIED_SEPSIS and not (_organism_sepsis(c) and c[:4] in families)
-    ]
+    families: set[str] = set()
+    for words_of, unspecified, table in (
+        (_SEPSIS, _unspecified_sepsis, SEPSIS_BY_ORGANISM),
+        (_PNEUMONIA, _unspecified_pneumonia, PNEUMONIA_BY_ORGANISM),
+    ):
+        if not any(not words_of.isdisjoint(s) and not _ORGANISMS.isdisjoint(s) for s in stems_of):
+            continue
+        targets = frozenset(table.values())
+        specific = [c for c in out if c in targets]
+        if not specific and any(unspecified(c) for c in out):
+            # an organism no link has named yet first: "sepsis due to E. coli and Pseudomonas
+            # pneumonia" is A41.51 and J15.1
+            for organism in sorted(organisms, key=lambda c: c[:4] in families):
+                target = _lookup(table, organism)
+                if target is not None and _bills(target, codeset):
+                    out = _replace(out, unspecified, target)
+                    specific = [target]
+                    break
+        if specific:
+            # the code names its organism: the unspecified one, and that organism's B95-B96
+            # codes, go (MRSA sepsis, A41.02, says "Staphylococcus aureus": neither B95.62 nor
+            # the B95.61 that learned evidence reads in "Staphylococcus aureus" stays)
+            out = [c for c in out if not unspecified(c)]
+            families |= {prefix[:4] for prefix, target in table.items() if target in specific}
+    return [c for c in out if not (_organism_code(c) and c[:4] in families)]
 
 
-def _organism_sepsis(code: str) -> str | None:
-    """The sepsis code of organism code ``code`` (B95-B96), or None."""
-    return next((t for prefix, t in SEPSIS_BY_ORGANISM.items() if code.startswith(prefix)), None)
+def _unspecified_sepsis(code: str) -> bool:
+    return code == UNSPECIFIED_SEPSIS
+
+
+def _unspecified_pneumonia(code: str) -> bool:
+    """J18.-: pneumonia, unspecified organism."""
+    return code[:3] == "J18"
+
+
+def _organism_code(code: str) -> bool:
+    """An organism code of B95-B96 that a link knows."""
+    return _lookup(SEPSIS_BY_ORGANISM, code) is not None
+
+
+def _lookup(table: Mapping[str, str], code: str) -> str | None:
+    """The code ``table`` gives organism code ``code`` (B95-B96, by prefix), or None."""
+    return next((t for prefix, t in table.items() if code.startswith(prefix)), None)
 
 
 def _names_covid(tokens: Sequence[str]) -> int | None:
