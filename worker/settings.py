@@ -124,14 +124,36 @@ class DatabaseSettings(_Component):
     )
     pool_size: Annotated[int, Field(ge=1)] = 5
     """Connections kept open per engine."""
+    # Timeouts: a server that is down or hung (accepts connections, never answers) fails the
+    # call after these, and the batch waits and retries as for any server that is away
+    # (worker/retry.py). libpq counts connect_timeout in whole seconds, at least 2.
+    connect_timeout_s: Annotated[int, Field(ge=2, le=300)] = Field(
+        default=5, description="Opening a connection (libpq connect_timeout), seconds."
+    )
+    round_trip_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=5.0,
+        description="Each round trip of the worker's connections (a statement, a fetch, a "
+        "commit), seconds; then the statement is cancelled and the connection dropped.",
+    )
+    pool_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=10.0, description="Waiting for a free connection of the pool, seconds."
+    )
 
     @property
     def sqlalchemy_url(self) -> str:
         """The URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
+        return "postgresql+psycopg://" + self._without_scheme()
+
+    @property
+    def libpq_url(self) -> str:
+        """The URL as libpq (psycopg) takes it."""
+        return "postgresql://" + self._without_scheme()
+
+    def _without_scheme(self) -> str:
         url = self.url.get_secret_value()
         for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
             if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix) :]
+                return url[len(prefix) :]
         raise ValueError("CLAIMCODER_DATABASE_URL must be a postgresql:// URL")
 
 
@@ -142,6 +164,14 @@ class RedisSettings(_Component):
     """Redis URL ``redis://[:password@]host:port/db`` or ``rediss://`` for TLS (a secret)."""
     key_prefix: str = "claimcoder:"
     """Prefix of every key claimcoder writes (one Redis can serve several deployments)."""
+    # A command that gets no answer in time raises redis.TimeoutError: the code set is
+    # unavailable, and the batch waits and retries (worker/retry.py).
+    connect_timeout_s: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=5.0, description="Opening a connection (socket_connect_timeout), seconds."
+    )
+    socket_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=5.0, description="Each command's reply (socket_timeout), seconds."
+    )
 
 
 class BatchSettings(_Component):
