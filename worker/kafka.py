@@ -6,15 +6,29 @@ on Tansu with the same code.
 """
 
 import contextlib
+import logging
 import ssl
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from schemas.exceptions import ClaimcoderError
 from worker.settings import KafkaSettings, TopicSettings
+
+log = logging.getLogger(__name__)
+
+#: Pauses between attempts to reach the broker at start, then steady at the last value.
+BROKER_BACKOFF_S = (1.0, 2.0, 5.0)
+#: One attempt's bound: an admin client's bootstrap (a metadata round trip).
+BROKER_ATTEMPT_S = 5.0
+
+
+class BrokerUnavailableError(ClaimcoderError):
+    """Fatal for the process: no broker answered within ``kafka.startup_timeout_s``."""
 
 
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -114,3 +128,58 @@ def create_topics(
         return {t: t in missing for t in wanted}
     finally:
         admin.close()
+
+
+def wait_for_broker(kafka: KafkaSettings) -> None:
+    """Return once a broker of ``kafka.bootstrap_servers`` answers a metadata request. Until
+    then, log a WARNING per failed attempt (servers and error type; the bootstrap list holds no
+    secret) and retry with a growing pause; after ``kafka.startup_timeout_s`` raise
+    BrokerUnavailableError."""
+    deadline = time.monotonic() + kafka.startup_timeout_s
+    # kafka-python logs every refused connection at ERROR; our WARNING below says it once.
+    quiet = logging.getLogger("kafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        _wait_for_broker(kafka, deadline)
+    finally:
+        quiet.setLevel(level)
+
+
+def _wait_for_broker(kafka: KafkaSettings, deadline: float) -> None:
+    attempt = 0
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            admin = KafkaAdminClient(
+                **client_options(kafka),
+                bootstrap_timeout_ms=int(max(0.1, min(BROKER_ATTEMPT_S, left)) * 1000),
+            )
+            try:
+                admin.list_topics()
+            finally:
+                admin.close()
+            if attempt:
+                log.info("Kafka broker at %s answers", kafka.bootstrap_servers)
+            return
+        except KafkaError as exc:
+            attempt += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BrokerUnavailableError(
+                    f"no Kafka broker answered at {kafka.bootstrap_servers} within "
+                    f"{kafka.startup_timeout_s:g} s ({attempt} attempts, last: "
+                    f"{type(exc).__name__}); check CLAIMCODER_KAFKA_BOOTSTRAP_SERVERS and the "
+                    "broker, or raise CLAIMCODER_KAFKA_STARTUP_TIMEOUT_S"
+                ) from exc
+            pause = min(BROKER_BACKOFF_S[min(attempt - 1, len(BROKER_BACKOFF_S) - 1)], left)
+            log.warning(
+                "Kafka broker at %s not reachable (%s, attempt %d); retrying in %.1f s, "
+                "giving up in %.0f s",
+                kafka.bootstrap_servers,
+                type(exc).__name__,
+                attempt,
+                pause,
+                left,
+            )
+            time.sleep(pause)

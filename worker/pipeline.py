@@ -74,9 +74,12 @@ class ClaimPipeline:
         self._on_stop = list(on_stop)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, record: bool = True) -> "ClaimPipeline":
-        """The configured coder, and clients for the configured servers (connected lazily);
-        ``record=False`` writes no claim_results (a one-off check)."""
+    def from_settings(
+        cls, settings: Settings, *, record: bool = True, coder: CoderFactory | None = None
+    ) -> "ClaimPipeline":
+        """The configured coder (or ``coder``'s, a factory as for ``__init__``), and clients
+        for the configured servers (connected lazily); ``record=False`` writes no
+        claim_results (a one-off check)."""
         engine = async_engine(settings.database)
         redis = redis_client(settings.redis)
         assessor = Assessor(redis=redis, engine=engine, key_prefix=settings.redis.key_prefix)
@@ -86,19 +89,24 @@ class ClaimPipeline:
             await redis.aclose()
             await engine.dispose()
 
-        coder = settings.coder
+        config = settings.coder
         return cls(
-            lambda catalog: build_coder(
-                coder.kind,
-                retrieval=settings.retrieval,
-                vllm=settings.vllm,
-                catalog=catalog,
-                fixed_codes=coder.fixed_codes,
+            coder
+            or (
+                lambda catalog: build_coder(
+                    config.kind,
+                    retrieval=settings.retrieval,
+                    vllm=settings.vllm,
+                    catalog=catalog,
+                    fixed_codes=config.fixed_codes,
+                )
             ),
             assessor,
             ResultStore(engine) if record else NoStore(),
             Telemetry(settings.kafka.consumer_group),
-            policy=RetryPolicy(claim_retries=coder.retries, claim_backoff_s=coder.retry_backoff_s),
+            policy=RetryPolicy(
+                claim_retries=config.retries, claim_backoff_s=config.retry_backoff_s
+            ),
             on_stop=[close_clients],
         )
 

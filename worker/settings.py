@@ -80,6 +80,9 @@ class KafkaSettings(_Component):
     consumer_group: str = "claimcoder"
     """Consumer group of the workers: all workers of one deployment share it and split the
     partitions."""
+    startup_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """At start, the worker waits this long for a broker to answer (retrying, a WARNING each
+    time), then exits non-zero (2) with a clear error, for a supervisor to restart it; seconds."""
 
     @field_validator("bootstrap_servers")
     @classmethod

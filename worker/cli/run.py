@@ -21,7 +21,7 @@ from schemas.decode import decode_claim
 from schemas.exceptions import ClaimcoderError
 from worker.cli.common import err, fail, load_settings
 from worker.event_ids import coded_event_id
-from worker.kafka import consumer, create_topics, producer
+from worker.kafka import BrokerUnavailableError, consumer, create_topics, producer
 from worker.localstack import LocalStack, LocalStackError, redacted
 from worker.prepare import prepare_reference_data
 from worker.runner import run_worker
@@ -34,8 +34,16 @@ def worker(
     ] = True,
 ) -> None:
     """Consume claims.raw until SIGTERM: code, validate, group and price each claim, emit
-    claims.coded; dead-letter bad events to claims.dlq."""
-    run_worker(load_settings(), ensure_topics=create_topics)
+    claims.coded; dead-letter bad events to claims.dlq. Exits with status 2 and a clear error
+    when no Kafka broker answers within CLAIMCODER_KAFKA_STARTUP_TIMEOUT_S."""
+    _run(load_settings(), ensure_topics=create_topics)
+
+
+def _run(settings: Settings, *, ensure_topics: bool) -> None:
+    try:
+        run_worker(settings, ensure_topics=ensure_topics)
+    except BrokerUnavailableError as exc:
+        fail(str(exc))
 
 
 def prepare(
@@ -94,7 +102,7 @@ def run() -> None:
     """The main job: start the local stack (servers not given by URL), migrate and load the
     reference data when needed, create the topics and run the worker until Ctrl-C. The servers
     keep running afterwards; `claimcoder dev down` stops them."""
-    run_worker(_ready(), ensure_topics=False)
+    _run(_ready(), ensure_topics=False)
 
 
 def _samples() -> list[bytes]:
