@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 #: Pauses between attempts to reach the broker at start, then steady at the last value.
 BROKER_BACKOFF_S = (1.0, 2.0, 5.0)
 #: One attempt's bound: an admin client's bootstrap (a metadata round trip).
-BROKER_ATTEMPT_S = 5.0
+BROKER_ATTEMPT_S = 2.0
 
 
 class BrokerUnavailableError(ClaimcoderError):
