@@ -104,7 +104,9 @@ class PrivateServers:
                 [
                     localstack._redis_server_binary(),
                     *("--bind", "127.0.0.1", "--port", str(self.redis_port)),
-                    *("--save", "", "--appendonly", "no", "--dir", str(self.state_dir)),
+                    # saved at shutdown, loaded at start: it comes back with the code set (a
+                    # cold Redis is tests/test_reference_codeset.py's)
+                    *("--save", "3600", "1", "--appendonly", "no", "--dir", str(self.state_dir)),
                     *("--daemonize", "yes", "--pidfile", str(pidfile)),
                     *("--logfile", str(self.state_dir / "redis.log")),
                 ],
@@ -487,9 +489,8 @@ def test_workers_killed_mid_stream_lose_nothing_and_repeat_identical_events(
 def test_redis_and_postgresql_down_or_hung_mid_stream(
     fault_settings: Settings, servers: PrivateServers, tmp_path: Path
 ) -> None:
-    """Claims keep arriving (~25/s) while Redis is stopped (and comes back empty: the code set
-    is rebuilt from PostgreSQL), then PostgreSQL is stopped, then PostgreSQL hangs (SIGSTOP,
-    every process), each for OUTAGE_S. During each outage the worker
+    """Claims keep arriving (~25/s) while Redis is stopped, then PostgreSQL is stopped, then
+    PostgreSQL hangs (SIGSTOP, every process), each for OUTAGE_S. During each outage the worker
     logs that it waits (for the hang: that PostgreSQL did not answer in time, within the
     pause); afterwards every claim is out, none dead-lettered, and each output's verdict
     (codes, rejections, status, DRG, estimate) is the one its template got before any outage:
@@ -509,7 +510,7 @@ def test_redis_and_postgresql_down_or_hung_mid_stream(
         with Trickle(settings, "outage", per_second=25) as trickle:
             # Baseline, everything up: the first claims give each template's expectation;
             # claims the coder fails do not hold up their partition.
-            baseline = reader.until(120, 90, [proc], "baseline outputs")
+            baseline = reader.until(60, 90, [proc], "baseline outputs")
             expected: dict[str, dict[str, Any]] = {}
             for event in baseline.coded:
                 if FAIL_MARK not in event["claim_id"]:
