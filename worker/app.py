@@ -109,7 +109,15 @@ def create_app(settings: Settings, pipeline: ClaimPipeline) -> faust.App:
 
     @app.agent(raw, name="claims-raw", isolated_partitions=True)
     async def claims_raw(stream: Any) -> None:
-        await started.wait()
+        try:
+            await started.wait()
+        except asyncio.CancelledError:
+            # Partitions revoked while the pipeline starts (a second worker joined): faust
+            # forgets an isolated actor's partitions when its iteration stops, which this one
+            # never began, and the next assignment then crashes the worker (conductor:
+            # "active_partitions.issubset(assigned)", faust-streaming #529). Stop it here.
+            stream.channel.on_stop_iteration()
+            raise
         async for events in stream.take_events(
             settings.batch.max_size, within=settings.batch.max_wait_s
         ):
