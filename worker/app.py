@@ -10,7 +10,7 @@ outputs carry stable event ids so consumers de-duplicate.
 
 import asyncio
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import faust
 
@@ -53,13 +53,24 @@ async def publish(targets: dict[str, Any], outputs: Sequence[Outgoing], trace: B
         trace.published(output.topic, output.label)
 
 
-def create_app(settings: Settings, pipeline: ClaimPipeline) -> faust.App:
+#: Options of every topic the worker reads or writes: raw bytes in and out, (de)coding is ours.
+RAW_TOPIC: Final[dict[str, Any]] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
+
+def faust_app(settings: Settings) -> faust.App:
+    """The worker's Faust app, without agents: broker, group, security and the options below
+    (shared by ``claimcoder bench``'s Faust baseline, so both measure the same client)."""
     kafka = settings.kafka
     # Faust writes its data directory ("{id}-data") into the working directory by default, and
     # does not create parents of one given
     faust_dir = settings.state_dir / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    return faust.App(
         kafka.consumer_group,
         broker=[f"kafka://{server}" for server in kafka.servers],
         broker_credentials=faust_credentials(kafka),
@@ -78,12 +89,11 @@ def create_app(settings: Settings, pipeline: ClaimPipeline) -> faust.App:
         store="memory://",
         datadir=str(faust_dir / "{conf.name}-data"),
     )
-    topic_kw: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
+
+
+def create_app(settings: Settings, pipeline: ClaimPipeline) -> faust.App:
+    app = faust_app(settings)
+    topic_kw = RAW_TOPIC
     raw = app.topic(settings.topics.raw, allow_empty=True, **topic_kw)
     targets: dict[str, Any] = {
         "coded": app.topic(settings.topics.coded, **topic_kw),

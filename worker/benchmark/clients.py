@@ -1,24 +1,12 @@
-"""aiokafka client options from :class:`KafkaSettings` (the benchmark's producer and consumer)."""
+"""aiokafka client options of the benchmark's own producers and consumers."""
 
 from typing import Any
 
-from worker.kafka import ssl_context
+from worker.kafka import aiokafka_options
 from worker.settings import KafkaSettings
 
 
-def aiokafka_options(kafka: KafkaSettings) -> dict[str, Any]:
-    """Bootstrap servers, client id and security options for any aiokafka client."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": kafka.servers,
-        "client_id": f"{kafka.client_id}-bench",
-        "security_protocol": kafka.security_protocol,
-    }
-    context = ssl_context(kafka)
-    if context is not None:
-        options["ssl_context"] = context
-    if kafka.sasl_mechanism is not None:
-        options["sasl_mechanism"] = kafka.sasl_mechanism
-        options["sasl_plain_username"] = kafka.sasl_username
-        if kafka.sasl_password is not None:
-            options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
-    return options
+def bench_client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """The worker's aiokafka options (:func:`worker.kafka.aiokafka_options`) under a client id
+    of their own, ``<client_id>-bench``, so the broker tells the benchmark's clients apart."""
+    return {**aiokafka_options(kafka), "client_id": f"{kafka.client_id}-bench"}

@@ -25,7 +25,7 @@ from typing import Any
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from worker.benchmark.clients import aiokafka_options
+from worker.benchmark.clients import bench_client_options
 from worker.settings import Settings
 
 Progress = Callable[[int], None]  # claims that arrived since the last call
@@ -100,7 +100,7 @@ class Probe:
         self._worker = worker
         self._log = log
         self._timeout_s = timeout_s
-        options = aiokafka_options(settings.kafka)
+        options = bench_client_options(settings.kafka)
         self._producer = AIOKafkaProducer(**options, acks="all", linger_ms=5)
         self._consumer = AIOKafkaConsumer(
             settings.topics.coded, **options, group_id=None, auto_offset_reset="earliest"

@@ -21,14 +21,14 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from worker.benchmark.clients import aiokafka_options
-from worker.kafka import faust_credentials
+from worker.app import RAW_TOPIC, faust_app
+from worker.benchmark.clients import bench_client_options
 from worker.settings import Settings
 
 
 async def run_raw(settings: Settings) -> None:
     """The aiokafka pass-through until a signal."""
-    options = aiokafka_options(settings.kafka)
+    options = bench_client_options(settings.kafka)
     consumer = AIOKafkaConsumer(
         settings.topics.raw,
         **options,
@@ -70,34 +70,10 @@ async def run_raw(settings: Settings) -> None:
         await producer.stop()
 
 
-def faust_app(settings: Settings) -> faust.App:
-    """The Faust pass-through: ``worker/app.py``'s app options and agent loop, no pipeline."""
-    kafka = settings.kafka
-    faust_dir = settings.state_dir / "faust"
-    faust_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        kafka.consumer_group,
-        broker=[f"kafka://{server}" for server in kafka.servers],
-        broker_credentials=faust_credentials(kafka),
-        broker_client_id=kafka.client_id,
-        broker_session_timeout=kafka.session_timeout_s,
-        broker_heartbeat_interval=kafka.heartbeat_interval_s,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        key_serializer="raw",
-        value_serializer="raw",
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        web_enabled=False,
-        store="memory://",
-        datadir=str(faust_dir / "{conf.name}-data"),
-    )
-    topic_kw: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
+def passthrough_app(settings: Settings) -> faust.App:
+    """The Faust pass-through: ``worker/app.py``'s app and agent loop, no pipeline."""
+    app = faust_app(settings)
+    topic_kw = RAW_TOPIC
     raw = app.topic(settings.topics.raw, allow_empty=True, **topic_kw)
     coded = app.topic(settings.topics.coded, **topic_kw)
 
@@ -128,7 +104,9 @@ def main(argv: list[str]) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_raw(settings))
         return
-    faust.Worker(faust_app(settings), loglevel="WARNING", quiet=True).execute_from_commandline()
+    faust.Worker(
+        passthrough_app(settings), loglevel="WARNING", quiet=True
+    ).execute_from_commandline()
 
 
 if __name__ == "__main__":
