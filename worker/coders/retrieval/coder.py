@@ -20,7 +20,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -216,9 +216,8 @@ class RetrievalCoder(Coder):
         if not ranked:
             ranked = _fallback(codes, features, probabilities)
         ranked = _explained_catch_alls(ranked, mentions.phrases, scorer)
-        ranked = _as_named(
-            ranked, _named_readings(codes, features, lexical.named, mentions, scorer)
-        )
+        readings = _named_readings(ranked, codes, features, lexical.named, mentions, scorer)
+        ranked = _as_named(ranked, readings)
         # resolved conditions told only as history: their personal history codes (history.py)
         ranked = personal_history(ranked, lexical.named, scorer.index.codeset)
         # injuries and their external causes told in lay words (injuries.py), never principal
@@ -248,32 +247,46 @@ def _explained_catch_alls(
         return ranked
     others = [c for _, c in ranked if c not in CATCH_ALL]
     words_of_others = set().union(*(scorer.code_stems(c) for c in others)) if others else set()
+    supports = _supports(phrases, set(catch_alls), scorer)
     dropped = set()
     for code in catch_alls:
-        support = [
-            stems
-            for phrase in phrases
-            if any(s.code == code for s in scorer.table.get(phrase, ()))
-            and not (stems := set(phrase.split())) <= _HEDGES
-        ]
+        support = [stems for stems in supports.get(code, []) if not stems <= _HEDGES]
         if support and all(stems <= words_of_others for stems in support):
             dropped.add(code)
     return [(p, c) for p, c in ranked if c not in dropped]
 
 
+def _supports(
+    phrases: Iterable[str], codes: Collection[str], scorer: Scorer
+) -> dict[str, list[set[str]]]:
+    """The stems of each learned phrase of the narrative that supports one of ``codes``: one
+    pass over the phrases, whatever the number of codes."""
+    found: dict[str, list[set[str]]] = {}
+    if not codes:
+        return found
+    for phrase in phrases:
+        for support in scorer.table.get(phrase, ()):
+            if support.code in codes:
+                found.setdefault(support.code, []).append(set(phrase.split()))
+    return found
+
+
 def _named_readings(
+    ranked: Sequence[tuple[float, str]],
     codes: Sequence[str],
     rows: Sequence[Sequence[float]],
     named: Mapping[str, tuple[bool, float]],
     narrative: Narrative,
     scorer: Scorer,
 ) -> dict[str, str]:
-    """Learned codes -> the code the narrative's own words name instead. Training documents
-    read "myocardial infarction" as I25.2 "Old myocardial infarction" (most of theirs were in a
-    history); a text that says no "old" names I21.9, "Myocardial infarction (acute) NOS" in the
-    index. A code that only evidence suggests (no clause covers a text of its own) whose every
-    supporting phrase is words of both its own texts and of a code of the same chapter letter
-    that a clause names in full is that named code. On CodiEsp dev: micro-F1 -0.0002."""
+    """Learned codes of ``ranked`` -> the code the narrative's own words name instead.
+
+    Training documents read "myocardial infarction" as I25.2 "Old myocardial infarction" (most
+    of theirs were in a history); a text that says no "old" names I21.9, "Myocardial infarction
+    (acute) NOS" in the index. A code that only evidence suggests (no clause covers a text of
+    its own) whose every supporting phrase is words of both its own texts and of a code of the
+    same chapter letter that a clause names in full is that named code. On CodiEsp dev:
+    micro-F1 -0.0002."""
     records = scorer.index.codeset.records
     winners = [
         c
@@ -283,14 +296,15 @@ def _named_readings(
     readings: dict[str, str] = {}
     if not winners:
         return readings
-    for code, row in zip(codes, rows, strict=True):
-        if row[_LEX_FULL] > 0.0 or code in named or row[_EV_STRENGTH] <= 0.0:
-            continue
-        support = [
-            set(phrase.split())
-            for phrase in narrative.phrases
-            if any(s.code == code for s in scorer.table.get(phrase, ()))
-        ]
+    coded = {code for _, code in ranked}
+    learned = {
+        code
+        for code, row in zip(codes, rows, strict=True)
+        if code in coded and row[_LEX_FULL] <= 0.0 and code not in named and row[_EV_STRENGTH] > 0.0
+    }
+    supports = _supports(narrative.phrases, learned, scorer)
+    for code in learned:
+        support = supports.get(code, [])
         own = scorer.code_stems(code)
         if not support or not all(stems <= own for stems in support):
             continue

@@ -112,6 +112,7 @@ def _neoplasm_history(codeset: MemoryCodeSet) -> dict[str, str]:
 
 def _build_neoplasm_history(codeset: MemoryCodeSet) -> dict[str, str]:
     records = codeset.records
+    categories = [c for c in records if len(c) == 3]
     covering: dict[str, str] = {}  # C category -> deepest Z85 node whose note covers it
     for code, record in records.items():
         if not code.startswith("Z85"):
@@ -121,7 +122,7 @@ def _build_neoplasm_history(codeset: MemoryCodeSet) -> dict[str, str]:
             if match is None:
                 continue
             for low, high in _RANGE.findall(match.group(1)):
-                for category in _categories(records, low, high or low):
+                for category in _categories(categories, low, high or low):
                     if len(code) > len(covering.get(category, "")):
                         covering[category] = code
     found: dict[str, str] = {}
@@ -139,8 +140,8 @@ def _build_neoplasm_history(codeset: MemoryCodeSet) -> dict[str, str]:
     return found
 
 
-def _categories(records: Mapping[str, object], low: str, high: str) -> list[str]:
-    return [c for c in records if len(c) == 3 and low <= c <= high]
+def _categories(categories: Sequence[str], low: str, high: str) -> list[str]:
+    return [c for c in categories if low <= c <= high]
 
 
 def _billable_leaves(codeset: MemoryCodeSet, node: str) -> list[str]:

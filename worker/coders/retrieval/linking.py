@@ -35,6 +35,7 @@ use it.
 Codes are undotted; only codes the claim's release bills are ever added.
 """
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
@@ -119,6 +120,9 @@ _STAY: Final = frozenset(
     {"admit", "admitted", "admission", "encounter", "here", "came", "presents", "presented"}
     | {"scheduled", "planned", "elective", "readmitted", "visit", "hospitalized", "hospitalised"}
 )
+_THERAPY_WORDS: Final = re.compile(
+    r"\b(?:chemo|chemotherapy|radiotherapy|radiation|immunotherapy)\b"
+)
 # therapy words -> the Z51 code of an encounter for that therapy (tabular titles of Z51)
 THERAPY_ENCOUNTER: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("chemotherapy",), "Z5111"),
@@ -144,8 +148,11 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
         said = [affirmed(words(sentence)) for sentence in sentences(narrative)]
         out = _organisms(out, said, codeset)
         out = _covid(out, said, codeset)
-    if any(t[0][0][:5] in lowered for t in THERAPY_ENCOUNTER):
-        out = _therapy_encounter(out, [affirmed(words(s)) for s in sentences(narrative)], codeset)
+    if _THERAPY_WORDS.search(lowered):
+        said = [
+            affirmed(words(s)) for s in sentences(narrative) if _THERAPY_WORDS.search(s.lower())
+        ]
+        out = _therapy_encounter(out, said, codeset)
     return _hypertension(out)
 
 
