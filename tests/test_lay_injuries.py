@@ -38,6 +38,12 @@ CASES = [
     ("My cat bit my left index finger.", "S61251A", "W5501XA"),
     # S81.851A Open bite, right lower leg; W54.0XXA Bitten by dog
     ("I was bitten by my neighbor's dog on the right leg.", "S81851A", "W540XXA"),
+    # Index: Scratch - see Abrasion. S40.811A Abrasion of right upper arm; W55.03XA Scratched
+    # by cat
+    ("A cat scratched my right arm.", "S40811A", "W5503XA"),
+    # no "Scratched by dog" title: W54.8XXA Other contact with dog; S00.81XA Abrasion of other
+    # part of head (Index: Abrasion, face S00.81)
+    ("The dog scratched my face.", "S0081XA", "W548XXA"),
     # S61.259A Open bite of unspecified finger without damage to nail; W53.11XA Bitten by rat
     ("A rat bit my finger.", "S61259A", "W5311XA"),
     # S22.49XA Multiple fractures of ribs, unspecified side; W55.12XA Struck by horse

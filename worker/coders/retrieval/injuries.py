@@ -399,7 +399,8 @@ NATURES: Final = (
     Nature(_w("stabbed stab"), ("puncture", "wound")),  # not "puncture": "lumbar puncture"
     Nature(CUT | _w("laceration lacerated gash"), ("laceration",)),
     Nature(_w("bruised bruise bruises bruising contusion"), ("contusion",)),
-    Nature(_w("scraped scrape grazed graze abrasion skinned"), ("abrasion",)),
+    # ICD-10-CM Index: "Scratch - see Abrasion"
+    Nature(_w("scraped scrape grazed graze abrasion skinned") | SCRATCH, ("abrasion",)),
     _UNSPECIFIED,
 )
 
@@ -696,8 +697,9 @@ def _by_detail(kids: Sequence[str], details: Sequence[str], codeset: MemoryCodeS
 
 def _animal(told: Sequence[Sequence[str]], titles: dict[str, str]) -> str | None:
     """The W53-W64 title ("Bitten by dog", "Struck by horse", "Scratched by cat") of an animal
-    and what it did, both in one sentence; ICD-10-CM tabular W53-W64: an animal the tabular list
-    does not name is "other mammals" (W55.8-) or "other birds" (W61.9-)."""
+    and what it did, both in one sentence, else "Other contact with <animal>" ("scratched by a
+    dog": W54.8-); ICD-10-CM tabular W53-W64: an animal the tabular list does not name is
+    "other mammals" (W55.8-) or "other birds" (W61.9-)."""
     for tokens in told:
         present = set(tokens)
         animals = [_ANIMALS[t] for t in tokens if t in _ANIMALS]
@@ -709,6 +711,11 @@ def _animal(told: Sequence[Sequence[str]], titles: dict[str, str]) -> str | None
             title = f"{opening} {animals[0]}"
             if title in titles:
                 return title
+            # an animal the tabular list gives no "scratched by" title ("scratched by dog") had
+            # other contact with the person: "Other contact with dog" (W54.8-)
+            other = f"other contact with {animals[0]}"
+            if verbs is SCRATCH and other in titles:
+                return other
     return None
 
 
