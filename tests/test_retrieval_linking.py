@@ -53,6 +53,13 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
             "Community acquired pneumonia. E. coli in the urine.",
             ["J189", "B9620"],
         ),
+        # an organism the sentence names with no organism code coded: Klebsiella is a
+        # Gram-negative (A41.59 "Other Gram-negative sepsis"), its pneumonia J15.0
+        (
+            ["A419", "J189", "R6521"],
+            "Severe sepsis with septic shock due to Klebsiella pneumonia.",
+            ["A4159", "J150", "R6521"],
+        ),
         # the sepsis code already names its organism: A41.9 and the organism's B95.6- codes go,
         # the methicillin-susceptible default that "Staphylococcus aureus" suggests too
         (["A4102", "A419", "B9561", "B9562"], "Sepsis due to MRSA.", ["A4102"]),

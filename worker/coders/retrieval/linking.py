@@ -107,6 +107,29 @@ _ORGANISMS: Final = frozenset(
         ]
     )
 )
+# Organism words (stemmed) -> the organism's B95-B96 code (tabular titles of B95-B96; a
+# Staphylococcus aureus not called resistant is methicillin susceptible: B95.61 "MSSA ... NOS").
+# The more specific reading first: "methicillin resistant staphylococcus aureus" before "aureus".
+ORGANISM_WORDS: Final[tuple[tuple[frozenset[str], str], ...]] = tuple(
+    (frozenset(stem(list(words_))), code)
+    for words_, code in (
+        (("mrsa",), "B9562"),
+        (("methicillin", "resistant", "aureus"), "B9562"),
+        (("mssa",), "B9561"),
+        (("aureus",), "B9561"),
+        (("klebsiella",), "B961"),
+        (("coli",), "B9620"),
+        (("pseudomonas",), "B965"),
+        (("proteus",), "B964"),
+        (("influenzae",), "B963"),
+        (("pneumococcal",), "B953"),
+        (("pneumococcus",), "B953"),
+        (("enterococcus",), "B952"),
+        (("enterococcal",), "B952"),
+        (("fragilis",), "B966"),
+        (("perfringens",), "B967"),
+    )
+)
 _COVID: Final = (("covid", "19"), ("covid19",), ("sars", "cov", "2"), ("coronavirus", "disease"))
 _COVID_WORDS: Final = ("covid", "sars", "coronavirus")
 _EXPOSURE: Final = frozenset({"exposure", "exposed", "contact", "contacts"})
@@ -192,7 +215,10 @@ def _organisms(
     """The sepsis and pneumonia links of the module docstring. An organism code may serve both
     ("sepsis from Pseudomonas pneumonia": A41.52 and J15.1); it goes once a link names it."""
     stems_of = [set(stem(list(tokens))) for tokens in said]
+    # the organisms coded, then those only named ("due to Klebsiella pneumonia": no B96.1
+    # coded, yet the sentence names it)
     organisms = [c for c in codes if _organism_code(c)]
+    organisms += [c for c in _named_organisms(stems_of) if c not in organisms]
     out = list(codes)
     families: set[str] = set()
     for words_of, unspecified, table in (
@@ -219,6 +245,16 @@ def _organisms(
             out = [c for c in out if not unspecified(c)]
             families |= {prefix[:4] for prefix, target in table.items() if target in specific}
     return [c for c in out if not (_organism_code(c) and c[:4] in families)]
+
+
+def _named_organisms(stems_of: Sequence[set[str]]) -> list[str]:
+    """Organism codes (B95-B96) of the organisms the sentences name, in table order."""
+    found: list[str] = []
+    for stems in stems_of:
+        for words_of, code in ORGANISM_WORDS:
+            if words_of <= stems and code not in found:
+                found.append(code)
+    return found
 
 
 def _unspecified_sepsis(code: str) -> bool:
