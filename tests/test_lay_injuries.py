@@ -199,3 +199,12 @@ def test_lay_injuries_alone() -> None:
     assert found.external_causes == ("W540XXA",)
     # no mechanism told: the injury is left to the coder
     assert lay_injuries("My right hand is bruised.", codeset).injuries == ()
+
+
+def test_a_part_of_a_bone_is_no_body_site() -> None:
+    """ "femoral neck" is the neck of the femur (S72.0-), never a fracture of the neck (S12.9,
+    cervical spine)."""
+    codeset = shipped_catalog().codeset("2026-04")
+    found = lay_injuries("Hip fracture after a fall at home. Left femoral neck fracture.", codeset)
+    assert found.injuries
+    assert all(code.startswith("S72") for code in found.injuries), found

@@ -107,3 +107,44 @@ def test_the_coder_codes_history_as_history(
     codes = coder.code_one(narrative, release="2026-04").codes
     assert present in codes, codes
     assert absent not in codes, codes
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Final diagnosis: gastroesophageal reflux disease.", [True, True]),
+        ("Reason for admission: community acquired pneumonia.", [True, True]),
+        ("Admitted with chest pain.", [False]),
+    ],
+)
+def test_a_heading_that_names_the_stays_diagnosis(text: str, reason: list[bool]) -> None:
+    assert [m.reason for m in split(text).mentions] == reason
+
+
+@pytest.mark.parametrize(
+    ("narrative", "principal", "absent"),
+    [
+        # Section II: the condition established after study to be chiefly responsible for the
+        # admission; chest pain ruled out for MI was reflux disease (K21.9, spelled
+        # "gastro-esophageal" in the tabular list)
+        (
+            "Admitted with chest pain. Ruled out for myocardial infarction. "
+            "Final diagnosis: gastroesophageal reflux disease.",
+            "K21",
+            "I21",
+        ),
+        # an abbreviation the tabular list spells out: COPD with (acute) exacerbation, J44.1,
+        # is the reason for the stay, not the diabetes of the next sentence
+        (
+            "Admitted with acute exacerbation of COPD. He also has type 2 diabetes.",
+            "J441",
+            "",
+        ),
+    ],
+)
+def test_the_stated_diagnosis_is_the_principal(
+    coder: RetrievalCoder, narrative: str, principal: str, absent: str
+) -> None:
+    codes = coder.code_one(narrative, release="2026-04").codes
+    assert codes[0].startswith(principal), codes
+    assert not absent or not any(c.startswith(absent) for c in codes), codes

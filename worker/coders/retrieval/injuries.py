@@ -52,6 +52,14 @@ def _w(text: str) -> Words:
     return frozenset(text.split())
 
 
+# parts of a bone that are also body sites, and the bones a lay or clinical text names them of
+_BONE_PARTS: Final = _w("neck head")
+_BONES: Final = _w(
+    "femoral femur humeral humerus radial radius ulnar ulna tibial tibia fibular fibula "
+    "metacarpal metatarsal"
+)
+
+
 # ---------------------------------------------------------------- lay words
 
 FALL: Final = _w("fell fall falls falling fallen tumbled")
@@ -869,7 +877,7 @@ def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> 
     named side and the encounter. A site told with a definite nature ("sprained") is not coded
     again as an unspecified injury ("hurt")."""
     tokens = [t for sentence in told for t in sentence]
-    sites = [i for i, t in enumerate(tokens) if t in _SITES]
+    sites = [i for i, t in enumerate(tokens) if t in _SITES and not _part_of_a_bone(tokens, i)]
     pairs: dict[int, list[Nature]] = {}
     for i, token in enumerate(tokens):
         nature = next((n for n in NATURES if token in n.lay), None)
@@ -886,6 +894,16 @@ def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> 
             if code is not None and code not in found:
                 found.append(code)
     return found
+
+
+def _part_of_a_bone(tokens: Sequence[str], at: int) -> bool:
+    """ "femoral neck", "neck of the femur", "head of the radius": a part of a bone, not the
+    neck or the head of the body."""
+    if tokens[at] not in _BONE_PARTS:
+        return False
+    before = tokens[at - 1] if at > 0 else ""
+    after = tokens[at + 1] if at + 1 < len(tokens) else ""
+    return before in _BONES or after == "of"
 
 
 def _injury_code(

@@ -23,6 +23,13 @@ _HISTORY: Final = frozenset({"histori", "hx", "pmh"})
 # ... unless it is the history of the present illness: the reason for this stay
 _PRESENT_ILLNESS: Final = frozenset({"present", "ill"})
 _PRIOR: Final = frozenset({"prior", "previous", "remote"})
+_REASON_HEADINGS: Final = frozenset(
+    {
+        *("final diagnosis", "final diagnoses", "discharge diagnosis", "discharge diagnoses"),
+        *("principal diagnosis", "primary diagnosis", "diagnosis", "diagnoses"),
+        *("reason for admission", "admitting diagnosis", "admission diagnosis"),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +37,9 @@ class Mention:
     stems: tuple[str, ...]  # content stems in order, then those of lay-phrase expansions
     position: float  # where the mention starts, 0 (first sentence) to 1 (last)
     history: bool = False  # part of a "history of ..." clause: past or chronic, not the reason
+    # after a heading that names the stay's diagnosis ("Final diagnosis:", "Reason for
+    # admission:"): the principal diagnosis by its own words (Section II)
+    reason: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +60,14 @@ def split(text: str) -> Narrative:
         tokens = split_words(sentence)
         drop = excluded(tokens)
         header = _history_header(tokens)
+        reason = _reason_header(tokens)
         for want, found in ((False, mentions), (True, negated)):
             for run in _runs(tokens, drop, want):
                 stems = content_stems(run) + content_stems(lay_expansions(run))
                 if stems:
                     history = header or _is_history(stems) or _is_prior(run)
-                    found.append(Mention(tuple(stems), position, history))
+                    stated = reason and not history
+                    found.append(Mention(tuple(stems), position, history, stated))
     return Narrative(
         tuple(mentions), _phrases(mentions), tuple(negated), frozenset(_phrases(negated))
     )
@@ -72,6 +84,14 @@ def _is_prior(tokens: Sequence[str]) -> bool:
         token in _PRIOR and (i + 1 == len(tokens) or tokens[i + 1] != "to")
         for i, token in enumerate(tokens)
     )
+
+
+def _reason_header(tokens: Sequence[str]) -> bool:
+    """A sentence that opens with a heading naming the stay's diagnosis: "Final diagnosis:",
+    "Discharge diagnoses:", "Principal diagnosis:", "Reason for admission:"."""
+    if ":" not in tokens:
+        return False
+    return " ".join(tokens[: tokens.index(":")]) in _REASON_HEADINGS
 
 
 def _history_header(tokens: Sequence[str]) -> bool:

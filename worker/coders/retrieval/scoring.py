@@ -179,7 +179,8 @@ class Scorer:
                 cand.lexical = True
                 if pick.winner:
                     v[_LEX_FULL] += 1.0
-                    key = (mention.history, mention.position)
+                    # a diagnosis under a "Final diagnosis:" heading before any position
+                    key = (mention.history, -1.0 if mention.reason else mention.position)
                     named[pick.code] = min(named.get(pick.code, key), key)
                 # the best text of the code: the most covered; among fully covered winners, its
                 # own description or an inclusion term before an Excludes note naming it
