@@ -24,6 +24,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
 from drg.codeset.catalog import CodesetCatalog, shipped_catalog
 from drg.codeset.memory import MemoryCodeSet
 from drg.codeset.normalize import dotted
@@ -54,6 +57,11 @@ _PRINCIPAL_LAST: Final = frozenset("RZ")
 _LEX_FULL: Final = FEATURES.index("lex_full")
 _LEX_WORDS: Final = FEATURES.index("lex_words")
 _EV_STRENGTH: Final = FEATURES.index("ev_strength")
+# the columns learned evidence fills (scoring.py), zeroed to read a candidate's lexical score
+_EVIDENCE_COLUMNS: Final = [
+    FEATURES.index(f)
+    for f in ("ev_strength", "ev_lift", "ev_phrases", "ev_lexical", "lex_and_ev", "ev_support")
+]
 # ... and whether the best text of the code is an Excludes note naming it: "urinary tract
 # infection (O08.83)" under another code is no statement that the narrative means O08.83.
 _LEX_REFERENCE: Final = FEATURES.index("lex_reference")
@@ -200,7 +208,7 @@ class RetrievalCoder(Coder):
         if threshold is None:
             threshold = scorer.evidence.threshold
         records = scorer.index.codeset.records
-        probabilities = scorer.score(rows).tolist()
+        probabilities = _named_floor(scorer, rows)
         features = rows.tolist()
         ranked = sorted(
             (
@@ -254,6 +262,24 @@ def _explained_catch_alls(
         if support and all(stems <= words_of_others for stems in support):
             dropped.add(code)
     return [(p, c) for p, c in ranked if c not in dropped]
+
+
+def _named_floor(scorer: Scorer, rows: npt.NDArray[np.float64]) -> list[float]:
+    """Each candidate's probability; a code a clause names in full keeps at least what its
+    lexical features alone give it. Weak co-occurrence evidence ("laparoscopic" -> K35.80 in
+    one training document) would otherwise pull a stated "acute appendicitis" below the
+    threshold: the learned weight of "lexical and learned together" is fitted on the common
+    case of strong evidence, and a faint phrase must not veto a statement."""
+    probabilities = scorer.score(rows)
+    # named by a text of its own, not by an Excludes note that points at it
+    named = (rows[:, _LEX_FULL] > 0.0) & (rows[:, _EV_STRENGTH] > 0.0)
+    named &= rows[:, _LEX_REFERENCE] == 0.0
+    if named.any():
+        lexical_only = rows[named].copy()
+        lexical_only[:, _EVIDENCE_COLUMNS] = 0.0
+        probabilities[named] = np.maximum(probabilities[named], scorer.score(lexical_only))
+    result: list[float] = probabilities.tolist()
+    return result
 
 
 def _supports(
@@ -333,10 +359,12 @@ def _as_named(
 
 def _mentioned(row: Sequence[float]) -> bool:
     """A code needs a mention: a learned phrase of the narrative that supports it, or a clause
-    that covers one of its texts fully with no more specific text covering it too. A text only
-    partly covered ("sepsis due to methicillin susceptible Staphylococcus aureus" for A41.02
-    "... methicillin resistant ...") is a near miss, not a statement."""
-    return row[_LEX_FULL] > 0.0 or row[_EV_STRENGTH] > 0.0
+    that covers one of its own texts fully with no more specific text covering it too (an
+    Excludes note of another code that names it, "urinary tract infection (O08.83)", is none).
+    A text only partly covered ("sepsis due to methicillin susceptible Staphylococcus aureus"
+    for A41.02 "... methicillin resistant ...") is a near miss, not a statement."""
+    stated = row[_LEX_FULL] > 0.0 and row[_LEX_REFERENCE] == 0.0
+    return stated or row[_EV_STRENGTH] > 0.0
 
 
 def _stated(code: str, row: Sequence[float]) -> bool:

@@ -23,6 +23,12 @@ _HISTORY: Final = frozenset({"histori", "hx", "pmh"})
 # ... unless it is the history of the present illness: the reason for this stay
 _PRESENT_ILLNESS: Final = frozenset({"present", "ill"})
 _PRIOR: Final = frozenset({"prior", "previous", "remote"})
+# Verbs that open a new clause inside a sentence ("right lower quadrant pain | was found to have
+# acute appendicitis"): a mention ends there, so each condition is looked up on its own.
+_CLAUSE_VERBS: Final = frozenset(
+    {"was", "were", "is", "are", "found", "presented", "presents", "underwent", "developed"}
+    | {"showed", "revealed", "diagnosed", "complained", "reported", "became"}
+)
 _REASON_HEADINGS: Final = frozenset(
     {
         *("final diagnosis", "final diagnoses", "discharge diagnosis", "discharge diagnoses"),
@@ -106,7 +112,7 @@ def _runs(tokens: list[str], drop: list[bool], dropped: bool) -> Iterable[list[s
     """Runs of tokens whose ``drop`` flag is ``dropped``, cut at clause punctuation."""
     run: list[str] = []
     for token, flag in zip(tokens, drop, strict=True):
-        if flag != dropped or token in CLAUSE_BREAKS:
+        if flag != dropped or token in CLAUSE_BREAKS or token in _CLAUSE_VERBS:
             if run:
                 yield run
                 run = []
