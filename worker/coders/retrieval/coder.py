@@ -57,6 +57,7 @@ _PRINCIPAL_LAST: Final = frozenset("RZ")
 _LEX_FULL: Final = FEATURES.index("lex_full")
 _LEX_WORDS: Final = FEATURES.index("lex_words")
 _EV_STRENGTH: Final = FEATURES.index("ev_strength")
+_RECORD_CHAPTERS: Final = frozenset("OP")  # pregnancy, perinatal: their own records only
 # the columns learned evidence fills (scoring.py), zeroed to read a candidate's lexical score
 _EVIDENCE_COLUMNS: Final = [
     FEATURES.index(f)
@@ -214,7 +215,7 @@ class RetrievalCoder(Coder):
             (
                 (p, c)
                 for c, p, row in zip(codes, probabilities, features, strict=True)
-                if p >= threshold and records[c].billable and _stated(c, row) and _mentioned(row)
+                if p >= threshold and records[c].billable and _stated(c, row) and _mentioned(c, row)
             ),
             key=lambda pc: (-pc[0], pc[1]),
         )
@@ -357,14 +358,15 @@ def _as_named(
     return out
 
 
-def _mentioned(row: Sequence[float]) -> bool:
+def _mentioned(code: str, row: Sequence[float]) -> bool:
     """A code needs a mention: a learned phrase of the narrative that supports it, or a clause
-    that covers one of its own texts fully with no more specific text covering it too (an
-    Excludes note of another code that names it, "urinary tract infection (O08.83)", is none).
-    A text only partly covered ("sepsis due to methicillin susceptible Staphylococcus aureus"
-    for A41.02 "... methicillin resistant ...") is a near miss, not a statement."""
-    stated = row[_LEX_FULL] > 0.0 and row[_LEX_REFERENCE] == 0.0
-    return stated or row[_EV_STRENGTH] > 0.0
+    that covers one of its texts fully with no more specific text covering it too. A text only
+    partly covered ("sepsis due to methicillin susceptible Staphylococcus aureus" for A41.02
+    "... methicillin resistant ...") is a near miss, not a statement. A pregnancy or newborn
+    code (chapters 15-16: maternal and newborn records only, I.C.15.a.1, I.C.16.a.1) that only
+    an Excludes note of another code names ("urinary tract infection (O08.83)") is none."""
+    by_reference = row[_LEX_REFERENCE] > 0.0 and code[0] in _RECORD_CHAPTERS
+    return (row[_LEX_FULL] > 0.0 and not by_reference) or row[_EV_STRENGTH] > 0.0
 
 
 def _stated(code: str, row: Sequence[float]) -> bool:
