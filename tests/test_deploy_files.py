@@ -179,6 +179,29 @@ def test_published_ports_bind_loopback_only(compose: dict[str, Any]) -> None:
     assert published >= 4
 
 
+def test_kafka_advertises_the_host_port_it_publishes(compose: dict[str, Any]) -> None:
+    """A host client is sent to the advertised HOST listener: it must be the published port,
+    whatever KAFKA_HOST_PORT moves it to (raw text, before interpolation)."""
+    kafka = _services(compose)["kafka"]
+    published = [str(p) for p in kafka["ports"] if str(p).endswith(":29092")]
+    assert len(published) == 1
+    # "127.0.0.1:${KAFKA_HOST_PORT:-29092}:29092" -> "${KAFKA_HOST_PORT:-29092}"
+    host_port = published[0].removeprefix("127.0.0.1:").removesuffix(":29092")
+    advertised = str(kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"])
+    assert f"HOST://127.0.0.1:{host_port}" in advertised.split(","), advertised
+
+
+def test_a_health_check_that_checks_nothing_is_refused(tmp_path: Path) -> None:
+    """A probe with every check turned off would always pass: a usage error instead."""
+    result = CliRunner().invoke(
+        app,
+        ["health", "--no-worker", "--no-dependencies"],
+        env={"CLAIMCODER_STATE_DIR": str(tmp_path)},
+    )
+    assert result.exit_code == 2
+    assert "--worker or --dependencies" in result.output
+
+
 def test_startup_order_health_checks_and_volumes(compose: dict[str, Any]) -> None:
     services = _services(compose)
     for name in ("kafka", "postgres", "redis"):

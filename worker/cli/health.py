@@ -36,6 +36,9 @@ def health(
 ) -> None:
     """Exit 0 when every chosen check passes, 1 otherwise; one line per check (no secrets).
     Liveness: `--worker --no-dependencies`; readiness: `--worker`."""
+    if not worker and not dependencies:
+        # a probe that checks nothing would always pass
+        raise typer.BadParameter("choose --worker or --dependencies (or both)")
     settings = load_settings()
     # kafka-python logs every refused connection at ERROR; the check's own line says it once
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
