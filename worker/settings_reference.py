@@ -91,7 +91,7 @@ def _default(field: FieldInfo) -> str:
         value = value.get_secret_value()  # the defaults are local development URLs
     if isinstance(value, bool):
         value = "true" if value else "false"
-    if isinstance(value, dict | list):
+    if isinstance(value, dict | list | tuple):  # as the environment gives them: JSON
         value = json.dumps(value)
     return f"`{value}`"
 
