@@ -17,6 +17,7 @@ Schema and pydantic read a rule differently, the rule is written here so that bo
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
@@ -76,32 +77,34 @@ _DATE: Final = TypeAdapter(dt.date)
 _AWARE_DATETIME: Final = TypeAdapter(AwareDatetime)
 
 
-def _full_date(value: Any) -> Any:
-    """A JSON string as a date: RFC 3339 ``full-date`` first, then pydantic's calendar check."""
-    if not isinstance(value, str):
-        return value  # the strict date validator refuses it
-    try:
-        if _FULL_DATE.fullmatch(value):
-            return _DATE.validate_strings(value)
-    except ValidationError:
-        pass
-    raise PydanticCustomError(
-        "date_format", "Input should be a valid date in the format YYYY-MM-DD"
-    )
+def _rfc3339(
+    pattern: re.Pattern[str], adapter: TypeAdapter[Any], error: str, message: str
+) -> Callable[[Any], Any]:
+    """A validator of a JSON string: the RFC 3339 ``pattern`` first (what the published
+    schema's ``pattern`` says), then pydantic's own check (a real calendar date)."""
+
+    def validate(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value  # the strict validator after it refuses it
+        try:
+            if pattern.fullmatch(value):
+                return adapter.validate_strings(value)
+        except ValidationError:
+            pass
+        raise PydanticCustomError(error, message)
+
+    return validate
 
 
-def _date_time(value: Any) -> Any:
-    """A JSON string as an aware datetime: RFC 3339 ``date-time`` first, then pydantic's."""
-    if not isinstance(value, str):
-        return value  # the strict datetime validator refuses it
-    try:
-        if _DATE_TIME.fullmatch(value):
-            return _AWARE_DATETIME.validate_strings(value)
-    except ValidationError:
-        pass
-    raise PydanticCustomError(
-        "datetime_format", "Input should be an RFC 3339 date-time with a UTC offset"
-    )
+_full_date = _rfc3339(
+    _FULL_DATE, _DATE, "date_format", "Input should be a valid date in the format YYYY-MM-DD"
+)
+_date_time = _rfc3339(
+    _DATE_TIME,
+    _AWARE_DATETIME,
+    "datetime_format",
+    "Input should be an RFC 3339 date-time with a UTC offset",
+)
 
 
 #: An integer as JSON Schema reads one: 70 and 70.0, not "70" or true.
