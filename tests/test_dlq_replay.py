@@ -250,6 +250,15 @@ def test_filters_select_by_time_stage_offset_and_partition(settings: Settings) -
     assert dry("--partition", "0", "--from-offset", "1", "--to-offset", "2") == ["c-1", "c-2"]
     assert dry("--partition", "1") == ["c-p1"]
     assert dry("--partition", "0", "--reason", "x") == []
+    # a reason no letter has is named, with the reasons that were read (a typo shows)
+    typo = runner.invoke(
+        app,
+        ["dlq", "replay", "--dry-run", "--partition", "0", "--reason", "internal-error"],
+        env=env,
+    )
+    assert typo.exit_code == 0, typo.output
+    assert "note: no letter read has --reason internal-error (read: " in typo.stderr
+    assert "internal_error" in typo.stderr
     assert sorted(dry("--reason", "x", "--reason", "internal_error", code=1)) == [
         "c-0",
         "c-1",

@@ -167,6 +167,9 @@ class ReplaySummary:
     already_replayed: int = 0
     filtered_out: int = 0
     unreadable: list[Unreadable] = field(default_factory=list)
+    # every error.type and error.stage of the letters read, selected or not
+    reasons_read: set[str] = field(default_factory=set)
+    stages_read: set[str] = field(default_factory=set)
 
 
 def _unbase64(data: str | None) -> bytes | None:
@@ -254,10 +257,13 @@ async def _run(
                 if isinstance(read, Unreadable):
                     summary.unreadable.append(read)
                     on_unreadable(read)
-                elif selection.selects(read.letter):
-                    todo.append(read)
                 else:
-                    summary.filtered_out += 1
+                    summary.reasons_read.add(read.letter.error.type)
+                    summary.stages_read.add(read.letter.error.stage)
+                    if selection.selects(read.letter):
+                        todo.append(read)
+                    else:
+                        summary.filtered_out += 1
             done = await _replayed(db, topics.dlq, partition, [t.offset for t in todo])
             summary.already_replayed += sum(1 for t in todo if t.offset in done)
             todo = [t for t in todo if t.offset not in done]

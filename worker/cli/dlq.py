@@ -105,5 +105,13 @@ def replay_command(
         f"({settings.topics.dlq} offsets read: {read or 'none'})",
         markup=False,
     )
+    # a --reason or --stage no letter has is most likely a typo ("internal-error"): say so
+    for option, asked, read_ in (
+        ("--reason", reason or (), summary.reasons_read),
+        ("--stage", stage or (), summary.stages_read),
+    ):
+        for value in sorted(set(asked) - read_):
+            known = ", ".join(sorted(read_)) or "none"
+            err.print(f"note: no letter read has {option} {value} (read: {known})", markup=False)
     if summary.unreadable:
         raise typer.Exit(1)
