@@ -36,7 +36,7 @@ from worker.coders.base import Coder, CoderResult, CodingRequest
 from worker.coders.exceptions import CoderError, CoderUnavailableError
 from worker.coders.retrieval.config import RetrievalSettings
 from worker.coders.retrieval.evidence import Evidence, load
-from worker.coders.retrieval.history import personal_history
+from worker.coders.retrieval.history import personal_history, replaced
 from worker.coders.retrieval.index import CodeIndex, index_for
 from worker.coders.retrieval.injuries import with_lay_injuries
 from worker.coders.retrieval.linking import link
@@ -226,7 +226,7 @@ class RetrievalCoder(Coder):
             ranked = _fallback(codes, features, probabilities)
         ranked = _explained_catch_alls(ranked, mentions.phrases, scorer)
         readings = _named_readings(ranked, codes, features, lexical.named, mentions, scorer)
-        ranked = _as_named(ranked, readings)
+        ranked = replaced(ranked, readings.get)
         # resolved conditions told only as history: their personal history codes (history.py)
         ranked = personal_history(ranked, lexical.named, scorer.index.codeset)
         # injuries and their external causes told in lay words (injuries.py), never principal
@@ -342,20 +342,6 @@ def _named_readings(
                 readings[code] = winner
                 break
     return readings
-
-
-def _as_named(
-    ranked: list[tuple[float, str]], readings: Mapping[str, str]
-) -> list[tuple[float, str]]:
-    """``ranked`` with each code of ``readings`` replaced by its named code, once."""
-    out: list[tuple[float, str]] = []
-    seen: set[str] = set()
-    for p, code in ranked:
-        new = readings.get(code, code)
-        if new not in seen:
-            seen.add(new)
-            out.append((p, new))
-    return out
 
 
 def _mentioned(code: str, row: Sequence[float]) -> bool:

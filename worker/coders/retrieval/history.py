@@ -27,7 +27,7 @@ Codes are undotted. A history code the release does not bill leaves the code as 
 """
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from drg.codeset.memory import MemoryCodeSet
@@ -63,12 +63,23 @@ def personal_history(
 ) -> list[tuple[float, str]]:
     """``ranked`` (probability, code) with each code that only history clauses name (``named``:
     code -> (named only in history, position)) replaced by its personal history code, once."""
+
+    def history(code: str) -> str | None:
+        only_history = named.get(code, (False, 0.0))[0]
+        return history_code(code, codeset) if only_history else None
+
+    return replaced(ranked, history)
+
+
+def replaced(
+    ranked: Sequence[tuple[float, str]], new_code: Callable[[str], str | None]
+) -> list[tuple[float, str]]:
+    """``ranked`` with each code replaced by ``new_code(code)`` where that is not None, every
+    code once (the first keeps its place and probability)."""
     out: list[tuple[float, str]] = []
     seen: set[str] = set()
     for probability, code in ranked:
-        only_history = named.get(code, (False, 0.0))[0]
-        target = history_code(code, codeset) if only_history else None
-        new = target or code
+        new = new_code(code) or code
         if new not in seen:
             seen.add(new)
             out.append((probability, new))
