@@ -12,13 +12,12 @@ PostgreSQL, the stages and the retry policy.
 first attempt in this process only.
 """
 
-import logging
-import os
 from collections import Counter
 from collections.abc import Sequence
 
 from drg.codeset.catalog import CodesetCatalog
 from schemas.coded import ModelInfo
+from worker.cli import configure_logging
 from worker.coders.base import Coder, CoderResult, CodingRequest
 from worker.coders.exceptions import CoderError
 from worker.runner import run_worker
@@ -58,13 +57,7 @@ def scripted(_catalog: CodesetCatalog) -> Coder:
 
 
 def main() -> None:
-    # as `claimcoder` sets up logging (worker/cli/__init__.py)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    level = os.environ.get("CLAIMCODER_LOG_LEVEL", "INFO").upper()
-    for ours in ("worker", "drg", "schemas"):
-        logging.getLogger(ours).setLevel(level)
+    configure_logging()  # as `claimcoder` does
     run_worker(Settings(), coder=scripted)
 
 

