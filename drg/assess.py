@@ -2,10 +2,11 @@
 
 One :class:`ClaimAssessment` per claim goes through three phases of :class:`Assessor`, each one
 call for a whole batch: :meth:`Assessor.validate` (one Redis round trip), :meth:`Assessor.group`
-(one thread hop: MCE and grouping), :meth:`Assessor.price` (one PostgreSQL query: weights, rates
-and providers joined); :func:`finish` then gives the :class:`Assessment`. The streaming pipeline
-runs the phases as its stages ``validate_codes``, ``drg.group`` and ``drg.price``
-(``worker/stages.py``); ``Assessor.assess_batch`` runs all three (``claimcoder estimate``):
+(one thread hop: MCE and grouping), :meth:`Assessor.price` (each fiscal year's weights, rates
+and wage indexes, read from PostgreSQL once every ``reference_ttl_s``); :func:`finish` then
+gives the :class:`Assessment`. The streaming pipeline runs the phases as its stages
+``validate_codes``, ``drg.group`` and ``drg.price`` (``worker/stages.py``);
+``Assessor.assess_batch`` runs all three (``claimcoder estimate``):
 
 1. the release registry maps each discharge date to a code-set release, an MS-DRG version and
    a fiscal year; a date outside every period is ``needs_review`` / ``unsupported_period``;
@@ -71,10 +72,10 @@ from drg.pricing import (
     DrgWeight,
     PriceFacts,
     PriceRequest,
+    PriceTables,
     Transfer,
     WageIndexBasis,
     estimate_payment,
-    fetch_price_facts,
 )
 from drg.procedures import REJECT_PREFIX, normalize_procedure
 from drg.reference import load_registry
@@ -250,11 +251,13 @@ class Assessor:
         registry: ReleaseRegistry | None = None,
         grouper: GroupingEngine | None = None,
         conventions: Callable[[str], Conventions] | None = None,
+        reference_ttl_s: float = 300.0,
     ) -> None:
         self.registry = registry or ReleaseRegistry.load()
         self._registry_read = registry is not None
         self.validator = Validator(redis, engine, key_prefix)
         self.engine = engine
+        self.prices = PriceTables(engine, reference_ttl_s)
         self._owns_grouper = grouper is None
         self.grouper = grouper or GroupingEngine()
         self._conventions = conventions
@@ -344,10 +347,11 @@ class Assessor:
                 w.outcome = outcome
 
     async def price(self, work: Sequence[ClaimAssessment]) -> None:
-        """Phase ``drg.price``: weights, rates and wage indexes of the grouped claims, one
-        PostgreSQL query. Raises DatabaseUnavailableError (recoverable)."""
+        """Phase ``drg.price``: weights, rates and wage indexes of the grouped claims, from each
+        fiscal year's tables (read from PostgreSQL once every ``reference_ttl_s``). Raises
+        DatabaseUnavailableError (recoverable)."""
         to_price = [w for w in work if w.outcome is not None and w.outcome.drg is not None]
-        facts = await fetch_price_facts(self.engine, [_price_request(w) for w in to_price])
+        facts = await self.prices.facts([_price_request(w) for w in to_price])
         for w, fact in zip(to_price, facts, strict=True):
             w.facts = fact
 

@@ -1,4 +1,5 @@
-"""IPPS operating and capital payment for a batch of grouped claims, one query per batch.
+"""IPPS operating and capital payment for a batch of grouped claims, from each fiscal year's
+tables read once (:class:`PriceTables`).
 
 Formula (42 CFR 412.64 and 412.308; the amounts of each fiscal year's final rule, FY2026
 CMS-1833-F and FY2027 CMS-1849-F, Tables 1A, 1B and 1D)::
@@ -20,15 +21,16 @@ uncompensated care, new technology add-ons and quality program adjustments are n
 every estimate lists them in ``not_included``.
 """
 
+import asyncio
 import datetime as dt
 import functools
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-from sqlalchemy import Date, Select, SmallInteger, String, and_, bindparam, column, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -160,109 +162,134 @@ class PriceFacts:
     provider_wage_index: Decimal | None  # None: provider absent or unknown for that year
 
 
-def _price_query() -> Select[Any]:
-    """The batch arrives as parallel arrays (``unnest ... WITH ORDINALITY``), so the statement
-    is the same for every batch size: SQLAlchemy compiles it once and caches it (a VALUES list
-    would be compiled again for each batch, which cost more than the query itself)."""
-    req = (
-        func.unnest(
-            bindparam("discharge_dates", type_=ARRAY(Date)),
-            bindparam("fiscal_years", type_=ARRAY(SmallInteger)),
-            bindparam("drgs", type_=ARRAY(String)),
-            bindparam("provider_ids", type_=ARRAY(String)),
-        )
-        .table_valued(
-            column("discharge_date", Date),
-            column("fiscal_year", SmallInteger),
-            column("drg", String),
-            column("provider_id", String),
-            with_ordinality="i",
-        )
-        .render_derived()
-        .alias("req")
-    )
-    w, rt, p = drg_weights, ipps_rates, providers
-    joined = (
-        req.outerjoin(
-            rt,
-            and_(
-                rt.c.fiscal_year == req.c.fiscal_year,
-                rt.c.effective_from <= req.c.discharge_date,
-                req.c.discharge_date <= rt.c.effective_to,
+@dataclass(frozen=True, slots=True)
+class FiscalYearPrices:
+    """One fiscal year's pricing tables as PostgreSQL holds them: Table 5 weights by MS-DRG,
+    the IPPS rates row (with its effective dates) and the wage index of every provider."""
+
+    fiscal_year: int
+    weights: dict[str, DrgWeight]
+    rates: tuple[dt.date, dt.date, IppsRates] | None  # (effective_from, effective_to, rates)
+    wage_indexes: dict[str, Decimal]
+
+    def facts(self, request: PriceRequest) -> PriceFacts:
+        rates = None
+        if self.rates is not None:
+            effective_from, effective_to, amounts = self.rates
+            if effective_from <= request.discharge_date <= effective_to:
+                rates = amounts
+        return PriceFacts(
+            weight=self.weights.get(request.drg),
+            rates=rates,
+            provider_wage_index=(
+                self.wage_indexes.get(request.provider_id)
+                if request.provider_id is not None
+                else None
             ),
         )
-        .outerjoin(w, and_(w.c.fiscal_year == req.c.fiscal_year, w.c.drg == req.c.drg))
-        .outerjoin(
-            p, and_(p.c.fiscal_year == req.c.fiscal_year, p.c.provider_id == req.c.provider_id)
-        )
-    )
-    return (
-        select(
-            req.c.i,
-            w.c.drg,
-            w.c.title,
-            w.c.mdc,
-            w.c.type,
-            w.c.weight,
-            w.c.gmlos,
-            w.c.amlos,
-            w.c.post_acute,
-            w.c.special_pay,
-            rt.c.fiscal_year,
-            rt.c.labor_wage_index_above_1,
-            rt.c.non_labor_wage_index_above_1,
-            rt.c.labor_wage_index_at_most_1,
-            rt.c.non_labor_wage_index_at_most_1,
-            rt.c.capital_rate,
-            rt.c.outlier_fixed_loss,
-            p.c.wage_index,
-        )
-        .select_from(joined)
-        .order_by(req.c.i)
-    )
 
 
-_PRICE_QUERY: Final = _price_query()
-
-
-async def fetch_price_facts(
-    engine: AsyncEngine, requests: Sequence[PriceRequest]
-) -> list[PriceFacts]:
-    """DRG weights, rates and provider wage indexes for every request: ONE query."""
-    if not requests:
-        return []
+async def read_fiscal_year_prices(engine: AsyncEngine, fiscal_year: int) -> FiscalYearPrices:
+    """The pricing tables of ``fiscal_year`` (three reads on one connection; empty tables for a
+    year that is not loaded). Raises DatabaseUnavailableError (recoverable) while PostgreSQL is
+    away."""
+    w, rt, p = drg_weights, ipps_rates, providers
     try:
-        # AUTOCOMMIT: one read needs no transaction, which saves the BEGIN and ROLLBACK round
-        # trips around it.
+        # AUTOCOMMIT: reads need no transaction, which saves the BEGIN and ROLLBACK round trips.
         async with engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
-            rows = (
-                await connection.execute(
-                    _PRICE_QUERY,
-                    {
-                        "discharge_dates": [r.discharge_date for r in requests],
-                        "fiscal_years": [r.fiscal_year for r in requests],
-                        "drgs": [r.drg for r in requests],
-                        "provider_ids": [r.provider_id for r in requests],
-                    },
-                )
-            ).all()
-    except SQLAlchemyError as exc:
-        raise wrap_database_error(exc, "the pricing query") from exc
-    facts: list[PriceFacts | None] = [None] * len(requests)
-    for row in rows:
-        (ordinal, drg, title, mdc, kind, weight, gmlos, amlos, post_acute, special_pay, fy) = row[
-            :11
-        ]
-        amounts, wage_index = row[11:-1], row[-1]
-        facts[ordinal - 1] = PriceFacts(  # WITH ORDINALITY counts from 1
-            weight=DrgWeight(
-                drg, title, mdc or None, kind, weight, gmlos, amlos, post_acute, special_pay
+            weight_rows = await connection.execute(
+                select(
+                    w.c.drg,
+                    w.c.title,
+                    w.c.mdc,
+                    w.c.type,
+                    w.c.weight,
+                    w.c.gmlos,
+                    w.c.amlos,
+                    w.c.post_acute,
+                    w.c.special_pay,
+                ).where(w.c.fiscal_year == fiscal_year)
             )
-            if drg is not None
-            else None,
-            rates=IppsRates(fy, *amounts) if fy is not None else None,
-            provider_wage_index=wage_index,
-        )
-    assert all(f is not None for f in facts), "one row per request"
-    return [f for f in facts if f is not None]
+            weights = {
+                drg: DrgWeight(
+                    drg, title, mdc or None, kind, weight, gmlos, amlos, post_acute, special_pay
+                )
+                for (
+                    drg,
+                    title,
+                    mdc,
+                    kind,
+                    weight,
+                    gmlos,
+                    amlos,
+                    post_acute,
+                    special_pay,
+                ) in weight_rows
+            }
+            rates_row = (
+                await connection.execute(
+                    select(
+                        rt.c.effective_from,
+                        rt.c.effective_to,
+                        rt.c.labor_wage_index_above_1,
+                        rt.c.non_labor_wage_index_above_1,
+                        rt.c.labor_wage_index_at_most_1,
+                        rt.c.non_labor_wage_index_at_most_1,
+                        rt.c.capital_rate,
+                        rt.c.outlier_fixed_loss,
+                    ).where(rt.c.fiscal_year == fiscal_year)
+                )
+            ).first()
+            wage_rows = await connection.execute(
+                select(p.c.provider_id, p.c.wage_index).where(p.c.fiscal_year == fiscal_year)
+            )
+            wage_indexes = {provider_id: wage_index for provider_id, wage_index in wage_rows}
+    except SQLAlchemyError as exc:
+        raise wrap_database_error(exc, "reading the pricing tables") from exc
+    rates = None
+    if rates_row is not None:
+        effective_from, effective_to, *amounts = rates_row
+        rates = (effective_from, effective_to, IppsRates(fiscal_year, *amounts))
+    return FiscalYearPrices(fiscal_year, weights, rates, wage_indexes)
+
+
+class PriceTables:
+    """The pricing tables of every fiscal year a worker prices, read from PostgreSQL (the
+    system of record) on first use and again once ``ttl_s`` seconds old, so pricing a batch
+    costs no round trip. One per process; safe for concurrent batches (one read at a time).
+
+    A fiscal year reloaded with ``claimcoder reference load`` is priced from its new tables
+    within ``ttl_s``; a fiscal year added needs a worker restart (the registry is read once)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        ttl_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._years: dict[int, tuple[float, FiscalYearPrices]] = {}
+        self._lock = asyncio.Lock()
+
+    async def facts(self, requests: Sequence[PriceRequest]) -> list[PriceFacts]:
+        """Weights, rates and provider wage index of every request, in order. Raises
+        DatabaseUnavailableError (recoverable) when a fiscal year must be read while PostgreSQL
+        is away."""
+        years = {r.fiscal_year: await self.fiscal_year(r.fiscal_year) for r in requests}
+        return [years[r.fiscal_year].facts(r) for r in requests]
+
+    async def fiscal_year(self, fiscal_year: int) -> FiscalYearPrices:
+        """The tables of ``fiscal_year``, read when absent or older than ``ttl_s``."""
+        cached = self._years.get(fiscal_year)
+        if cached is not None and self._clock() - cached[0] < self._ttl_s:
+            return cached[1]
+        async with self._lock:
+            cached = self._years.get(fiscal_year)
+            if cached is not None and self._clock() - cached[0] < self._ttl_s:
+                return cached[1]
+            prices = await read_fiscal_year_prices(self._engine, fiscal_year)
+            self._years[fiscal_year] = (self._clock(), prices)
+            return prices

@@ -116,15 +116,18 @@ async def test_a_failing_claim_is_dead_lettered_without_its_text_in_logs_or_span
     assert NARRATIVE not in caplog.text  # ... without the claim's text
     assert not any(r.exc_info for r in caplog.records)  # no traceback with the message
     finished = exporter.get_finished_spans()
-    inference = [s for s in finished if s.name == "inference"]
-    assert len(inference) == 3  # one per attempt, each a child of the claim's span
+    inference = [s for s in finished if s.name == "inference.batch"]
+    assert len(inference) == 3  # one per attempt, each a child of the batch's span
+    (batch,) = [s for s in finished if s.name == "claimcoder.batch"]
+    assert {s.parent.span_id for s in inference if s.parent} == {batch.context.span_id}
     (consumer,) = [s for s in finished if s.name == "claims.raw process"]
-    assert {s.parent.span_id for s in inference if s.parent} == {consumer.context.span_id}
+    assert [link.context.span_id for link in consumer.links] == [batch.context.span_id]
+    assert (consumer.attributes or {})["claimcoder.stage.inference.runs"] == 3
     for span in finished:
         assert NARRATIVE not in (span.status.description or "")
         assert not span.events  # no exception event carrying str(exc)
         assert not any(NARRATIVE in str(v) for v in (span.attributes or {}).values())
-    assert (inference[0].status.description or "").startswith("ValueError at ")
+    assert all((s.status.description or "").startswith("ValueError at ") for s in inference)
     assert (consumer.status.description or "") == "inference: ValueError"
 
 

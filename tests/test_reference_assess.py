@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from drg.assess import STAGES, Assessment, AssessmentInput, Assessor
 from drg.exceptions import ReferenceDataError
 from drg.grouping import GroupingEngine
-from drg.pricing import IppsRates, estimate_payment
+from drg.pricing import IppsRates, PriceRequest, PriceTables, estimate_payment
 from drg.registry import ReleaseRegistry, loaded_fiscal_year
 from schemas.coded import NOT_INCLUDED, CodedDiagnosis, DrgAssignment, Estimate, RejectedCode
 from tests.reference_support import (
@@ -193,9 +193,11 @@ def test_estimate_cli_says_when_it_priced_at_the_national_rate(reference: Settin
 # --- one round trip, one thread hop, one query per batch -------------------------------------
 
 
-async def test_a_batch_of_64_costs_one_redis_round_trip_and_one_postgres_query(
+async def test_a_batch_of_64_costs_one_redis_round_trip_and_no_postgres_query_once_warm(
     reference: Settings, ref_engine: AsyncEngine, grouping_engine: GroupingEngine
 ) -> None:
+    """The first batch of a fiscal year reads its pricing tables (Table 5 weights, IPPS rates,
+    provider wage indexes: three SELECTs); the next batches price from them with no query."""
     client = counting_redis(reference)
     counter = QueryCounter(ref_engine)
     providers = ["330101", "050454", "999999", None]
@@ -213,10 +215,15 @@ async def test_a_batch_of_64_costs_one_redis_round_trip_and_one_postgres_query(
         assert await assessor.start() == ()
         CountingConnection.sends = 0
         counter.statements.clear()
+        first = await assessor.assess_batch(items)
+        assert CountingConnection.sends == 1
+        assert len(counter.statements) == 3
+        assert all(s.lstrip().startswith("SELECT") for s in counter.statements)
+        CountingConnection.sends = 0
+        counter.statements.clear()
         assessments = await assessor.assess_batch(items)
         assert CountingConnection.sends == 1
-        assert len(counter.statements) == 1
-        assert counter.statements[0].lstrip().startswith("SELECT")
+        assert counter.statements == []
     finally:
         counter.close()
         await client.aclose()
@@ -229,6 +236,35 @@ async def test_a_batch_of_64_costs_one_redis_round_trip_and_one_postgres_query(
         "national",
     ]
     assert all(set(a.timings_ms) == set(STAGES) for a in assessments)
+    assert [a.estimate for a in first] == [a.estimate for a in assessments]
+
+
+async def test_pricing_tables_are_read_again_once_older_than_their_ttl(
+    reference: Settings, ref_engine: AsyncEngine
+) -> None:
+    """A fiscal year's tables are kept ``reference_ttl_s`` seconds (a clock the test moves),
+    then read again: a reloaded fiscal year is priced from its new tables."""
+    now = [1000.0]
+    tables = PriceTables(ref_engine, ttl_s=300.0, clock=lambda: now[0])
+    counter = QueryCounter(ref_engine)
+    request = PriceRequest(dt.date(2026, 1, 15), 2026, "291", "330101")
+    try:
+        first = await tables.facts([request])
+        assert len(counter.statements) == 3
+        now[0] += 299.0
+        assert await tables.facts([request, request]) == first * 2
+        assert len(counter.statements) == 3  # still fresh: no query
+        now[0] += 2.0
+        assert await tables.facts([request]) == first
+        assert len(counter.statements) == 6  # stale: read again
+    finally:
+        counter.close()
+    (facts,) = first
+    assert facts.weight is not None
+    assert facts.weight.drg == "291"
+    assert facts.rates is not None
+    assert facts.rates.fiscal_year == 2026
+    assert facts.provider_wage_index is not None
 
 
 async def test_an_empty_batch_touches_nothing(assessor: Assessor) -> None:

@@ -38,15 +38,14 @@ def record_of(event: Any) -> Record:
 
 
 async def publish(targets: dict[str, Any], outputs: Sequence[Outgoing], trace: BatchTrace) -> None:
-    """Send every output with a PRODUCER span whose context goes into its headers; return when
-    the broker acknowledged all of them."""
+    """Send every output with its claim span's context in its headers; return when the broker
+    acknowledged all of them."""
     pending = []
     for output in outputs:
-        topic = targets[output.topic]
-        span, context = trace.publish_span(output, topic.get_topic_name())
-        headers = replace_headers(output.headers, context)
-        future = await topic.send(key=output.key, value=output.value, headers=headers)
-        future.add_done_callback(lambda _f, span=span: span.end())
+        headers = replace_headers(output.headers, trace.context(output.source))
+        future = await targets[output.topic].send(
+            key=output.key, value=output.value, headers=headers
+        )
         pending.append(future)
     await asyncio.gather(*pending)
     for output in outputs:

@@ -143,12 +143,13 @@ def coded_event(item: WorkItem, model: ModelInfo) -> ClaimCoded:
 
 def coded_output(item: WorkItem) -> Outgoing:
     """The stored event of ``item`` (``store``), ready to publish, keyed by ``claim_id``."""
-    event = item.output
+    event, text = item.output, item.output_json
     assert event is not None
+    assert text is not None
     return Outgoing(
         "coded",
         item.claim_id.encode("utf-8"),
-        event.model_dump_json().encode("utf-8"),
+        text.encode("utf-8"),
         source=item.record,
         label=event.status,
     )

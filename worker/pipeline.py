@@ -15,6 +15,7 @@ wait; a failing batch is split.
 """
 
 import asyncio
+import gc
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,6 +43,16 @@ log = logging.getLogger(__name__)
 
 CoderFactory = Callable[[CodesetCatalog], Coder]
 DEFAULT_POLICY = RetryPolicy()
+
+
+def _freeze_startup_objects() -> None:
+    """Move every object alive now (code sets, tabular notes, the coder's index: ~400,000
+    objects that live as long as the process) out of the garbage collector's sight
+    (``gc.freeze``). Otherwise each full collection walks them all: ~150 ms of pause here, a
+    batch's worth of latency every few thousand claims (``bench.bench_handle``: 312 -> 240 µs
+    of CPU a claim)."""
+    gc.collect()
+    gc.freeze()
 
 
 class ClaimPipeline:
@@ -82,7 +93,12 @@ class ClaimPipeline:
         claim_results (a one-off check)."""
         engine = async_engine(settings.database)
         redis = redis_client(settings.redis)
-        assessor = Assessor(redis=redis, engine=engine, key_prefix=settings.redis.key_prefix)
+        assessor = Assessor(
+            redis=redis,
+            engine=engine,
+            key_prefix=settings.redis.key_prefix,
+            reference_ttl_s=settings.database.reference_ttl_s,
+        )
 
         async def close_clients() -> None:
             assessor.close()
@@ -129,6 +145,7 @@ class ClaimPipeline:
                     raise
                 await wait_for_servers("start", attempt, exc, self.policy, stopping)
         await self.coder.start()
+        _freeze_startup_objects()
 
     async def _open_coder(self) -> Coder:
         registry = await self.assessor.read_registry()
@@ -164,11 +181,9 @@ class ClaimPipeline:
         registry = await self._registry(stopping)
         taken: list[WorkItem | Outgoing] = []
         for record in records:
-            with trace.intake(record) as span:
-                outcome = accept(record, registry)
-                if isinstance(outcome, Outgoing):
-                    span.set_attribute("claimcoder.dead_letter.reason", outcome.label)
+            outcome = accept(record, registry)
             if isinstance(outcome, Outgoing):
+                trace.set(record, **{"claimcoder.dead_letter.reason": outcome.label})
                 log.warning(
                     "dead-lettered %s[%d]@%d: %s",
                     record.topic,

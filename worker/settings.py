@@ -141,6 +141,12 @@ class DatabaseSettings(_Component):
     pool_timeout_s: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=10.0, description="Waiting for a free connection of the pool, seconds."
     )
+    reference_ttl_s: Annotated[float, Field(ge=0, le=86400)] = Field(
+        default=300.0,
+        description="How long a worker keeps reference data it read (a fiscal year's pricing "
+        "tables, code-set verdicts) before reading it again, seconds; a fiscal year reloaded "
+        "with `claimcoder reference load` is used within this time. 0 reads it every batch.",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

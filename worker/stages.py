@@ -3,7 +3,7 @@
 Each stage takes a batch of work items (``worker/work.py``) and records on each its result or its
 own failure; it raises only for the whole batch (a server is down, or a bug), which the policy of
 ``worker/retry.py`` handles. Every batch call is one engine call, one Redis round trip, one
-thread hop or one PostgreSQL statement:
+thread hop or one PostgreSQL statement (pricing: none once its fiscal year's tables are read):
 
 1. ``inference``: the coder codes the batch (per-claim retries; a claim it cannot code ends
    ``needs_review`` / ``coder_error``);
@@ -182,9 +182,9 @@ class Store:
     async def run(self, items: Sequence[WorkItem]) -> None:
         model = self._coder().info
         events = [coded_event(item, model) for item in items]
-        stored = await self._store.upsert(events)
-        for item, output in zip(items, stored, strict=True):
-            item.output = output
+        stored = await self._store.upsert([(e, e.model_dump_json()) for e in events])
+        for item, (output, text) in zip(items, stored, strict=True):
+            item.output, item.output_json = output, text
 
 
 def pipeline_stages(

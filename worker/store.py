@@ -43,14 +43,19 @@ _UPSERT = text(
 )
 
 
+#: A claims.coded event and its JSON text (``model_dump_json``), encoded once: stored, then
+#: published as it is.
+Encoded = tuple[ClaimCoded, str]
+
+
 class ResultWriter(Protocol):
-    async def upsert(self, events: Sequence[ClaimCoded]) -> list[ClaimCoded]: ...
+    async def upsert(self, events: Sequence[Encoded]) -> list[Encoded]: ...
 
 
 class NoStore:
     """For one-off checks (`claimcoder code`): records nothing, returns the events."""
 
-    async def upsert(self, events: Sequence[ClaimCoded]) -> list[ClaimCoded]:
+    async def upsert(self, events: Sequence[Encoded]) -> list[Encoded]:
         return list(events)
 
 
@@ -58,23 +63,24 @@ class ResultStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def upsert(self, events: Sequence[ClaimCoded]) -> list[ClaimCoded]:
-        """The stored event of each event, in order: the event itself when it is new, the first
-        stored version when its ``event_id`` was seen before. Raises
-        DatabaseUnavailableError (recoverable) while PostgreSQL is away, DatabaseError
+    async def upsert(self, events: Sequence[Encoded]) -> list[Encoded]:
+        """The stored version of each (event, JSON text), in order: the pair itself when its
+        ``event_id`` is new, the first stored event (and its text) when it was seen before.
+        Raises DatabaseUnavailableError (recoverable) while PostgreSQL is away, DatabaseError
         otherwise."""
         if not events:
             return []
-        first: dict[str, ClaimCoded] = {}
-        for event in events:  # one row per event_id: a batch can carry the same record twice
-            first.setdefault(event.event_id, event)
+        first: dict[str, Encoded] = {}
+        for encoded in events:  # one row per event_id: a batch can carry the same record twice
+            first.setdefault(encoded[0].event_id, encoded)
+        rows = [e for e, _ in first.values()]
         columns: dict[str, Any] = {
-            "claim_id": [e.claim_id for e in first.values()],
+            "claim_id": [e.claim_id for e in rows],
             "event_id": list(first),
-            "status": [e.status for e in first.values()],
-            "drg": [e.drg.code if e.drg else None for e in first.values()],
-            "total": [Decimal(e.estimate.total) if e.estimate else None for e in first.values()],
-            "outputs": "[" + ",".join(e.model_dump_json() for e in first.values()) + "]",
+            "status": [e.status for e in rows],
+            "drg": [e.drg.code if e.drg else None for e in rows],
+            "total": [Decimal(e.estimate.total) if e.estimate else None for e in rows],
+            "outputs": "[" + ",".join(text for _, text in first.values()) + "]",
         }
         try:
             async with self._engine.begin() as conn:
@@ -83,7 +89,12 @@ class ResultStore:
         except SQLAlchemyError as exc:
             raise wrap_database_error(exc, "storing results") from exc
         seen = {
-            event_id: first[event_id] if output is None else ClaimCoded.model_validate(output)
+            event_id: first[event_id] if output is None else _encoded(output)
             for event_id, output in stored.items()
         }
-        return [seen[event.event_id] for event in events]
+        return [seen[event.event_id] for event, _ in events]
+
+
+def _encoded(stored: Any) -> Encoded:
+    event = ClaimCoded.model_validate(stored)
+    return event, event.model_dump_json()

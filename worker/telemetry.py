@@ -1,12 +1,12 @@
 """OpenTelemetry: one trace per claim, continued from the producer's ``traceparent`` header.
 
-Each consumed record gets a CONSUMER span ``<topic> process`` whose parent is the context found in
-the record's headers. Its children are the stages: ``validate_event``, ``inference``,
-``validate_codes``, ``drg.group``, ``drg.price``, ``store`` and a PRODUCER span
-``<topic> publish`` whose context travels on in the output's headers. Stages run once for a
-whole micro-batch (one engine call, one Redis round trip, one PostgreSQL query) under a batch
-span ``<stage>.batch``; each claim's stage span covers the batch stage's time and links to the
-batch span, so a claim's trace shows what it waited for and ops can still open the batch.
+Each consumed record gets one span, a CONSUMER span ``<topic> process`` whose parent is the
+context found in the record's headers, and whose context its output carries on in its headers.
+Stages run once for a whole micro-batch (one engine call, one Redis round trip, one PostgreSQL
+query), each under a span ``<stage>.batch``, child of the batch's span ``claimcoder.batch`` (a
+trace of its own, to which every claim span links); the claim span records what the claim
+waited for in each stage (``claimcoder.stage.<stage>.duration_ms`` and ``.runs``), the
+attributes the stages noted and its failure.
 
 This module is an adapter: stages record plain data on their work items (``worker/work.py``:
 times, attributes, failures) and :class:`BatchTrace` turns it into spans and metrics, as
@@ -149,21 +149,44 @@ def _record_key(record: Record) -> tuple[str, int, int]:
 
 
 class BatchTrace:
-    """The claim spans of one micro-batch, keyed by record; ended by :meth:`close`.
+    """The spans of one micro-batch; ended by :meth:`close`.
 
-    Each record gets a CONSUMER span continuing the producer's context; :meth:`stage` wraps the
-    batch run of a stage in a batch span (current, so client spans nest under it) and then gives
-    every claim of the run a child span covering the batch's time, linked to the batch span.
-    Items without a record (`claimcoder code`) get no spans."""
+    One span a claim: each record gets a CONSUMER span ``<topic> process`` continuing the
+    producer's context, linked to the batch's span ``claimcoder.batch`` (a root span of its own
+    trace). :meth:`stage` runs a stage under a current child of the batch span,
+    ``<stage>.batch`` (client spans nest under it), and records on each claim what it waited for
+    (``claimcoder.stage.<stage>.duration_ms``, summed over attempts, and
+    ``claimcoder.stage.<stage>.runs``) with the attributes and failure the stage recorded on its
+    item; the claim span gets them all when the batch closes. An output carries its claim span's
+    context on in its headers (:meth:`context`). Items without a record (`claimcoder code`) get
+    no spans.
+
+    Why one span a claim, not one a stage: an SDK span costs ~10-25 µs here, and nine of them a
+    claim were a quarter of the worker's time (``claimcoder bench --profile``); the stage spans
+    of a claim all had its batch's times, which the batch's stage spans hold once."""
 
     def __init__(self, telemetry: Telemetry, records: Sequence[Record]) -> None:
         self._telemetry = telemetry
         self._tracer = telemetry.tracer
         self._spans: dict[tuple[str, int, int], Span] = {}
         self._contexts: dict[tuple[str, int, int], otel_context.Context] = {}
-        self._links: dict[tuple[str, int, int], Link] = {}  # to each claim span, made once
+        self._attributes: dict[tuple[str, int, int], dict[str, Any]] = {}
         self._published: dict[tuple[str, str], int] = {}  # (topic, label) -> outputs sent
-        self.batch_links: list[Link] = []
+        self._batch: Span = trace.INVALID_SPAN
+        self._batch_context = otel_context.Context()
+        if not records:
+            return
+        self._batch = self._tracer.start_span(
+            "claimcoder.batch",
+            context=otel_context.Context(),
+            attributes={
+                "messaging.destination.name": records[0].topic,
+                "messaging.destination.partition.id": str(records[0].partition),
+                "messaging.batch.message_count": len(records),
+            },
+        )
+        self._batch_context = trace.set_span_in_context(self._batch)
+        links = [Link(self._batch.get_span_context())]
         for record in records:
             parent = extract(record.headers)
             attributes: dict[str, Any] = {
@@ -183,21 +206,22 @@ class BatchTrace:
                 context=parent,
                 kind=SpanKind.CONSUMER,
                 attributes=attributes,
+                links=links,
             )
             key = _record_key(record)
             self._spans[key] = span
             self._contexts[key] = trace.set_span_in_context(span, parent)
-            self._links[key] = Link(span.get_span_context())
-        self.batch_links = list(self._links.values())
-        if records:
-            telemetry.instruments.consumed.add(len(records))
-            telemetry.instruments.batch_size.record(len(records))
+            self._attributes[key] = {}
+        telemetry.instruments.consumed.add(len(records))
+        telemetry.instruments.batch_size.record(len(records))
 
     def __contains__(self, record: Record | None) -> bool:
         """Whether ``record`` has a claim span in this batch."""
         return record is not None and _record_key(record) in self._spans
 
     def context(self, record: Record | None) -> otel_context.Context:
+        """The context of ``record``'s claim span (what its output's headers carry on), or an
+        empty one."""
         if record is None:
             return otel_context.Context()
         return self._contexts.get(_record_key(record), otel_context.Context())
@@ -208,37 +232,30 @@ class BatchTrace:
         return self._spans.get(_record_key(record), trace.INVALID_SPAN)
 
     def set(self, record: Record | None, **attributes: Any) -> None:
-        self.span(record).set_attributes(attributes)
+        """Attributes of ``record``'s claim span (set when the batch closes)."""
+        if (
+            record is not None
+            and (pending := self._attributes.get(_record_key(record))) is not None
+        ):
+            pending.update(attributes)
 
     def fail(self, record: Record | None, description: str) -> None:
         self.span(record).set_status(Status(StatusCode.ERROR, description))
 
     @contextmanager
-    def intake(self, record: Record) -> Iterator[Span]:
-        """The ``validate_event`` span of one record while it is decoded (not made current:
-        decoding calls no instrumented client, and attaching a context costs per claim)."""
-        span = self._tracer.start_span("validate_event", context=self.context(record))
-        try:
-            yield span
-        except BaseException as exc:
-            span.set_status(Status(StatusCode.ERROR, describe(exc)))
-            raise
-        finally:
-            span.end()
-
-    @contextmanager
     def stage(self, name: str, items: Sequence[WorkItem], **attributes: Any) -> Iterator[None]:
         """One batch run of stage ``name`` over ``items``: times it on every item (also when it
-        fails), under a current batch span ``<name>.batch``; afterwards each claim's span of
-        ``name`` with the attributes and failure the stage recorded on its item."""
-        links = [self._links[_record_key(i.record)] for i in items if i.record and i.record in self]
+        fails), under a current span ``<name>.batch`` (a child of the batch span); afterwards
+        each claim's span gets what it waited for, the attributes the stage noted on its item
+        and, when the stage failed it, status ERROR with the stage and the exception's type
+        and place."""
         batch_attributes = {"claimcoder.batch.size": len(items), **attributes}
         started, error = time.time_ns(), None
         clock = time.perf_counter()
         try:
             with _current_span(
-                self._tracer, f"{name}.batch", otel_context.Context(), batch_attributes, links
-            ) as batch:
+                self._tracer, f"{name}.batch", self._batch_context, batch_attributes
+            ):
                 try:
                     yield
                 except BaseException as exc:
@@ -248,41 +265,25 @@ class BatchTrace:
             seconds = time.perf_counter() - clock
             timing = StageTiming(started, started + int(seconds * 1e9))
             self._telemetry.instruments.stage_duration.record(seconds, {"stage": name})
-            link = Link(batch.get_span_context())
+            waited, runs = f"claimcoder.stage.{name}.duration_ms", f"claimcoder.stage.{name}.runs"
             for item in items:
                 item.timings[name] = timing
                 if item.record is None:
                     continue
-                failed = error
-                if failed is None and item.failure is not None and item.failure.stage == name:
-                    failed = f"{name}: {describe(item.failure.error)}"
-                span = self._tracer.start_span(
-                    name,
-                    context=self.context(item.record),
-                    start_time=timing.start_ns,
-                    links=[link],
-                    attributes=item.attributes.get(name, {}),
-                )
-                if failed is not None:
-                    span.set_status(Status(StatusCode.ERROR, failed))
-                span.end(end_time=timing.end_ns)
-
-    def publish_span(self, output: Any, topic: str) -> tuple[Span, otel_context.Context]:
-        """The PRODUCER span of one output (child of its claim's span) and the context its
-        headers carry on."""
-        parent = self.context(output.source)
-        span = self._tracer.start_span(
-            f"{topic} publish",
-            context=parent,
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "send",
-                "messaging.operation.name": "publish",
-                "messaging.destination.name": topic,
-            },
-        )
-        return span, trace.set_span_in_context(span, parent)
+                key = _record_key(item.record)
+                pending = self._attributes.get(key)
+                if pending is None:
+                    continue
+                pending[waited] = pending.get(waited, 0.0) + seconds * 1000
+                pending[runs] = pending.get(runs, 0) + 1
+                noted = item.attributes.get(name)
+                if noted:
+                    pending.update(noted)
+                failure = item.failure
+                if error is None and failure is not None and failure.stage == name:
+                    self._spans[key].set_status(
+                        Status(StatusCode.ERROR, f"{name}: {describe(failure.error)}")
+                    )
 
     def published(self, topic: str, label: str) -> None:
         """Count one output sent; the counters are added to once per label at :meth:`close`."""
@@ -296,8 +297,13 @@ class BatchTrace:
             else:
                 instruments.dead_lettered.add(count, {"reason": label})
         self._published.clear()
-        for span in self._spans.values():
+        for key, span in self._spans.items():
+            pending = self._attributes.get(key)
+            if pending:
+                span.set_attributes(pending)
             span.end()
+        self._spans.clear()
+        self._batch.end()
 
 
 @contextmanager

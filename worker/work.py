@@ -66,6 +66,7 @@ class WorkItem:
     assessment: ClaimAssessment | None = None  # validate_codes, drg.group, drg.price
     result: Assessment | None = None  # the assessment once every phase ran
     output: ClaimCoded | None = None  # the claims.coded event as stored (store)
+    output_json: str | None = None  # its JSON text, as stored and published
     failure: StageFailure | None = None
     timings: dict[str, StageTiming] = field(default_factory=dict)
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> attributes
@@ -96,6 +97,7 @@ class WorkItem:
             assessment=None,
             result=None,
             output=None,
+            output_json=None,
             failure=None,
             timings={},
             attributes={},

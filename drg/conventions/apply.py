@@ -35,6 +35,11 @@ from drg.codeset.normalize import dotted, normalize
 from drg.conventions.notes import TabularNotes, notes_for
 from drg.conventions.rules import ALL_RULES, RULES, Adjustment, Context
 
+#: Results of this many recent code sets are kept per release, for code sets of at most
+#: ``MAX_RECENT_CODES`` codes (~1 KB each).
+RECENT_RESULTS: Final = 4096
+MAX_RECENT_CODES: Final = 40
+
 
 @dataclass(frozen=True, slots=True)
 class ConventionResult:
@@ -49,12 +54,21 @@ class Conventions:
     def __init__(self, codeset: MemoryCodeSet, notes: TabularNotes) -> None:
         self.release = codeset.release
         self._context = Context(codeset=codeset, notes=notes)
+        # The rules are a pure function of (codes, fix) and their result is immutable, so the
+        # results of recent code sets are kept: claims of one kind repeat their code set.
+        self._recent = functools.lru_cache(maxsize=RECENT_RESULTS)(self._apply)
 
     def apply(self, raw_codes: Sequence[str], fix: Collection[str] = ALL_RULES) -> ConventionResult:
         """The rules over the claim's codes that the release lists, in order; codes it does
         not list (invalid, or spelled so they are no code) are left for validation, after the
         others. Each code once. Rules named in ``fix`` (``rules.RULES``) change the codes; the
         others only say what they would change (``flags``)."""
+        codes = tuple(raw_codes)
+        if len(codes) > MAX_RECENT_CODES:
+            return self._apply(codes, frozenset(fix))
+        return self._recent(codes, frozenset(fix))
+
+    def _apply(self, raw_codes: tuple[str, ...], fix: frozenset[str]) -> ConventionResult:
         known: list[str] = []
         unknown: list[str] = []
         records = self._context.codeset.records
