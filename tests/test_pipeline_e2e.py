@@ -181,8 +181,8 @@ def test_200_claims_come_out_once_each_billable_priced_and_traced(
         assert consumer.attributes["messaging.destination.name"] == settings.topics.raw
         assert consumer.attributes["claimcoder.status"] == coded[claim_id].status
         for stage in STAGES:  # what the claim waited for in each stage
-            assert consumer.attributes[f"claimcoder.stage.{stage}.runs"] == 1, (claim_id, stage)
             assert consumer.attributes[f"claimcoder.stage.{stage}.duration_ms"] >= 0
+            assert f"claimcoder.stage.{stage}.runs" not in consumer.attributes  # ran once
         assert consumer.attributes["claimcoder.coder"]  # noted by inference
         # The claim links to its batch, whose stage spans ran the engine, Redis and PostgreSQL.
         (batch_trace, batch_span) = consumer.links[0]

@@ -9,7 +9,6 @@ already validated, so it is neither parsed nor validated again.
 """
 
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy import text
@@ -19,23 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from drg.exceptions import wrap_database_error
 from schemas.coded import ClaimCoded
 
-# One short statement for every batch size: the rows go as one array a column (unnest), so the
-# text psycopg parses and PostgreSQL plans is the same for 1 or 64 claims. (A multi-row VALUES list,
-# SQLAlchemy's "insertmanyvalues", made psycopg re-parse a statement as long as the batch, ~10 ms
-# for 64 claims.) The outputs go as one JSON array of the texts pydantic writes, paired with their
-# rows by position: as a text[] psycopg would escape every quote in them. deliveries is 1 for a
-# row just inserted: then its output is the event we sent, and only a re-delivered event's stored
-# output comes back.
+# One short statement for every batch size, with one parameter: the batch's events as one JSON
+# array of the texts pydantic wrote. The columns are read from each event in PostgreSQL, so the
+# worker builds no per-column lists and psycopg dumps no arrays (a text[] of the outputs would
+# also have every quote escaped). A repeated event_id in one batch is sent once. deliveries is
+# 1 for a row just inserted: then its output is the event we sent, and only a re-delivered
+# event's stored output comes back.
 _UPSERT = text(
     """
     INSERT INTO claim_results (claim_id, event_id, status, drg, total, output)
-    SELECT r.claim_id, r.event_id, r.status, r.drg, r.total, o.output
-    FROM unnest(
-        CAST(:claim_id AS text[]), CAST(:event_id AS text[]), CAST(:status AS text[]),
-        CAST(:drg AS text[]), CAST(:total AS numeric[])
-    ) WITH ORDINALITY AS r(claim_id, event_id, status, drg, total, n)
-    JOIN jsonb_array_elements(CAST(:outputs AS jsonb)) WITH ORDINALITY AS o(output, n)
-        ON o.n = r.n
+    SELECT o.output->>'claim_id', o.output->>'event_id', o.output->>'status',
+           o.output->'drg'->>'code', CAST(o.output->'estimate'->>'total' AS numeric), o.output
+    FROM jsonb_array_elements(CAST(:outputs AS jsonb)) AS o(output)
     ON CONFLICT (event_id) DO UPDATE
     SET deliveries = claim_results.deliveries + 1, updated_at = now()
     RETURNING event_id, CASE WHEN deliveries > 1 THEN output END AS stored
@@ -73,15 +67,7 @@ class ResultStore:
         first: dict[str, Encoded] = {}
         for encoded in events:  # one row per event_id: a batch can carry the same record twice
             first.setdefault(encoded[0].event_id, encoded)
-        rows = [e for e, _ in first.values()]
-        columns: dict[str, Any] = {
-            "claim_id": [e.claim_id for e in rows],
-            "event_id": list(first),
-            "status": [e.status for e in rows],
-            "drg": [e.drg.code if e.drg else None for e in rows],
-            "total": [Decimal(e.estimate.total) if e.estimate else None for e in rows],
-            "outputs": "[" + ",".join(text for _, text in first.values()) + "]",
-        }
+        columns = {"outputs": "[" + ",".join(text for _, text in first.values()) + "]"}
         try:
             async with self._engine.begin() as conn:
                 result = await conn.execute(_UPSERT, columns)

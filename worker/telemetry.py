@@ -155,11 +155,11 @@ class BatchTrace:
     producer's context, linked to the batch's span ``claimcoder.batch`` (a root span of its own
     trace). :meth:`stage` runs a stage under a current child of the batch span,
     ``<stage>.batch`` (client spans nest under it), and records on each claim what it waited for
-    (``claimcoder.stage.<stage>.duration_ms``, summed over attempts, and
-    ``claimcoder.stage.<stage>.runs``) with the attributes and failure the stage recorded on its
-    item; the claim span gets them all when the batch closes. An output carries its claim span's
-    context on in its headers (:meth:`context`). Items without a record (`claimcoder code`) get
-    no spans.
+    (``claimcoder.stage.<stage>.duration_ms``, summed over attempts, and, when it ran more
+    than once, ``claimcoder.stage.<stage>.runs``) with the attributes and failure the stage
+    recorded on its item; the claim span gets them all when the batch closes. An output
+    carries its claim span's context on in its headers (:meth:`context`). Items without a
+    record (`claimcoder code`) get no spans.
 
     Why one span a claim, not one a stage: an SDK span costs ~10-25 µs here, and nine of them a
     claim were a quarter of the worker's time (``claimcoder bench --profile``); the stage spans
@@ -274,8 +274,11 @@ class BatchTrace:
                 pending = self._attributes.get(key)
                 if pending is None:
                     continue
-                pending[waited] = pending.get(waited, 0.0) + seconds * 1000
-                pending[runs] = pending.get(runs, 0) + 1
+                if waited in pending:  # a run again: a server was away, or the batch split
+                    pending[runs] = pending.get(runs, 1) + 1
+                    pending[waited] += seconds * 1000
+                else:
+                    pending[waited] = seconds * 1000
                 noted = item.attributes.get(name)
                 if noted:
                     pending.update(noted)
