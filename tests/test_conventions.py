@@ -81,6 +81,12 @@ def test_hypertension_combines_with_heart_and_kidney_disease(
         (("C80.1", "C7A.010", "C78.7"), ("C7A.010", "C78.7")),
         (("C80.1", "C83.30"), ("C83.30",)),
         (("C80.1", "C78.7"), ("C80.1", "C78.7")),
+        # I.C.5.b.1: one level of use of a substance: dependence over abuse over use
+        (("F10.20", "F10.10"), ("F10.20",)),
+        (("F11.10", "F11.90", "F17.210"), ("F11.10", "F17.210")),
+        (("F10.239", "F10.10", "F10.90"), ("F10.239",)),
+        # ... of each substance on its own: alcohol dependence says nothing of cannabis abuse
+        (("F10.20", "F12.10"), ("F10.20", "F12.10")),
         # I.B.3: the unspecified code of a subdivision beside a specific one
         (("I50.9", "I50.23"), ("I50.23",)),
         (("S82.209A", "S82.201A"), ("S82.201A",)),

@@ -199,9 +199,25 @@ def test_what_a_work_up_set_out_to_rule_out_or_ruled_out_is_not_coded() -> None:
     assert "infarction" in _dropped("Myocardial infarction was ruled out.")
 
 
+def test_each_condition_of_a_list_is_coded(coder: RetrievalCoder) -> None:
+    # "and" ends a mention: each listed condition is looked up on its own and coded (Section
+    # III: every condition of the stay that affects its care), principal first by order
+    assert codes(coder, "Urinary tract infection and acute kidney injury.") == ("N390", "N179")
+
+
+def test_an_abbreviation_supports_no_catch_all_and_no_unspecified_sibling(
+    coder: RetrievalCoder,
+) -> None:
+    # "COPD" is J44's own words: it supports neither R69 "Illness, unspecified" ([retrieval]
+    # issue: no code without a mention) nor J44.9 "unspecified" beside the J44.1 the sentence
+    # names (I.A.9.b: unspecified only when the record says no more)
+    assert codes(coder, "COPD with acute exacerbation.") == ("J441",)
+
+
 def test_a_narrative_splits_into_kept_and_negated_mentions() -> None:
     narrative = split("Fever and cough; no diabetes.\nPneumonia was ruled out.")
-    assert [m.stems for m in narrative.mentions] == [("fever", "cough")]
+    # "and" ends a mention: a list of conditions is one mention a condition
+    assert [m.stems for m in narrative.mentions] == [("fever",), ("cough",)]
     # "was" opens a clause: the ruled-out pneumonia and the words that rule it out are two runs
     assert [m.stems for m in narrative.negated] == [("diabet",), ("pneumonia",), ("rule", "out")]
 
@@ -352,8 +368,8 @@ def test_learn_command_writes_an_artifact_the_coder_uses(tmp_path: Path) -> None
         "documents": 6,
         "codes_kept": 12,
         "codes_dropped": 3,  # E11 is a category, not billable
-        "phrases": 9,
-        "pairs": 18,
+        "phrases": 8,  # "fever anemia" is no phrase: "and" ends a mention
+        "pairs": 16,
         "candidates": report["candidates"],
         "candidate_recall": 1.0,
         "threshold": report["threshold"],
@@ -370,7 +386,6 @@ def test_learn_command_writes_an_artifact_the_coder_uses(tmp_path: Path) -> None
         "marfan habitus": both,
         "fever": (("D649", 3), ("R509", 3)),
         "anemia": (("D649", 3), ("R509", 3)),
-        "fever anemia": (("D649", 3), ("R509", 3)),
     }
     assert (evidence.name, evidence.threshold) == ("coded", report["threshold"])
     mine = RetrievalCoder(RetrievalSettings(artifact=artifact))

@@ -119,6 +119,31 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
             ["I110", "I5032"],
         ),
         (["I10", "E119"], "Hypertension and type 2 diabetes.", ["I10", "E119"]),
+        # I.C.1.g.1.a.i: the pneumonia of a confirmed COVID-19 case, told in another sentence
+        # and of no other organism, is J12.82; an exposure confirms nothing
+        (
+            ["U071", "J189"],
+            "Admitted with COVID-19. Chest X-ray showed pneumonia.",
+            ["U071", "J1282"],
+        ),
+        (["J189"], "Exposed to COVID-19 at work. Pneumonia.", ["J189", "Z20822"]),
+        (["J189"], "Possible COVID-19. Pneumonia.", ["J189"]),
+        # I.C.4.a.2: the documented type decides the category (E11 is the default only for an
+        # undocumented type; E11 Excludes1 E10)
+        (
+            ["E1010", "E119"],
+            "Type 1 diabetes mellitus with diabetic ketoacidosis.",
+            ["E1010"],
+        ),
+        (["E1165", "E109"], "Type 2 diabetes with hyperglycemia.", ["E1165"]),
+        # no type stated: nothing to decide by
+        (["E1010", "E119"], "Diabetes mellitus with ketoacidosis.", ["E1010", "E119"]),
+        # the type a relative has is not the patient's (context.py): only type 2 is stated
+        (
+            ["E109", "E119"],
+            "Mother has type 1 diabetes. Type 2 diabetes.",
+            ["E119"],
+        ),
     ],
 )
 def test_links(codeset: MemoryCodeSet, codes: list[str], narrative: str, linked: list[str]) -> None:

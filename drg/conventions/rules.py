@@ -139,6 +139,10 @@ def _keep_one(
     return changes
 
 
+#: F10-F19: mental and behavioural disorders due to one psychoactive substance, whose 4th
+#: character is its level of use: 2 dependence, 1 abuse, 9 use (F17 nicotine: dependence only).
+SUBSTANCE_CATEGORIES: Final = frozenset(f"F1{n}" for n in range(10))
+SUBSTANCE_LEVELS: Final = ("2", "1", "9")  # the one kept first (I.C.5.b.1)
 _WITHOUT: Final = re.compile(r"\bwithout\b|\buncomplicated\b")
 _WITH: Final = re.compile(r"\bwith\b")
 
@@ -158,7 +162,10 @@ def exclusive(codes: list[str], ctx: Context) -> list[Adjustment]:
     - one CKD stage (I.C.14.a.2): the most severe stays;
     - C80.1 "malignant (primary) neoplasm, unspecified" is only for a malignancy whose primary
       site cannot be determined (I.C.2.k): dropped beside a primary malignancy of a stated site
-      or of lymphoid and blood-forming tissue (C00-C75, C7A, C81-C96).
+      or of lymphoid and blood-forming tissue (C00-C75, C7A, C81-C96);
+    - one level of use of one psychoactive substance (I.C.5.b.1: abuse and dependence
+      documented, only dependence; use and abuse, only abuse): F10.10 "alcohol abuse" goes
+      beside F10.20 "alcohol dependence", F10.9- "use" beside either.
     """
     changes: list[Adjustment] = []
     for code in list(codes):
@@ -195,6 +202,12 @@ def exclusive(codes: list[str], ctx: Context) -> list[Adjustment]:
         if primary is not None:
             codes.remove("C801")
             changes.append(Adjustment("C801", "dropped", "redundant", primary, "I.C.2.k"))
+    for category in dict.fromkeys(c[:3] for c in codes if c[:3] in SUBSTANCE_CATEGORIES):
+        used = [c for c in codes if c[:3] == category and c[3:4] in SUBSTANCE_LEVELS]
+        if len({c[3] for c in used}) > 1:
+            highest = min(used, key=lambda c: SUBSTANCE_LEVELS.index(c[3]))
+            lower = [c for c in used if c[3] != highest[3]]
+            changes += _keep_one(codes, [highest, *lower], highest, "redundant", "I.C.5.b.1")
     return changes
 
 

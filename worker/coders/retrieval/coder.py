@@ -42,7 +42,7 @@ from worker.coders.retrieval.injuries import with_lay_injuries
 from worker.coders.retrieval.linking import link
 from worker.coders.retrieval.mentions import Narrative, split
 from worker.coders.retrieval.scoring import FEATURES, Scorer
-from worker.coders.retrieval.text import stem
+from worker.coders.retrieval.text import clinical_stems, stem
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,7 @@ class RetrievalCoder(Coder):
         ranked = with_lay_injuries(ranked, narrative, scorer.index.codeset, threshold)
         # a lay injury is named by the narrative (after the codes it names in index words)
         named = dict(lexical.named) | {c: _LAY_NAMED for _, c in ranked if c not in before}
+        ranked = _unspecified_read_as_specific(ranked, named, scorer.index)
         ranked = _principal_first(ranked, named, _unspecified_with_siblings(ranked, scorer.index))
         linked = link([c for _, c in ranked], narrative, scorer.index.codeset)
         scores = dict(zip(codes, probabilities, strict=True)) | {c: p for p, c in ranked}
@@ -260,7 +261,9 @@ def _explained_catch_alls(
     dropped = set()
     for code in catch_alls:
         support = [stems for stems in supports.get(code, []) if not stems <= _HEDGES]
-        if support and all(stems <= words_of_others for stems in support):
+        # a lay abbreviation says its clinical words: "COPD" supports R69 through nothing
+        # J44.1 "chronic obstructive pulmonary disease with (acute) exacerbation" does not say
+        if support and all(clinical_stems(stems) <= words_of_others for stems in support):
             dropped.add(code)
     return [(p, c) for p, c in ranked if c not in dropped]
 
@@ -438,6 +441,24 @@ def _unspecified_with_siblings(ranked: list[tuple[float, str]], index: CodeIndex
             if default is not None and code.startswith(default):
                 found.add(code)
     return frozenset(found)
+
+
+def _unspecified_read_as_specific(
+    ranked: list[tuple[float, str]], named: Mapping[str, tuple[bool, float]], index: CodeIndex
+) -> list[tuple[float, str]]:
+    """``ranked`` without a category's unspecified code (J44.9) where the mention that names
+    it names a coded sibling too (J44.1, "COPD with acute exacerbation"): one condition read
+    twice, and "unspecified" is for a record that says no more (I.A.9.b). An unspecified code
+    named by a mention of its own stays (see :func:`_unspecified_with_siblings`)."""
+    unspecified = _unspecified_with_siblings(ranked, index)
+    dropped = set()
+    for code in unspecified:
+        if code in named:
+            continue
+        siblings = [c for _, c in ranked if c[:3] == code[:3] and c not in unspecified]
+        if any(c in named for c in siblings):
+            dropped.add(code)
+    return [(p, c) for p, c in ranked if c not in dropped]
 
 
 def _principal_first(

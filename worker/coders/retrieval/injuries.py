@@ -535,6 +535,9 @@ def lay_injuries(narrative: str, codeset: MemoryCodeSet) -> LayInjuries:
     return LayInjuries(tuple(_injuries(told, index_for(codeset), seventh)), tuple(causes))
 
 
+_NO_SITE: Final = frozenset({"T07", "T14", "T30"})
+
+
 def with_lay_injuries(
     ranked: Sequence[tuple[float, str]], narrative: str, codeset: MemoryCodeSet, probability: float
 ) -> list[tuple[float, str]]:
@@ -546,7 +549,12 @@ def with_lay_injuries(
     out = list(ranked)
     lay = lay_injuries(narrative, codeset)
     taken = {code for _, code in out}
-    if not any(_in_chapter_19(code) for code in taken):
+    if not any(_in_chapter_19(code) and not _no_site(code) for code in taken):
+        if lay.injuries:
+            # the lay account names the site an unspecified-region code (T30.0 "burn of
+            # unspecified body region") does not: that code says no more (I.A.9.b)
+            out = [(p, c) for p, c in out if not _no_site(c)]
+            taken = {code for _, code in out}
         out += [(probability, code) for code in lay.injuries if code not in taken]
     if any(_in_chapter_19(code) for _, code in out):
         out += [(probability, code) for code in lay.external_causes if code not in taken]
@@ -556,6 +564,11 @@ def with_lay_injuries(
 def is_injury(code: str) -> bool:
     """Injuries and burns (S00-T34), the natures of injury a lay account names."""
     return _INJURY[0] <= code[:3] <= _INJURY[1]
+
+
+def _no_site(code: str) -> bool:
+    """An injury of unspecified body region: T07 multiple, T14 unspecified, T30 burn."""
+    return code[:3] in _NO_SITE
 
 
 def _in_chapter_19(code: str) -> bool:

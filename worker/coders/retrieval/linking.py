@@ -20,13 +20,18 @@ use it.
   suspected, possible or probable (I.C.1.g.1.a: only confirmed cases; the uncertain-diagnosis
   rule of Section II.H does not apply to COVID-19); pneumonia named with it is J12.82
   "Pneumonia due to coronavirus disease 2019", not an unspecified-organism pneumonia (J18.-),
-  and acute bronchitis is J20.8. Sequencing (U07.1 first) is ``apply_conventions``'s. An
-  exposure to COVID-19 ("exposed to", "contact with") is Z20.822, never U07.1 (I.C.1.g.1.e).
+  and so is a pneumonia of unspecified organism named in another sentence of a confirmed
+  case (I.C.1.g.1.a.i); acute bronchitis named with it is J20.8. Sequencing (U07.1 first) is
+  ``apply_conventions``'s. An exposure to COVID-19 ("exposed to", "contact with") is Z20.822,
+  never U07.1 (I.C.1.g.1.e).
 - **The reason for the stay: antineoplastic therapy** (I.C.2.e.2): a sentence that says the
   stay or encounter is for chemotherapy, radiation therapy or immunotherapy ("admitted for
   chemotherapy", "encounter for radiotherapy", "here for cycle 3 of chemo") gets Z51.11, Z51.0 or
   Z51.12; ``apply_conventions``'s sequencing puts it first and the malignancy after it. Therapy
   the patient only had ("received chemotherapy in 2019") gives none.
+- **The type of diabetes** (I.C.4.a.2): type 1 (E10) and type 2 (E11) codes together where the
+  narrative states one type ("type 1 diabetes mellitus with diabetic ketoacidosis"): the other
+  type's codes go (E11 is the default only for an undocumented type; E11 Excludes1 E10).
 - **Hypertension with heart or kidney disease** (I.C.9.a): the classification presumes the
   link, and I11-I13 include the hypertension; I10 beside one of them goes. (Forming the
   combination code from I10 and the heart failure and CKD codes is ``apply_conventions``'s
@@ -156,6 +161,11 @@ THERAPY_ENCOUNTER: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("radiotherapy",), "Z510"),
     (("immunotherapy",), "Z5112"),
 )
+# words that state a type of diabetes mellitus, by the category of that type
+_DIABETES_TYPE: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
+    "E10": (("type", "1"), ("type", "one"), ("insulin", "dependent"), ("juvenile",)),
+    "E11": (("type", "2"), ("type", "two"), ("non", "insulin", "dependent")),
+}
 _BRONCHITIS: Final = frozenset(stem(["bronchitis"]))
 _ACUTE: Final = frozenset(stem(["acute"]))
 
@@ -176,6 +186,8 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
             affirmed(words(s)) for s in sentences(narrative) if _THERAPY_WORDS.search(s.lower())
         ]
         out = _therapy_encounter(out, said, codeset)
+    if any(c.startswith("E10") for c in out) and any(c.startswith("E11") for c in out):
+        out = _diabetes_type(out, [t for s in sentences(narrative) for t in affirmed(words(s))])
     return _hypertension(out)
 
 
@@ -287,6 +299,7 @@ def _names_covid(tokens: Sequence[str]) -> int | None:
 
 def _covid(codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeSet) -> list[str]:
     out = list(codes)
+    confirmed = False
     for tokens in said:
         at = _names_covid(tokens)
         if at is None or not _UNCERTAIN.isdisjoint(tokens[:at]):
@@ -296,6 +309,7 @@ def _covid(codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeS
             if _bills(COVID_EXPOSURE, codeset) and COVID_EXPOSURE not in out:
                 out.append(COVID_EXPOSURE)
             continue
+        confirmed = True
         if _bills(COVID_19, codeset) and COVID_19 not in out:
             out.append(COVID_19)
         stems = set(stem(list(tokens)))
@@ -307,7 +321,33 @@ def _covid(codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeS
             and _bills(COVID_ACUTE_BRONCHITIS, codeset)
         ):
             out = _replace(out, lambda c: c.startswith("J20"), COVID_ACUTE_BRONCHITIS)
+    if confirmed and any(c.startswith("J18") for c in out) and _bills(COVID_PNEUMONIA, codeset):
+        # the pneumonia of a confirmed COVID-19 patient told in another sentence ("Admitted
+        # with COVID-19. Chest X-ray showed pneumonia."), its organism unspecified: J12.82
+        out = _replace(out, lambda c: c.startswith("J18"), COVID_PNEUMONIA)
     return out
+
+
+def _diabetes_type(codes: list[str], tokens: Sequence[str]) -> list[str]:
+    """Type 1 (E10) and type 2 (E11) diabetes coded together where the narrative states only
+    one type: the other category goes. E11 is the default only when the type is not documented
+    (I.C.4.a.2), and E11 Excludes1 E10."""
+    has = {category: any(c.startswith(category) for c in codes) for category in _DIABETES_TYPE}
+    if not all(has.values()):
+        return codes
+    said = {
+        category
+        for category, phrases in _DIABETES_TYPE.items()
+        if any(_contains(tokens, phrase) for phrase in phrases)
+    }
+    if len(said) != 1:
+        return codes
+    (kept,) = said
+    return [c for c in codes if not (c[:3] in _DIABETES_TYPE and c[:3] != kept)]
+
+
+def _contains(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
+    return any(tuple(tokens[i : i + len(phrase)]) == phrase for i in range(len(tokens)))
 
 
 def _replace(codes: list[str], unspecified: Callable[[str], bool], specific: str) -> list[str]:

@@ -24,10 +24,13 @@ _HISTORY: Final = frozenset({"histori", "hx", "pmh"})
 _PRESENT_ILLNESS: Final = frozenset({"present", "ill"})
 _PRIOR: Final = frozenset({"prior", "previous", "remote"})
 # Verbs that open a new clause inside a sentence ("right lower quadrant pain | was found to have
-# acute appendicitis"): a mention ends there, so each condition is looked up on its own.
-_CLAUSE_VERBS: Final = frozenset(
+# acute appendicitis"), and "and": a mention ends there, so each condition is looked up on its own.
+_MENTION_CUTS: Final = frozenset(
     {"was", "were", "is", "are", "found", "presented", "presents", "underwent", "developed"}
     | {"showed", "revealed", "diagnosed", "complained", "reported", "became"}
+    # a list of conditions: "urinary tract infection and acute kidney injury" is two mentions,
+    # each looked up on its own (one mention gave its candidates to the first condition only)
+    | {"and"}
 )
 _REASON_HEADINGS: Final = frozenset(
     {
@@ -112,7 +115,7 @@ def _runs(tokens: list[str], drop: list[bool], dropped: bool) -> Iterable[list[s
     """Runs of tokens whose ``drop`` flag is ``dropped``, cut at clause punctuation."""
     run: list[str] = []
     for token, flag in zip(tokens, drop, strict=True):
-        if flag != dropped or token in CLAUSE_BREAKS or token in _CLAUSE_VERBS:
+        if flag != dropped or token in CLAUSE_BREAKS or token in _MENTION_CUTS:
             if run:
                 yield run
                 run = []

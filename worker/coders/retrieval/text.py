@@ -5,9 +5,10 @@ Stems come from PyStemmer (Snowball English, a C extension). A Stemmer object is
 between threads, so each thread gets its own.
 """
 
+import functools
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 import Stemmer
@@ -65,6 +66,7 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("afib",): ("atrial", "fibrillation"),
     ("nstemi",): ("non", "st", "elevation", "myocardial", "infarction"),
     ("stemi",): ("st", "elevation", "myocardial", "infarction"),
+    ("mi",): ("myocardial", "infarction"),
     ("cva",): ("cerebral", "infarction"),
     ("tia",): ("transient", "ischemic", "attack"),
     ("osa",): ("obstructive", "sleep", "apnea"),
@@ -150,3 +152,22 @@ def content_stems(tokens: Sequence[str]) -> list[str]:
     """Stems of the non-stop words of ``tokens``, in order."""
     kept = [t for t in tokens if t not in STOPWORDS and is_word(t)]
     return stem(kept) if kept else []
+
+
+@functools.cache
+def _lay_stems() -> dict[str, frozenset[str]]:
+    return {
+        stem(list(lay))[0]: frozenset(content_stems(list(clinical)))
+        for lay, clinical in _LAY.items()
+        if len(lay) == 1
+    }
+
+
+def clinical_stems(stems: Iterable[str]) -> set[str]:
+    """``stems`` with each one-word lay term's stem replaced by the stems of its clinical
+    words ("copd" -> chronic, obstruct, pulmonari, diseas)."""
+    lay = _lay_stems()
+    out: set[str] = set()
+    for s in stems:
+        out |= lay.get(s, {s})
+    return out
