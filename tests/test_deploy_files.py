@@ -10,6 +10,7 @@ two health checks ~5-10 s each).
 """
 
 import json
+import logging
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,7 +36,7 @@ from migrations.runner import current_revision, head_revision
 from tests.support import WorkerProcess
 from worker.cli import app
 from worker.health import check_heartbeat
-from worker.heartbeat import heartbeat_path, write_heartbeat
+from worker.heartbeat import beat, heartbeat_path, read_heartbeat, write_heartbeat
 from worker.resources import sync_engine
 from worker.settings import Settings
 
@@ -391,3 +393,23 @@ def test_init_then_worker_then_health_check(
     assert "ECONNREFUSED" not in failed.stderr  # kafka-python's own error logs are silenced
     password = urlsplit(settings.database.url.get_secret_value()).password
     assert not password or password not in healthy.stdout + failed.stderr
+
+
+def test_overlapping_heartbeats_never_fail_and_leave_one_file(tmp_path: Path) -> None:
+    """The worker's first beat and its timer's can overlap: each writes its own temporary file
+    (a shared name once crashed a worker: one rename took the other's file away)."""
+    path = tmp_path / "state" / "worker.heartbeat"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: write_heartbeat(path), range(200)))
+    assert [p.name for p in path.parent.iterdir()] == ["worker.heartbeat"]
+    assert read_heartbeat(path)[0] == os.getpid()
+
+
+async def test_a_heartbeat_that_cannot_be_written_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with caplog.at_level(logging.WARNING):
+        await beat(blocker / "worker.heartbeat")  # its parent is a file: OSError
+    assert "could not write the heartbeat file" in caplog.text

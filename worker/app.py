@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import faust
 
-from worker.heartbeat import HEARTBEAT_INTERVAL_S, heartbeat_path, write_heartbeat
+from worker.heartbeat import HEARTBEAT_INTERVAL_S, beat, heartbeat_path
 from worker.kafka import faust_credentials
 from worker.outputs import Outgoing
 from worker.pipeline import ClaimPipeline
@@ -108,13 +108,13 @@ def create_app(settings: Settings, pipeline: ClaimPipeline) -> faust.App:
     async def start_pipeline() -> None:
         await pipeline.start(stopping)  # loads models or engines: can take a while
         started.set()
-        await asyncio.to_thread(write_heartbeat, heartbeat_path(settings))
+        await beat(heartbeat_path(settings))
 
     @app.timer(interval=HEARTBEAT_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def heartbeat() -> None:
         # For `claimcoder health --worker`: the loop runs and the pipeline has started.
         if started.is_set():
-            await asyncio.to_thread(write_heartbeat, heartbeat_path(settings))
+            await beat(heartbeat_path(settings))
 
     @app.agent(raw, name="claims-raw", isolated_partitions=True)
     async def claims_raw(stream: Any) -> None:

@@ -3,13 +3,18 @@ from its event loop once its pipeline has started (the coder loaded). ``claimcod
 --worker`` (``worker/health.py``) reads it: a stale file means a hung loop or a worker still
 starting, a dead pid a worker gone."""
 
+import asyncio
 import json
+import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Final
 
 from worker.settings import Settings
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_FILE: Final = "worker.heartbeat"
 HEARTBEAT_INTERVAL_S: Final = 10.0
@@ -22,11 +27,29 @@ def heartbeat_path(settings: Settings) -> Path:
 
 
 def write_heartbeat(path: Path) -> None:
-    """Write ``{"pid": int, "at": unix seconds}`` atomically (a reader never sees half a file)."""
+    """Write ``{"pid": int, "at": unix seconds}`` atomically (a reader never sees half a file).
+    Each call writes its own temporary file, so calls that overlap (the first beat and the
+    timer's) never rename one another's. Raises OSError."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps({"pid": os.getpid(), "at": time.time()}))
-    partial.replace(path)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    partial = Path(name)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(json.dumps({"pid": os.getpid(), "at": time.time()}))
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+async def beat(path: Path) -> None:
+    """One heartbeat from the event loop (off it, in a thread). A file that cannot be written
+    (a full disk, a read-only volume) is logged, never raised: the worker goes on, and the
+    health check reports the stale heartbeat."""
+    try:
+        await asyncio.to_thread(write_heartbeat, path)
+    except OSError as exc:
+        log.warning("could not write the heartbeat file: %s", type(exc).__name__)
 
 
 def read_heartbeat(path: Path) -> tuple[int, float]:
