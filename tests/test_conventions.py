@@ -47,6 +47,29 @@ def fixed(rules: Conventions, *codes: str) -> tuple[str, ...]:
 @pytest.mark.parametrize(
     ("codes", "expected"),
     [
+        # I.A.15: diabetes "with" CKD is presumed linked (Index: Diabetes, with, chronic kidney
+        # disease E11.22); N18.- stays for the stage (E11.22 "use additional code")
+        (("E11.9", "N18.4"), ("E11.22", "N18.4")),
+        # ... first, by N18's "code first" note (sequencing)
+        (("N18.30", "E10.9"), ("E10.22", "N18.30")),
+        # ... and polyneuropathy (Index: Diabetes, with, polyneuropathy E11.42), which E11.42
+        # includes: G62.9 goes; "neuropathy, unspecified" E11.40 says no more than E11.42
+        (("E11.9", "G62.9"), ("E11.42",)),
+        (("E11.40", "G62.9"), ("E11.42",)),
+        # only a code that states no complication takes the link: beside E11.65 no E11.22 is
+        # added (E11.22 would be right too, I.C.4.a; no rule adds a code: a person does)
+        (("E11.65", "N18.4"), ("E11.65", "N18.4")),
+    ],
+)
+def test_diabetes_combines_with_what_the_index_lists_under_it(
+    fy2026: Conventions, codes: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    assert fixed(fy2026, *codes) == expected
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [
         # I.C.9.a.1: hypertension with heart failure is I11.0, never I10 beside it
         (("I10", "I50.9"), ("I11.0", "I50.9")),
         # I.C.9.a.2: with CKD stage 5 or ESRD, I12.0, first by N18's "code first" note
@@ -157,22 +180,23 @@ def test_a_person_is_flagged_a_coder_is_fixed_only_where_the_policy_says(
     person = fy2026.apply(codes, fix=())
     assert person.codes == ("N18.4", "I13.10", "I13.0", "I50.32", "E11.9", "E10.9", "E11.65")
     assert person.adjustments == ()
-    # each flag as the whole rule set would see it: I13.10 gives way to the combination
-    # I13.0, E11.9 to E11.65, then E10.9 and E11.65 are an Excludes1 pair, and I13.0 goes first
+    # each flag as the whole rule set would see it: E11.9 beside N18.4 is the combination
+    # E11.22 (I.A.15), I13.10 gives way to the combination I13.0, then E11.22 and E10.9 are an
+    # Excludes1 pair, and I13.0 goes first
     assert review_reasons(person.flags) == [
+        "combination:E11.22",
         "combination:I13.10",
-        "redundant:E11.9",
-        "excludes1:E11.65",
+        "excludes1:E10.9",
         "sequencing:I13.0",
     ]
     coder = fy2026.apply(codes, fix=CODER_FIXES)
-    assert coder.codes == ("I13.0", "N18.4", "I50.32", "E10.9", "E11.65")
+    assert coder.codes == ("I13.0", "N18.4", "I50.32", "E11.22", "E10.9", "E11.65")
     assert [(a.code, a.action, a.rule) for a in coder.adjustments] == [
+        ("E119", "replaced", "combination"),
         ("I1310", "dropped", "combination"),
-        ("E119", "dropped", "redundant"),
         ("I130", "moved", "sequencing"),
     ]
-    assert review_reasons(coder.flags) == ["excludes1:E11.65"]
+    assert review_reasons(coder.flags) == ["excludes1:E10.9"]
 
 
 def test_fy2027_codes_follow_the_rules_of_their_release() -> None:

@@ -205,6 +205,15 @@ def test_each_condition_of_a_list_is_coded(coder: RetrievalCoder) -> None:
     assert codes(coder, "Urinary tract infection and acute kidney injury.") == ("N390", "N179")
 
 
+def test_a_code_text_with_alternatives_is_named_by_either(coder: RetrievalCoder) -> None:
+    # C34.11 "Malignant neoplasm of upper lobe, right bronchus or lung": the lung alone names
+    # it; the stay is for radiation therapy (I.C.2.e.2: Z51.0, first by sequencing)
+    narrative = (
+        "Admitted for radiation therapy. Malignant neoplasm of the upper lobe of the right lung."
+    )
+    assert set(codes(coder, narrative)) == {"C3411", "Z510"}
+
+
 def test_an_abbreviation_supports_no_catch_all_and_no_unspecified_sibling(
     coder: RetrievalCoder,
 ) -> None:

@@ -47,6 +47,12 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         (["B9620", "J189"], "E. coli pneumonia.", ["J155"]),
         (["J15212", "B9561"], "Pneumonia due to MRSA.", ["J15212"]),
         (["A419", "J189", "B965"], "Sepsis secondary to Pseudomonas pneumonia.", ["A4152", "J151"]),
+        # the organism named only in words (no B95.3 coded): Streptococcus pneumoniae
+        (
+            ["A419", "J189"],
+            "Sepsis secondary to Streptococcus pneumoniae pneumonia.",
+            ["A403", "J13"],
+        ),
         # named in different sentences: nothing links them
         (
             ["J189", "B9620"],

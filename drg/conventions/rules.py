@@ -74,14 +74,33 @@ def _heart_disease(code: str) -> bool:
     return code.startswith("I50") or _within(code, "I514", "I517") or code in {"I5189", "I519"}
 
 
+#: Diabetes (E08-E13) "with" a condition the Index lists under it, a link the classification
+#: presumes (I.A.15): the condition's code -> the diabetes code's characters after the category,
+#: and whether the condition's code stays ("use additional code" for the CKD stage) or is part
+#: of the combination code (E11.42 "diabetic polyneuropathy" is G62.9's polyneuropathy).
+DIABETES_WITH: Final[tuple[tuple[str, str, bool], ...]] = (
+    ("N18", "22", True),  # Diabetes, with, chronic kidney disease
+    ("G629", "42", False),  # Diabetes, with, polyneuropathy (Neuropathy, peripheral: see it)
+)
+DIABETES: Final = frozenset({"E08", "E09", "E10", "E11", "E13"})
+#: What a diabetes code says of its complications when it may take a linked one's place:
+#: "without complications" (E11.9), and "neuropathy, unspecified" for a polyneuropathy (E11.40).
+_DIABETES_UNLINKED: Final = {"22": ("9",), "42": ("9", "40")}
+
+
 def combination(codes: list[str], ctx: Context) -> list[Adjustment]:
     """Hypertension with heart disease and/or CKD is one combination code, never I10 beside
     them (I.C.9.a.1-3: the causal relationship is presumed). The target follows the heart
     failure (I50.-) and CKD stage (N18.-) codes when present, else what the hypertension codes
-    themselves say; it takes the place of the first hypertension code, the others go."""
+    themselves say; it takes the place of the first hypertension code, the others go.
+
+    Diabetes with CKD or polyneuropathy likewise (I.A.15, :data:`DIABETES_WITH`): E11.9
+    "without complications" beside N18.4 becomes E11.22, and N18.4 stays for the stage;
+    beside G62.9 it becomes E11.42, which includes the polyneuropathy."""
+    changes = _diabetes_with(codes, ctx)
     htn = [c for c in codes if c in HYPERTENSION]
     if not htn:
-        return []
+        return changes
     heart_codes = [c for c in codes if _heart_disease(c)]
     ckd_codes = [c for c in codes if c.startswith("N18")]
     heart = bool(heart_codes) or any(c[:3] in {"I11", "I13"} for c in htn)
@@ -105,9 +124,8 @@ def combination(codes: list[str], ctx: Context) -> list[Adjustment]:
     else:
         target = "I10"
     if htn == [target] or target not in ctx.codeset.records:
-        return []
+        return changes
     guideline = "I.C.9.a"
-    changes: list[Adjustment] = []
     first = htn[0]
     if target in htn:
         first = target
@@ -118,6 +136,32 @@ def combination(codes: list[str], ctx: Context) -> list[Adjustment]:
         if code not in (first, target) and code in codes:
             codes.remove(code)
             changes.append(Adjustment(code, "dropped", "combination", target, guideline))
+    return changes
+
+
+def _diabetes_with(codes: list[str], ctx: Context) -> list[Adjustment]:
+    changes: list[Adjustment] = []
+    for condition, suffix, stays in DIABETES_WITH:
+        linked = next((c for c in codes if c.startswith(condition)), None)
+        if linked is None:
+            continue
+        for code in list(codes):
+            if code[:3] not in DIABETES or code[3:] not in _DIABETES_UNLINKED[suffix]:
+                continue
+            target = code[:3] + suffix
+            record = ctx.codeset.records.get(target)
+            if record is None or not record.billable:
+                continue
+            if target in codes:
+                codes.remove(code)
+                changes.append(Adjustment(code, "dropped", "combination", target, "I.A.15"))
+            else:
+                codes[codes.index(code)] = target
+                changes.append(Adjustment(code, "replaced", "combination", target, "I.A.15"))
+            if not stays and linked in codes:
+                codes.remove(linked)
+                changes.append(Adjustment(linked, "dropped", "combination", target, "I.A.15"))
+            break
     return changes
 
 

@@ -37,6 +37,11 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _PARENTHESES: Final = re.compile(r"\([^()]*\)")  # nonessential modifiers in ICD-10-CM convention
 _BRACKETS: Final = re.compile(r"\[([^\[\]]*)\]")  # synonyms and abbreviations: "[HIV]"
+# Two one-word alternatives of a code text, "bronchus or lung", "car, pick-up truck or van"
+# ("with or without" is no alternative of two things).
+_ALTERNATIVES: Final = re.compile(
+    r"\b(?!with\b|without\b)(?P<a>[a-z]+) or (?!with\b|without\b)(?P<b>[a-z]+)\b", re.IGNORECASE
+)
 # An Excludes note that names one code: "renal colic (N23)", "abdomen pain (R10.-)".
 _REFERENCE: Final = re.compile(rf"^(?P<text>[^()]+?)\s*\((?P<code>{DOTTED_CODE})\.?-?\)$")
 # "Other specified fever" is "fever" once generic words go: such descriptions would match every
@@ -98,10 +103,16 @@ def _texts(record: CodeRecord) -> list[tuple[str, str, int]]:
     for code, text, kind in out:
         plain = _PARENTHESES.sub(" ", text)
         # "Human immunodeficiency virus [HIV] disease": once as written, once with the synonym
-        expanded.append((code, _BRACKETS.sub(" ", plain), kind))
+        texts = [_BRACKETS.sub(" ", plain)]
         for match in _BRACKETS.finditer(plain):
-            synonym = plain[: match.start()] + match.group(1) + plain[match.end() :]
-            expanded.append((code, synonym, kind))
+            texts.append(plain[: match.start()] + match.group(1) + plain[match.end() :])
+        # "upper lobe, right bronchus or lung": also once with each alternative, so that a
+        # mention of the lung alone can name the code
+        for written in list(texts):
+            for match in _ALTERNATIVES.finditer(written):
+                for word in (match["a"], match["b"]):
+                    texts.append(written[: match.start()] + word + written[match.end() :])
+        expanded += [(code, t, kind) for t in texts]
     return expanded
 
 

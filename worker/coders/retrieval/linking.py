@@ -127,6 +127,7 @@ ORGANISM_WORDS: Final[tuple[tuple[frozenset[str], str], ...]] = tuple(
         (("pseudomonas",), "B965"),
         (("proteus",), "B964"),
         (("influenzae",), "B963"),
+        (("streptococcus", "pneumoniae"), "B953"),
         (("pneumococcal",), "B953"),
         (("pneumococcus",), "B953"),
         (("enterococcus",), "B952"),
