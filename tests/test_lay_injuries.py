@@ -208,3 +208,31 @@ def test_a_part_of_a_bone_is_no_body_site() -> None:
     found = lay_injuries("Hip fracture after a fall at home. Left femoral neck fracture.", codeset)
     assert found.injuries
     assert all(code.startswith("S72") for code in found.injuries), found
+
+
+@pytest.mark.parametrize(
+    ("narrative", "toxic_effect"),
+    [
+        # T63.441A Toxic effect of venom of bees, accidental (unintentional)
+        ("Stung by a bee on my left arm, now it is swollen.", "T63441A"),
+        # T63.461A ... of wasps; T63.301A Toxic effect of unspecified spider venom, accidental
+        ("A wasp stung me on the neck.", "T63461A"),
+        ("I was bitten by a spider on my right leg.", "T63301A"),
+        # T63.621A Toxic effect of contact with other jellyfish, accidental
+        ("Stung by a jellyfish while swimming.", "T63621A"),
+    ],
+)
+def test_a_venomous_sting_or_bite_is_its_toxic_effect(
+    coder: RetrievalCoder, narrative: str, toxic_effect: str
+) -> None:
+    # T63 names the animal and the intent (accidental): no chapter 20 code goes with a toxic
+    # effect (Official Guidelines I.C.20.a.9); never a bite of a nonvenomous animal (W57)
+    coded = codes(coder, narrative)
+    assert coded[0] == toxic_effect
+    assert not any(is_external_cause(c) for c in coded)
+
+
+def test_broken_glass_is_no_fracture(coder: RetrievalCoder) -> None:
+    # S61.412A Laceration without foreign body of left hand; W25.XXXA Contact with sharp glass
+    coded = codes(coder, "I cut my left hand on broken glass.")
+    assert coded == ("S61412A", "W25XXXA")

@@ -9,7 +9,11 @@ only codes that the release bills:
   the injured person's role (pedestrian, pedal cyclist, motorcycle rider, car occupant; driver or
   passenger) and the counterpart (car, heavy transport vehicle, fixed object, none);
 - the injury itself (chapter 19, S00-T34): a lay nature of injury ("bit", "broke", "burned") and
-  a lay body site ("my right hand") looked up in the release's code-text index.
+  a lay body site ("my right hand") looked up in the release's code-text index ("broken glass"
+  is no fracture);
+- a sting or bite of a venomous animal ("stung by a bee"): its toxic effect, accidental (T63,
+  "Toxic effect of venom of bees, accidental (unintentional)"), which names the cause and the
+  intent, so no chapter 20 code goes with it (Official Guidelines I.C.20.a.9).
 
 Both get the 7th character of the encounter: A (initial encounter) unless the narrative says it
 is a follow-up (D) or a sequela (S); the same character for the injury and its external cause
@@ -20,6 +24,7 @@ Negated words ("I did not fall") are dropped first (context.py), as for every ot
 module never logs or returns narrative text.
 """
 
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +35,7 @@ from drg.codeset.memory import MemoryCodeSet
 from worker.coders.retrieval.context import affirmed
 from worker.coders.retrieval.index import CodeIndex, SeventhCharacter, index_for
 from worker.coders.retrieval.scoring import FULL
-from worker.coders.retrieval.text import content_stems, sentences, words
+from worker.coders.retrieval.text import broken_thing, content_stems, sentences, words
 
 Words = frozenset[str]
 
@@ -71,10 +76,24 @@ STRIKE: Final = _w("hit hitting struck striking banged bumped smacked")
 BURN: Final = _w("burned burnt burn burns scalded scald")  # not "burning": a kind of pain
 CUT: Final = _w("cut cutting sliced slashed gashed")
 BITE: Final = _w("bit bitten bite bites biting")
-STING: Final = _w("stung sting")
+STING: Final = _w("stung sting stings stinging")
 KICK: Final = _w("kicked kick struck hit butted trampled knocked stepped headbutted")
 SCRATCH: Final = _w("scratched scratch clawed")
 PECK: Final = _w("pecked peck")
+# Lay venomous animals -> the words of their T63 title ("Toxic effect of venom of bees,
+# accidental (unintentional)"), with the words that tell their contact: stinging insects sting,
+# spiders and centipedes bite, jellyfish sting.
+_VENOMOUS: Final[dict[str, tuple[str, Words]]] = {
+    **dict.fromkeys(("bee", "bees", "honeybee", "bumblebee"), ("venom of bees", STING)),
+    **dict.fromkeys(("wasp", "wasps"), ("venom of wasps", STING)),
+    **dict.fromkeys(("hornet", "hornets"), ("venom of hornets", STING)),
+    **dict.fromkeys(("ant", "ants"), ("venom of ants", STING | BITE)),
+    **dict.fromkeys(("scorpion", "scorpions"), ("venom of scorpion", STING)),
+    **dict.fromkeys(("spider", "spiders"), ("unspecified spider venom", BITE)),
+    **dict.fromkeys(("jellyfish",), ("contact with other jellyfish", STING)),
+}
+
+
 PERSON: Final = _w("someone somebody man woman guy boy girl person stranger child kid toddler")
 FURNITURE: Final = _w("table desk chair dresser couch sofa bed nightstand bookcase cabinet")
 OBJECT: Final = _w("wall door counter countertop sink bathtub rock pole edge corner step curb")
@@ -500,6 +519,7 @@ _VOCABULARY: Final = frozenset().union(
     DRIVER,
     PASSENGER,
     _ENCOUNTER_WORDS,
+    _VENOMOUS,
 )
 
 
@@ -518,6 +538,10 @@ def lay_injuries(narrative: str, codeset: MemoryCodeSet) -> LayInjuries:
     """The injuries and external causes a narrative tells in lay words (see the module doc)."""
     told = _kept_words(narrative)
     seventh = _seventh_character(told)
+    venom = _venom(told, codeset, seventh)
+    if venom is not None:
+        # T63 names the animal and the intent: no chapter 20 code goes with it (I.C.20.a.9)
+        return LayInjuries((venom,), ())
     titles = _titles(codeset)
     causes: list[str] = []
     transport = _transport(told, codeset, titles, seventh)
@@ -536,6 +560,42 @@ def lay_injuries(narrative: str, codeset: MemoryCodeSet) -> LayInjuries:
 
 
 _NO_SITE: Final = frozenset({"T07", "T14", "T30"})
+
+
+def _venom(told: Sequence[Sequence[str]], codeset: MemoryCodeSet, seventh: str) -> str | None:
+    """The T63 code of a sting or bite by a venomous animal the narrative names ("stung by a
+    bee": T63.441A, Toxic effect of venom of bees, accidental), or None."""
+    for tokens in told:
+        for token in tokens:
+            found = _VENOMOUS.get(token)
+            if found is None or found[1].isdisjoint(tokens):
+                continue
+            base = _venom_codes(codeset).get(found[0])
+            code = base + seventh if base is not None else None
+            record = codeset.records.get(code) if code is not None else None
+            if code is not None and record is not None and record.billable:
+                return code
+    return None
+
+
+_VENOM_TITLE: Final = re.compile(r"^Toxic effect of (.+), accidental \(unintentional\)$")
+_VENOM_CODES: dict[int, tuple[MemoryCodeSet, dict[str, str]]] = {}
+
+
+def _venom_codes(codeset: MemoryCodeSet) -> dict[str, str]:
+    """T63 title words ("venom of bees") -> the six-character base of the accidental code; built
+    once per code set."""
+    with _TITLES_LOCK:
+        found = _VENOM_CODES.get(id(codeset))
+        if found is None or found[0] is not codeset:
+            table: dict[str, str] = {}
+            for code, record in codeset.records.items():
+                if code.startswith("T63") and len(code) == 6:
+                    match = _VENOM_TITLE.match(record.description)
+                    if match:
+                        table[match.group(1)] = code
+            found = _VENOM_CODES[id(codeset)] = (codeset, table)
+        return found[1]
 
 
 def with_lay_injuries(
@@ -594,6 +654,9 @@ def _kept_words(narrative: str) -> list[list[str]]:
             continue
         kept = affirmed(tokens)
         for i in range(len(kept) - 1):
+            if broken_thing(kept, i):  # "broken glass" is no fracture
+                kept[i] = ""
+                continue
             after = kept[i + 1]
             if kept[i] in FALL and (
                 after in _NOT_A_FALL or (kept[i] in _DECREASE[0] and after in _DECREASE[1])

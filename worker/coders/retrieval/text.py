@@ -137,10 +137,24 @@ def is_word(token: str) -> bool:
     return token not in CLAUSE_BREAKS
 
 
+#: Things "broken" describes that are no bone: "I cut my hand on broken glass".
+BROKEN_THINGS: Final = frozenset(
+    {"glass", "bottle", "bottles", "window", "windows", "mirror", "plate", "plates", "cup"}
+    | {"dish", "dishes", "piece", "pieces", "ceramic", "china", "tile", "tiles", "furniture"}
+)
+
+
+def broken_thing(tokens: Sequence[str], i: int) -> bool:
+    """Whether ``tokens[i]`` is "broken" said of a thing ("broken glass"), not of a bone."""
+    return tokens[i] == "broken" and i + 1 < len(tokens) and tokens[i + 1] in BROKEN_THINGS
+
+
 def lay_expansions(tokens: Sequence[str]) -> list[str]:
     """Clinical words for the lay phrases in ``tokens`` (to be added to a query, not replace it)."""
     extra: list[str] = []
     for start in range(len(tokens)):
+        if broken_thing(tokens, start):
+            continue
         for size in range(1, min(_LAY_MAX, len(tokens) - start) + 1):
             clinical = _LAY.get(tuple(tokens[start : start + size]))
             if clinical is not None:
