@@ -446,10 +446,11 @@ def _unspecified_with_siblings(ranked: list[tuple[float, str]], index: CodeIndex
 def _unspecified_read_as_specific(
     ranked: list[tuple[float, str]], named: Mapping[str, tuple[bool, float]], index: CodeIndex
 ) -> list[tuple[float, str]]:
-    """``ranked`` without a category's unspecified code (J44.9) where the mention that names
-    it names a coded sibling too (J44.1, "COPD with acute exacerbation"): one condition read
-    twice, and "unspecified" is for a record that says no more (I.A.9.b). An unspecified code
-    named by a mention of its own stays (see :func:`_unspecified_with_siblings`)."""
+    """``ranked`` without a category's unspecified code (J44.9) that no mention names, only
+    learned evidence suggests, while the narrative names a coded sibling (J44.1, "COPD with
+    acute exacerbation"): "unspecified" is for a record that says no more (I.A.9.b). An
+    unspecified code a mention names stays beside its sibling (see
+    :func:`_unspecified_with_siblings`)."""
     unspecified = _unspecified_with_siblings(ranked, index)
     dropped = set()
     for code in unspecified:
