@@ -278,7 +278,7 @@ class PriceTables:
         """Weights, rates and provider wage index of every request, in order. Raises
         DatabaseUnavailableError (recoverable) when a fiscal year must be read while PostgreSQL
         is away."""
-        years = {r.fiscal_year: await self.fiscal_year(r.fiscal_year) for r in requests}
+        years = {year: await self.fiscal_year(year) for year in {r.fiscal_year for r in requests}}
         return [years[r.fiscal_year].facts(r) for r in requests]
 
     async def fiscal_year(self, fiscal_year: int) -> FiscalYearPrices:

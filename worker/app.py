@@ -92,11 +92,10 @@ def faust_app(settings: Settings) -> faust.App:
 
 def create_app(settings: Settings, pipeline: ClaimPipeline) -> faust.App:
     app = faust_app(settings)
-    topic_kw = RAW_TOPIC
-    raw = app.topic(settings.topics.raw, allow_empty=True, **topic_kw)
+    raw = app.topic(settings.topics.raw, allow_empty=True, **RAW_TOPIC)
     targets: dict[str, Any] = {
-        "coded": app.topic(settings.topics.coded, **topic_kw),
-        "dlq": app.topic(settings.topics.dlq, **topic_kw),
+        "coded": app.topic(settings.topics.coded, **RAW_TOPIC),
+        "dlq": app.topic(settings.topics.dlq, **RAW_TOPIC),
     }
 
     started = asyncio.Event()

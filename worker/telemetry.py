@@ -215,10 +215,6 @@ class BatchTrace:
         telemetry.instruments.consumed.add(len(records))
         telemetry.instruments.batch_size.record(len(records))
 
-    def __contains__(self, record: Record | None) -> bool:
-        """Whether ``record`` has a claim span in this batch."""
-        return record is not None and _record_key(record) in self._spans
-
     def context(self, record: Record | None) -> otel_context.Context:
         """The context of ``record``'s claim span (what its output's headers carry on), or an
         empty one."""
@@ -315,14 +311,12 @@ def _current_span(
     name: str,
     context: otel_context.Context,
     attributes: Mapping[str, Any],
-    links: Sequence[Link] = (),
 ) -> Iterator[Span]:
     """A current span that records a failure by its type and place, never by its message (the
     SDK's default records ``str(exc)``, which can quote claim data)."""
     with tracer.start_as_current_span(
         name,
         context=context,
-        links=links,
         attributes=dict(attributes),
         record_exception=False,
         set_status_on_exception=False,

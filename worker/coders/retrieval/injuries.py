@@ -26,7 +26,7 @@ module never logs or returns narrative text.
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -585,17 +585,17 @@ _VENOM_CODES: dict[int, tuple[MemoryCodeSet, dict[str, str]]] = {}
 def _venom_codes(codeset: MemoryCodeSet) -> dict[str, str]:
     """T63 title words ("venom of bees") -> the six-character base of the accidental code; built
     once per code set."""
-    with _TITLES_LOCK:
-        found = _VENOM_CODES.get(id(codeset))
-        if found is None or found[0] is not codeset:
-            table: dict[str, str] = {}
-            for code, record in codeset.records.items():
-                if code.startswith("T63") and len(code) == 6:
-                    match = _VENOM_TITLE.match(record.description)
-                    if match:
-                        table[match.group(1)] = code
-            found = _VENOM_CODES[id(codeset)] = (codeset, table)
-        return found[1]
+    return _per_codeset(_VENOM_CODES, codeset, _build_venom_codes)
+
+
+def _build_venom_codes(codeset: MemoryCodeSet) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for code, record in codeset.records.items():
+        if code.startswith("T63") and len(code) == 6:
+            match = _VENOM_TITLE.match(record.description)
+            if match:
+                table[match.group(1)] = code
+    return table
 
 
 def with_lay_injuries(
@@ -719,24 +719,37 @@ def _first(told: Sequence[Sequence[str]], rules: Iterable[Mechanism]) -> str | N
 
 
 _TITLES: dict[int, tuple[MemoryCodeSet, dict[str, str]]] = {}
-_TITLES_LOCK = threading.Lock()
+_TABLES_LOCK = threading.Lock()
+
+
+def _per_codeset(
+    cache: dict[int, tuple[MemoryCodeSet, dict[str, str]]],
+    codeset: MemoryCodeSet,
+    build: Callable[[MemoryCodeSet], dict[str, str]],
+) -> dict[str, str]:
+    """``build(codeset)``, built once per code set and kept in ``cache``."""
+    with _TABLES_LOCK:
+        found = cache.get(id(codeset))
+        if found is None or found[0] is not codeset:
+            found = cache[id(codeset)] = (codeset, build(codeset))
+        return found[1]
 
 
 def _titles(codeset: MemoryCodeSet) -> dict[str, str]:
     """Lower-cased title -> code of every chapter 20 category and subcategory (7th-character
     codes aside) of the release, the deepest code where titles repeat; built once per code
     set."""
-    with _TITLES_LOCK:
-        found = _TITLES.get(id(codeset))
-        if found is None or found[0] is not codeset:
-            table: dict[str, str] = {}
-            for code, record in codeset.records.items():
-                if len(code) < 7 and is_external_cause(code):
-                    # a subcategory may repeat its category's title (W22.8, W22): the deeper
-                    # code is the one that says what the title says
-                    table[record.description.lower()] = code
-            found = _TITLES[id(codeset)] = (codeset, table)
-        return found[1]
+    return _per_codeset(_TITLES, codeset, _build_titles)
+
+
+def _build_titles(codeset: MemoryCodeSet) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for code, record in codeset.records.items():
+        if len(code) < 7 and is_external_cause(code):
+            # a subcategory may repeat its category's title (W22.8, W22): the deeper code is
+            # the one that says what the title says
+            table[record.description.lower()] = code
+    return table
 
 
 def _node(title: str | None, titles: dict[str, str]) -> str | None:

@@ -187,8 +187,7 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
             affirmed(words(s)) for s in sentences(narrative) if _THERAPY_WORDS.search(s.lower())
         ]
         out = _therapy_encounter(out, said, codeset)
-    if any(c.startswith("E10") for c in out) and any(c.startswith("E11") for c in out):
-        out = _diabetes_type(out, [t for s in sentences(narrative) for t in affirmed(words(s))])
+    out = _diabetes_type(out, narrative)
     return _hypertension(out)
 
 
@@ -329,13 +328,13 @@ def _covid(codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeS
     return out
 
 
-def _diabetes_type(codes: list[str], tokens: Sequence[str]) -> list[str]:
+def _diabetes_type(codes: list[str], narrative: str) -> list[str]:
     """Type 1 (E10) and type 2 (E11) diabetes coded together where the narrative states only
     one type: the other category goes. E11 is the default only when the type is not documented
     (I.C.4.a.2), and E11 Excludes1 E10."""
-    has = {category: any(c.startswith(category) for c in codes) for category in _DIABETES_TYPE}
-    if not all(has.values()):
-        return codes
+    if not all(any(c.startswith(category) for c in codes) for category in _DIABETES_TYPE):
+        return codes  # the sentences are read only when both types are coded
+    tokens = [t for sentence in sentences(narrative) for t in affirmed(words(sentence))]
     said = {
         category
         for category, phrases in _DIABETES_TYPE.items()
