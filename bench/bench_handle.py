@@ -3,13 +3,13 @@
     CLAIMCODER_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
     CLAIMCODER_REDIS_URL=redis://127.0.0.1:6379/0 python -m bench.bench_handle --claims 3000
 
-``ClaimPipeline.handle`` with the fixed coder (no coder cost), real PostgreSQL and Redis (a fresh
-schema and key prefix, as `claimcoder bench` makes them), the OpenTelemetry SDK installed as the
-worker installs it (spans made, none exported unless OTEL_* says so), batches of 64, each
-followed by the header injection the agent adds. The process CPU time a claim is the steadiest
-figure on a shared machine: `claimcoder bench`'s rates move with other load. ``--profile``
-prints a cProfile listing (``--sort tottime``: by time in each function). Writes
-bench/results/handle.json.
+``ClaimPipeline.process`` (what the worker's pipeline process runs for a batch: the stages, the
+spans, the outputs' headers) with the fixed coder (no coder cost), real PostgreSQL and Redis (a
+fresh schema and key prefix, as `claimcoder bench` makes them), the OpenTelemetry SDK installed
+as the worker installs it (spans made, none exported unless OTEL_* says so), batches of 64.
+The process CPU time a claim is the steadiest figure on a shared machine: `claimcoder bench`'s
+rates move with other load. ``--profile`` prints a cProfile listing (``--sort tottime``: by
+time in each function). Writes bench/results/handle.json.
 """
 
 import argparse
@@ -45,13 +45,8 @@ async def measure(
     ]
 
     async def batch(chunk: list[Record]) -> None:
-        trace = pipeline.telemetry.batch(chunk)
-        try:
-            for output in await pipeline.handle(chunk, trace):
-                telemetry.replace_headers(output.headers, trace.context(output.source))
-                trace.published(output.topic, output.label)
-        finally:
-            trace.close()
+        processed = await pipeline.process(chunk)  # as the worker's pipeline process does
+        await processed.finish(True)
 
     try:
         await batch(records[:BATCH])  # warm: connections, scripts, conventions

@@ -36,6 +36,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from tests.fault_worker import CODES_PREFIX, FAIL_MARK, FLAKY_MARK
 from tests.support import Timeout, WorkerProcess, wait_for
 from worker import localstack
+from worker.app import EXIT_BATCH_FAILED
 from worker.kafka import client_options, create_topics
 from worker.localstack import Service, ServiceName
 from worker.prepare import prepare_reference_data
@@ -546,6 +547,60 @@ def test_redis_and_postgresql_down_or_hung_mid_stream(
     assert any(FLAKY_MARK in c["claim_id"] for c in claims)
     counts = Counter(template_of(e["claim_id"]) for e in out.coded)
     print(f"{len(claims)} claims through four outages: {dict(counts)}")
+
+
+def pipeline_child(proc: WorkerProcess) -> psutil.Process:
+    """The worker's pipeline process (worker/pipeline_process.py): its one child here (the
+    scripted coder starts no engine)."""
+    assert proc.proc is not None
+    children = psutil.Process(proc.proc.pid).children()
+    assert len(children) == 1, children
+    return children[0]
+
+
+def test_pipeline_process_killed_crashes_the_worker_and_nothing_is_lost(
+    fault_settings: Settings, tmp_path: Path
+) -> None:
+    """The pipeline runs in a child of the worker (worker/pipeline_process.py). Claims keep
+    arriving (~40/s) while:
+    1. the child is SIGKILLed (a bug, the OOM killer): the worker does not go on without it,
+       silently stalled; it says so and exits at once with status 70, committing nothing:
+       the batches in flight then are taken again (faust acknowledges a batch whose loop body
+       raised, and a graceful stop would commit it: 64 claims were lost that way);
+    2. a worker is started again; then the worker itself is SIGKILLed: its pipeline child
+       reads the end of their socket and exits too (no orphan holds a coder or connections);
+    3. a third worker takes everything: every claim is out, none dead-lettered, a repeated
+       output is the first byte for byte."""
+    reader = Reader(fault_settings)
+    workers: list[WorkerProcess] = []
+    try:
+        with Trickle(fault_settings, "child", per_second=40) as trickle:
+            first = worker(fault_settings, tmp_path / "a.log")
+            workers.append(first)
+            reader.until(100, 90, [first], "outputs before the kill")
+            pipeline_child(first).kill()
+            assert first.proc is not None
+            code = first.proc.wait(60)
+            assert code == EXIT_BATCH_FAILED, first.log()
+            assert "pipeline process ended" in first.log(), first.log()[-4000:]
+
+            second = worker(fault_settings, tmp_path / "b.log")
+            workers.append(second)
+            reader.until(len(reader.out.claim_ids) + 100, 90, [second], "outputs after restart")
+            child = pipeline_child(second)
+            second.stop(signal.SIGKILL)
+            child.wait(30)  # raises psutil.TimeoutExpired if the child outlives its worker
+
+            third = worker(fault_settings, tmp_path / "c.log")
+            workers.append(third)
+            reader.until(len(reader.out.claim_ids) + 50, 90, [third], "outputs from the third")
+        claims = trickle.published
+        out = reader.until(trickle.ids(), 90, [third], "every claim")
+        out = reader.settle(1.0)
+    finally:
+        stop_all(*workers)
+        reader.close()
+    assert_none_lost_and_duplicates_identical(out, claims)
 
 
 def test_broker_unreachable_at_start_retries_then_exits_with_a_clear_error(

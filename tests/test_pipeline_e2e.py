@@ -212,12 +212,15 @@ def _published_ids(records: list[Any]) -> dict[str, set[str]]:
 def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_identical_events(
     ready: Settings, tmp_path: Path
 ) -> None:
+    """The first worker runs its pipeline in its own process (``pipeline_process=false``), the
+    second in a child process (the default, worker/pipeline_process.py): a repeated output is
+    byte for byte the same either way."""
     settings = ready
     events = claim_events(120, "restart", seed=11)
     publish_claims(settings, events)
     log = tmp_path / "worker.log"
 
-    with running_worker(settings, log) as first:
+    with running_worker(settings.model_copy(update={"pipeline_process": False}), log) as first:
         fetch(settings, settings.topics.coded, 20, seconds=180, worker=first)
         assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # mid-stream, no clean commit
     with running_worker(settings, log) as second:

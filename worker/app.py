@@ -6,21 +6,42 @@ One actor per partition (``isolated_partitions``) takes micro-batches of at most
 one output per record; every output is sent, and once the broker acknowledged all of them the
 inputs are acknowledged and committed. A crash can therefore repeat a batch but never lose one;
 outputs carry stable event ids so consumers de-duplicate.
+
+A batch that fails outside the pipeline's retry policy (the pipeline's process died, a bug)
+ends the worker at once, exit status ``EXIT_BATCH_FAILED``, without acknowledging it: faust's
+``take_events`` acknowledges a batch whose loop body raised (faust/streams.py, the ``finally``
+of ``take_events``) and the stop that follows a crash commits it, which would lose the batch.
+Ended at once, nothing is committed and the batch is taken again after the restart.
 """
 
 import asyncio
-from collections.abc import Awaitable, Sequence
-from typing import Any, Final
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, Protocol
 
 import faust
 
+from worker.errors import describe
 from worker.heartbeat import HEARTBEAT_INTERVAL_S, beat, heartbeat_path
 from worker.kafka import faust_credentials
 from worker.outputs import Outgoing
-from worker.pipeline import ClaimPipeline
 from worker.records import Record, normalize_headers
 from worker.settings import Settings
-from worker.telemetry import BatchTrace, replace_headers
+
+log = logging.getLogger(__name__)
+
+#: Exit status of a worker that ended at once because a batch failed (EX_SOFTWARE).
+EXIT_BATCH_FAILED: Final = 70
+
+
+def exit_at_once(why: str) -> None:
+    """Log ``why`` and end the process now: no commit, no acknowledgement, no cleanup (what
+    was not committed is taken again after the restart; a pipeline child reads the end of its
+    socket and stops). Never returns."""
+    log.critical("%s: exiting at once (status %d), nothing committed", why, EXIT_BATCH_FAILED)
+    logging.shutdown()
+    os._exit(EXIT_BATCH_FAILED)
 
 
 def record_of(event: Any) -> Record:
@@ -37,19 +58,36 @@ def record_of(event: Any) -> Record:
     )
 
 
-async def publish(targets: dict[str, Any], outputs: Sequence[Outgoing], trace: BatchTrace) -> None:
-    """Send every output with its claim span's context in its headers; return when the broker
-    acknowledged all of them."""
+class Processed(Protocol):
+    """A processed batch: one output per record, in input order, headers ready."""
+
+    outputs: list[Outgoing]
+
+    async def finish(self, published: bool) -> None: ...
+
+
+class Batches(Protocol):
+    """What the agent needs of the pipeline: ``ClaimPipeline`` itself (in process) or
+    ``PipelineProcess`` (the same pipeline in a child process, ``worker/pipeline_process.py``)."""
+
+    async def start(self, stopping: Callable[[], bool]) -> None: ...
+
+    async def process(
+        self, records: Sequence[Record], stopping: Callable[[], bool]
+    ) -> Processed: ...
+
+    async def stop(self) -> None: ...
+
+
+async def publish(targets: dict[str, Any], outputs: Sequence[Outgoing]) -> None:
+    """Send every output; return when the broker acknowledged all of them."""
     pending = []
     for output in outputs:
-        headers = replace_headers(output.headers, trace.context(output.source))
         future = await targets[output.topic].send(
-            key=output.key, value=output.value, headers=headers
+            key=output.key, value=output.value, headers=list(output.headers)
         )
         pending.append(future)
     await asyncio.gather(*pending)
-    for output in outputs:
-        trace.published(output.topic, output.label)
 
 
 #: Options of every topic the worker reads or writes: raw bytes in and out, (de)coding is ours.
@@ -90,7 +128,7 @@ def faust_app(settings: Settings) -> faust.App:
     )
 
 
-def create_app(settings: Settings, pipeline: ClaimPipeline) -> faust.App:
+def create_app(settings: Settings, pipeline: Batches) -> faust.App:
     app = faust_app(settings)
     raw = app.topic(settings.topics.raw, allow_empty=True, **RAW_TOPIC)
     targets: dict[str, Any] = {
@@ -129,13 +167,16 @@ def create_app(settings: Settings, pipeline: ClaimPipeline) -> faust.App:
         async for events in stream.take_events(
             settings.batch.max_size, within=settings.batch.max_wait_s
         ):
-            records = [record_of(e) for e in events]
-            trace = pipeline.telemetry.batch(records)
             try:
-                outputs = await pipeline.handle(records, trace, stopping)
-                await publish(targets, outputs, trace)  # every output acknowledged
-            finally:
-                trace.close()
+                batch = await pipeline.process([record_of(e) for e in events], stopping)
+                published = False
+                try:
+                    await publish(targets, batch.outputs)  # every output acknowledged
+                    published = True
+                finally:
+                    await batch.finish(published)
+            except Exception as exc:  # not acknowledged: see the module docstring
+                exit_at_once(f"a batch of {len(events)} records failed ({describe(exc)})")
             for event in events:
                 await stream.ack(event)
             await app.consumer.commit()

@@ -15,10 +15,12 @@ wait; a failing batch is split.
 """
 
 import asyncio
+import dataclasses
 import gc
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from drg.assess import Assessor
 from drg.codeset.catalog import CodesetCatalog
@@ -36,13 +38,31 @@ from worker.retry import RetryPolicy, run_stage, wait_for_servers
 from worker.settings import Settings
 from worker.stages import pipeline_stages
 from worker.store import NoStore, ResultStore, ResultWriter
-from worker.telemetry import BatchTrace, Telemetry
+from worker.telemetry import BatchTrace, Telemetry, replace_headers
 from worker.work import WorkItem
 
 log = logging.getLogger(__name__)
 
 CoderFactory = Callable[[CodesetCatalog], Coder]
 DEFAULT_POLICY = RetryPolicy()
+
+
+@dataclass(slots=True)
+class ProcessedBatch:
+    """A batch's outputs, one per record in input order, ready to publish: each output's headers
+    carry its claim span's context on (``source`` is dropped). The batch's spans stay open
+    until :meth:`finish`."""
+
+    outputs: list[Outgoing]
+    trace: BatchTrace
+
+    async def finish(self, published: bool) -> None:
+        """End the batch's spans; ``published``: every output was sent and acknowledged (they
+        are then counted in the metrics)."""
+        if published:
+            for output in self.outputs:
+                self.trace.published(output.topic, output.label)
+        self.trace.close()
 
 
 def _freeze_startup_objects() -> None:
@@ -170,6 +190,28 @@ class ClaimPipeline:
         finally:
             for close in self._on_stop:
                 await close()
+
+    async def process(
+        self, records: Sequence[Record], stopping: Callable[[], bool] = lambda: False
+    ) -> ProcessedBatch:
+        """:meth:`handle` under the batch's spans, with each output's headers carrying its
+        claim span's context. What the Faust agent publishes, in process or from
+        ``worker/pipeline_process.py``'s child process."""
+        trace = self.telemetry.batch(records)
+        try:
+            outputs = await self.handle(records, trace, stopping)
+        except BaseException:
+            trace.close()
+            raise
+        ready = [
+            dataclasses.replace(
+                output,
+                headers=tuple(replace_headers(output.headers, trace.context(output.source))),
+                source=None,
+            )
+            for output in outputs
+        ]
+        return ProcessedBatch(ready, trace)
 
     async def handle(
         self,

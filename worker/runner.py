@@ -1,24 +1,23 @@
 """Start the Faust worker from code (not faust's CLI, which ignores ``web_enabled=False``)."""
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 
 import faust
 
 from worker import telemetry
-from worker.app import create_app
+from worker.app import create_app, exit_at_once
 from worker.kafka import create_topics, wait_for_broker
 from worker.pipeline import ClaimPipeline, CoderFactory
+from worker.pipeline_process import PipelineProcess
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def _version() -> str:
-    try:
-        return version("claimcoder")
-    except PackageNotFoundError:
-        return "0+unknown"
+async def lost(exc: BaseException) -> None:
+    """The pipeline's process ended under a running worker: end the worker too (see
+    ``worker/app.py``: batches in flight must not be acknowledged)."""
+    exit_at_once(str(exc))
 
 
 def run_worker(
@@ -26,9 +25,21 @@ def run_worker(
 ) -> None:
     """Run until SIGTERM or SIGINT; faust then stops consuming, flushes and commits. Raises
     BrokerUnavailableError when no broker answers within ``kafka.startup_timeout_s``.
-    ``coder``: a coder factory instead of the configured one (tests/fault_worker.py)."""
-    shutdown_telemetry = telemetry.configure(_version())
-    telemetry.instrument_clients()
+    ``coder``: a coder factory instead of the configured one (tests/fault_worker.py).
+
+    With ``pipeline_process`` (the default) the pipeline runs in a child process forked first
+    of all, before any thread starts (``worker/pipeline_process.py``); a child that dies
+    ends the worker at once, with status ``EXIT_BATCH_FAILED`` (70)."""
+
+    def build() -> ClaimPipeline:
+        return ClaimPipeline.from_settings(settings, coder=coder)
+
+    child = PipelineProcess(build) if settings.pipeline_process else None
+    if child is not None:
+        child.fork()
+    shutdown_telemetry = telemetry.configure(telemetry.service_version())
+    if child is None:
+        telemetry.instrument_clients()  # the clients are the child's otherwise
     try:
         wait_for_broker(settings.kafka)
         if ensure_topics:
@@ -36,9 +47,12 @@ def run_worker(
             for topic, was_created in created.items():
                 if was_created:
                     log.info("created topic %s", topic)
-        pipeline = ClaimPipeline.from_settings(settings, coder=coder)
-        app = create_app(settings, pipeline)
+        app = create_app(settings, child if child is not None else build())
+        if child is not None:
+            child.on_lost = lost
         worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
         worker.execute_from_commandline()
     finally:
+        if child is not None:
+            child.abandon()
         shutdown_telemetry()

@@ -215,6 +215,10 @@ class Settings(BaseSettings):
     directory."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Level of claimcoder's own loggers (third-party ones log warnings only)."""
+    pipeline_process: bool = True
+    """Run the pipeline's stages (coder, validation, grouping, pricing, store, spans) in a
+    child process of the worker, so that they and Faust each have a core; ``false`` runs them
+    in the worker's own process (one core)."""
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process (secrets included:

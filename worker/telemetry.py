@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -367,6 +368,14 @@ def _exporter(signal: str, console: Callable[[], Any]) -> Any:
         case "console":
             return console()
     return None
+
+
+def service_version() -> str:
+    """claimcoder's installed version (``service.version``)."""
+    try:
+        return version("claimcoder")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def configure(service_version: str) -> Callable[[], None]:

@@ -141,6 +141,9 @@ async def _measure(
     env.update(await asyncio.to_thread(_coder_env, name, suite.work_dir))
     log_path = suite.work_dir / f"{name}.log"
     profile = suite.work_dir / f"{name}.profile.txt" if suite.profile else None
+    if profile is not None:
+        # pyinstrument sees one process: the stages in the worker's own, not in a child
+        env["CLAIMCODER_PIPELINE_PROCESS"] = "false"
     events = claim_events(WARM_UP_CLAIMS + claims, f"{name}-{tag}")
     warm, burst = events[:WARM_UP_CLAIMS], events[WARM_UP_CLAIMS:]
     with log_path.open("wb") as log:

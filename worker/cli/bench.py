@@ -33,7 +33,10 @@ def bench(
     ] = 1000,
     profile: Annotated[
         bool,
-        typer.Option(help="Run each worker under pyinstrument: WORK_DIR/<run>.profile.txt."),
+        typer.Option(
+            help="Run each worker under pyinstrument: WORK_DIR/<run>.profile.txt (the "
+            "pipeline then runs in the worker's own process, which pyinstrument sees)."
+        ),
     ] = False,
     work_dir: Annotated[
         Path | None,
