@@ -137,6 +137,23 @@ CASES = [
     # S61.411A Laceration without foreign body of right hand; W25.XXXA Contact with sharp glass;
     # the negated fall is not coded (no W00-W19)
     ("I did not fall. I cut my right hand on a piece of glass.", "S61411A", "W25XXXA"),
+    # Index "Fracture, pelvis S32.9-": S32.9XXA Fracture of unspecified parts of lumbosacral
+    # spine and pelvis; V03.10XA Pedestrian on foot injured in collision with car, pick-up
+    # truck or van in traffic accident (struck while walking: a pedestrian, V00-V99 definitions)
+    (
+        "I was hit by a car while walking across the street. My pelvis is fractured.",
+        "S329XXA",
+        "V0310XA",
+    ),
+    # S30.0XXA Contusion of lower back and pelvis; W18.2XXA Fall in (into) shower or empty
+    # bathtub
+    ("I slipped in the shower and bruised my pelvis.", "S300XXA", "W182XXA"),
+    # Index "Fracture, coccyx S32.2-": S32.2XXA Fracture of coccyx; W00.0XXA Fall on same level
+    # due to ice and snow
+    ("I fell on the ice and fractured my tailbone.", "S322XXA", "W000XXA"),
+    # S82.92XA Unspecified fracture of left lower leg; V04.10XA Pedestrian on foot injured in
+    # collision with heavy transport vehicle or bus in traffic accident
+    ("I was hit by a bus while crossing the road and broke my left leg.", "S8292XA", "V0410XA"),
     # a follow-up visit: 7th character D, subsequent encounter, for the injury and its cause
     # (I.C.19.a, I.C.20.a.2): S62.101D; W00.0XXD Fall on same level due to ice and snow
     (
@@ -157,6 +174,22 @@ def test_lay_injury_and_external_cause(
     # one external cause of the mechanism told, never principal (I.C.20.a)
     assert [c for c in coded if is_external_cause(c)] == [cause]
     assert not is_external_cause(coded[0])
+
+
+def test_no_chronic_musculoskeletal_code_beside_an_acute_injury(coder: RetrievalCoder) -> None:
+    # a current injury is coded to chapter 19, chapter 13 holding chronic and recurrent
+    # conditions (Official Guidelines I.C.13.b): training documents about ankles suggest
+    # M89.07- (algoneurodystrophy, ankle and foot), which the narrative never names.
+    # S93.401A Sprain of unspecified ligament of right ankle; W10.1XXA Fall (on) (from)
+    # sidewalk curb
+    coded = codes(coder, "I tripped over a curb and sprained my right ankle.")
+    assert coded == ("S93401A", "W101XXA")
+    # a musculoskeletal condition the narrative names stays beside the injury: M17.11
+    # Unilateral primary osteoarthritis, right knee
+    coded = codes(
+        coder, "Primary osteoarthritis of the right knee. I fell and bruised my left hip."
+    )
+    assert "M1711" in coded
 
 
 def test_negated_fall_gives_nothing(coder: RetrievalCoder) -> None:

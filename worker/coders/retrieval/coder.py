@@ -235,6 +235,7 @@ class RetrievalCoder(Coder):
         # a lay injury is named by the narrative (after the codes it names in index words)
         named = dict(lexical.named) | {c: _LAY_NAMED for _, c in ranked if c not in before}
         ranked = _unspecified_read_as_specific(ranked, named, scorer.index)
+        ranked = _chronic_beside_acute_injury(ranked, named)
         ranked = _principal_first(ranked, named, _unspecified_with_siblings(ranked, scorer.index))
         linked = link([c for _, c in ranked], narrative, scorer.index.codeset)
         scores = dict(zip(codes, probabilities, strict=True)) | {c: p for p, c in ranked}
@@ -460,6 +461,20 @@ def _unspecified_read_as_specific(
         if any(c in named for c in siblings):
             dropped.add(code)
     return [(p, c) for p, c in ranked if c not in dropped]
+
+
+def _chronic_beside_acute_injury(
+    ranked: list[tuple[float, str]], named: Mapping[str, tuple[bool, float]]
+) -> list[tuple[float, str]]:
+    """``ranked`` without the musculoskeletal codes (chapter 13, M00-M99) that no mention names,
+    only learned evidence suggests, when the narrative names a current injury (S00-T14): an
+    acute injury is coded to chapter 19, chapter 13 holding the chronic and recurrent
+    conditions, previous injuries' included (Official Guidelines I.C.13.b). "I tripped and
+    sprained my left ankle" is S93.402A, without the algoneurodystrophy M89.072 that training
+    documents about ankles suggest."""
+    if not any(c[0] == "S" or ("T00" <= c[:3] <= "T14") for _, c in ranked if c in named):
+        return ranked
+    return [(p, c) for p, c in ranked if c[0] != "M" or c in named]
 
 
 def _principal_first(

@@ -435,6 +435,13 @@ NATURES: Final = (
 # ("nose": "Laceration of nose", "Fracture of nasal bones"). "other" and "unspecified" choose
 # between texts with the same words otherwise ("... of other part of head": the forehead,
 # ICD-10-CM Index "Laceration, forehead S01.81-"; "... of unspecified part of head").
+# a site's words cover the whole site of a title: "Fracture of unspecified parts of lumbosacral
+# spine and pelvis" (S32.9), "Contusion of lower back and pelvis" (S30.0)
+_PELVIS: Final = (
+    ("unspecified", "parts", "lumbosacral", "spine", "pelvis"),
+    ("lower", "back", "pelvis"),
+    ("pelvis",),
+)
 _SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "hand": (("hand",),),
     "hands": (("hand",),),
@@ -486,6 +493,30 @@ _SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "belly": (("abdominal", "wall"),),
     "stomach": (("abdominal", "wall"),),
     "buttock": (("buttock",),),
+    # ICD-10-CM Index: "Fracture, pelvis S32.9-", "Fracture, skull S02.91-" (the unspecified
+    # texts first), "Fracture, coccyx S32.2-"
+    "pelvis": _PELVIS,
+    "pelvic": _PELVIS,
+    "skull": (("unspecified", "skull"), ("skull",)),
+    "coccyx": (("coccyx",),),
+    "tailbone": (("coccyx",),),
+}
+_SITES |= {  # plurals read as their singular: "both my wrists", "my knees"
+    plural: _SITES[singular]
+    for plural, singular in (
+        ("wrists", "wrist"),
+        ("thumbs", "thumb"),
+        ("forearms", "forearm"),
+        ("elbows", "elbow"),
+        ("arms", "arm"),
+        ("shoulders", "shoulder"),
+        ("ankles", "ankle"),
+        ("legs", "leg"),
+        ("knees", "knee"),
+        ("thighs", "thigh"),
+        ("hips", "hip"),
+        ("shins", "shin"),
+    )
 }
 # Words before a site word that refine it ("index finger", "big toe", "upper arm").
 _SITE_WORDS: Final[dict[str, str]] = {
