@@ -442,7 +442,7 @@ _PELVIS: Final = (
     ("lower", "back", "pelvis"),
     ("pelvis",),
 )
-_SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
+_SINGULAR_SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "hand": (("hand",),),
     "hands": (("hand",),),
     "palm": (("palm",), ("hand",)),
@@ -501,8 +501,8 @@ _SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "coccyx": (("coccyx",),),
     "tailbone": (("coccyx",),),
 }
-_SITES |= {  # plurals read as their singular: "both my wrists", "my knees"
-    plural: _SITES[singular]
+_SITES: Final = _SINGULAR_SITES | {  # plurals read as their singular: "both my wrists"
+    plural: _SINGULAR_SITES[singular]
     for plural, singular in (
         ("wrists", "wrist"),
         ("thumbs", "thumb"),
