@@ -603,6 +603,49 @@ def test_pipeline_process_killed_crashes_the_worker_and_nothing_is_lost(
     assert_none_lost_and_duplicates_identical(out, claims)
 
 
+def test_stopped_while_waiting_for_redis_nothing_is_lost(
+    fault_settings: Settings, servers: PrivateServers, tmp_path: Path
+) -> None:
+    """Redis is stopped mid-stream, so batches wait for it; then the worker is told to stop
+    (SIGTERM, a deployment). A batch that gives up waiting is not done: it must not be
+    acknowledged, or faust's take_events would acknowledge it on the way out and the stop
+    would commit it, losing its claims. The worker exits at once with status 70, committing
+    nothing; a worker started once Redis is back puts every claim out, none dead-lettered."""
+    reader = Reader(fault_settings)
+    workers: list[WorkerProcess] = []
+    try:
+        with Trickle(fault_settings, "stopwait", per_second=30) as trickle:
+            first = worker(fault_settings, tmp_path / "a.log")
+            workers.append(first)
+            reader.until(60, 90, [first], "outputs before the outage")
+            mark = len(first.log())
+            servers.stop("redis")
+            try:
+                wait_for(
+                    lambda: "for a server: CodesetUnavailableError" in first.log()[mark:],
+                    60,
+                    "a batch waiting for Redis",
+                )
+                assert first.proc is not None
+                first.proc.send_signal(signal.SIGTERM)
+                code = first.proc.wait(60)
+            finally:
+                servers.start("redis")
+            tail = first.log()[mark:]
+            assert code == EXIT_BATCH_FAILED, tail[-4000:]
+            assert "exiting at once" in tail, tail[-4000:]
+            second = worker(fault_settings, tmp_path / "b.log")
+            workers.append(second)
+            reader.until(len(reader.out.claim_ids) + 50, 90, [second], "outputs after restart")
+        claims = trickle.published
+        out = reader.until(trickle.ids(), 90, [second], "every claim")
+        out = reader.settle(1.0)
+    finally:
+        stop_all(*workers)
+        reader.close()
+    assert_none_lost_and_duplicates_identical(out, claims)
+
+
 def test_broker_unreachable_at_start_retries_then_exits_with_a_clear_error(
     prepared: Settings, tmp_path: Path
 ) -> None:

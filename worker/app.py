@@ -7,11 +7,12 @@ one output per record; every output is sent, and once the broker acknowledged al
 inputs are acknowledged and committed. A crash can therefore repeat a batch but never lose one;
 outputs carry stable event ids so consumers de-duplicate.
 
-A batch that fails outside the pipeline's retry policy (the pipeline's process died, a bug)
-ends the worker at once, exit status ``EXIT_BATCH_FAILED``, without acknowledging it: faust's
-``take_events`` acknowledges a batch whose loop body raised (faust/streams.py, the ``finally``
-of ``take_events``) and the stop that follows a crash commits it, which would lose the batch.
-Ended at once, nothing is committed and the batch is taken again after the restart.
+A batch that is not done, because it failed outside the pipeline's retry policy (the pipeline's
+process died, a bug) or because the worker is stopping while it waits for a server, ends the
+worker at once, exit status ``EXIT_BATCH_FAILED``, without acknowledging it: faust's
+``take_events`` acknowledges a batch whose loop body raised or was cancelled (faust/streams.py,
+the ``finally`` of ``take_events``) and the stop that follows commits it, which would lose the
+batch. Ended at once, nothing is committed and the batch is taken again after the restart.
 """
 
 import asyncio
@@ -175,8 +176,8 @@ def create_app(settings: Settings, pipeline: Batches) -> faust.App:
                     published = True
                 finally:
                     await batch.finish(published)
-            except Exception as exc:  # not acknowledged: see the module docstring
-                exit_at_once(f"a batch of {len(events)} records failed ({describe(exc)})")
+            except (Exception, asyncio.CancelledError) as exc:  # see the module docstring
+                exit_at_once(f"a batch of {len(events)} records was not done ({describe(exc)})")
             for event in events:
                 await stream.ack(event)
             await app.consumer.commit()

@@ -12,7 +12,8 @@ coder and their clients itself; the parent never loads them. They talk over a so
 one pickled message per frame (both ends are this program; nothing else writes to the socket):
 
 - parent -> child: ``("batch", token, records)``, ``("finish", token, published)``,
-  ``("stop",)``;
+  ``("stopping",)`` (the worker is stopping: a batch waiting for a server gives up, as in
+  process), ``("stop",)``;
 - child -> parent: ``("started",)``, ``("outputs", token, outputs)``,
   ``("error", token, description)``, ``("start_failed", description)``, ``("stopped",)``.
 
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 _LENGTH: Final = struct.Struct(">I")
 #: How long the child may take to stop its pipeline (coder, clients) before it is killed, s.
 STOP_TIMEOUT_S: Final = 60.0
+#: How often a waiting batch checks whether the worker is stopping, s.
+STOPPING_POLL_S: Final = 0.5
 
 
 class PipelineProcessLost(RuntimeError):
@@ -104,6 +107,11 @@ def _child_main(
 async def _serve(sock: socket.socket, pipeline: ClaimPipeline) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     stop = asyncio.Event()
+    stopping = asyncio.Event()  # the worker stops: batches waiting for a server give up
+
+    def halting() -> bool:
+        return stop.is_set() or stopping.is_set()
+
     opened: dict[int, ProcessedBatch] = {}
     running: set[asyncio.Task[None]] = set()
 
@@ -113,7 +121,11 @@ async def _serve(sock: socket.socket, pipeline: ClaimPipeline) -> None:
 
     async def start() -> None:
         try:
-            await pipeline.start(stop.is_set)
+            await pipeline.start(halting)
+        except asyncio.CancelledError:
+            if not halting():
+                raise
+            return  # stopped while it waited for a server
         except Exception as exc:
             log.error("the pipeline did not start: %s", describe(exc))
             send(("start_failed", describe(exc)))
@@ -123,8 +135,8 @@ async def _serve(sock: socket.socket, pipeline: ClaimPipeline) -> None:
 
     async def run(token: int, records: Sequence[Record]) -> None:
         try:
-            batch = await pipeline.process(records, stop.is_set)
-        except Exception as exc:
+            batch = await pipeline.process(records, halting)
+        except (Exception, asyncio.CancelledError) as exc:  # CancelledError: gave up waiting
             # as the Faust agent would have seen it in process: by type and place only
             log.error("batch of %d records failed: %s", len(records), describe(exc))
             send(("error", token, describe(exc)))
@@ -138,7 +150,9 @@ async def _serve(sock: socket.socket, pipeline: ClaimPipeline) -> None:
         message = await _read_message(reader)
         if message is None or message[0] == "stop":
             break
-        if message[0] == "batch":
+        if message[0] == "stopping":
+            stopping.set()
+        elif message[0] == "batch":
             task = asyncio.create_task(run(message[1], message[2]))
             running.add(task)
             task.add_done_callback(running.discard)
@@ -196,6 +210,7 @@ class PipelineProcess:
         self._waiting: dict[int, asyncio.Future[list[Outgoing]]] = {}
         self._tokens = itertools.count()
         self._stopping = False
+        self._told_stopping = False
 
     @property
     def pid(self) -> int | None:
@@ -238,7 +253,11 @@ class PipelineProcess:
         self._waiting[token] = answer
         await self.send(("batch", token, list(records)))
         try:
-            outputs = await answer
+            while not (await asyncio.wait({answer}, timeout=STOPPING_POLL_S))[0]:
+                if stopping() and not self._told_stopping:
+                    self._told_stopping = True
+                    await self.send(("stopping",))
+            outputs = answer.result()
         finally:
             # cancelled (partitions revoked, shutdown): the child's answer, when it comes,
             # finds no one waiting and its spans are ended (see _read)
