@@ -68,7 +68,8 @@ async def wait_for_servers(
     what: str, attempt: int, exc: BaseException, policy: RetryPolicy, stopping: Callable[[], bool]
 ) -> None:
     """The pause after a recoverable failure; at shutdown, CancelledError instead (the batch
-    stays unacknowledged and is redelivered)."""
+    stays unacknowledged and is redelivered: worker/app.py ends the worker at once rather than
+    let faust acknowledge it)."""
     if stopping():
         raise asyncio.CancelledError from exc
     pause = policy.server_pause(attempt)
