@@ -549,6 +549,16 @@ def test_redis_and_postgresql_down_or_hung_mid_stream(
     print(f"{len(claims)} claims through four outages: {dict(counts)}")
 
 
+def every_claim_out(
+    reader: Reader, trickle: Trickle, last: WorkerProcess
+) -> tuple[Outputs, list[dict[str, Any]]]:
+    """Once the trickle stopped: every claim it published out (``last`` working), then a
+    second more for repeats; the outputs and the claims."""
+    claims = trickle.published
+    reader.until(trickle.ids(), 90, [last], "every claim")
+    return reader.settle(1.0), claims
+
+
 def pipeline_child(proc: WorkerProcess) -> psutil.Process:
     """The worker's pipeline process (worker/pipeline_process.py): its one child here (the
     scripted coder starts no engine)."""
@@ -594,9 +604,7 @@ def test_pipeline_process_killed_crashes_the_worker_and_nothing_is_lost(
             third = worker(fault_settings, tmp_path / "c.log")
             workers.append(third)
             reader.until(len(reader.out.claim_ids) + 50, 90, [third], "outputs from the third")
-        claims = trickle.published
-        out = reader.until(trickle.ids(), 90, [third], "every claim")
-        out = reader.settle(1.0)
+        out, claims = every_claim_out(reader, trickle, third)
     finally:
         stop_all(*workers)
         reader.close()
@@ -637,9 +645,7 @@ def test_stopped_while_waiting_for_redis_nothing_is_lost(
             second = worker(fault_settings, tmp_path / "b.log")
             workers.append(second)
             reader.until(len(reader.out.claim_ids) + 50, 90, [second], "outputs after restart")
-        claims = trickle.published
-        out = reader.until(trickle.ids(), 90, [second], "every claim")
-        out = reader.settle(1.0)
+        out, claims = every_claim_out(reader, trickle, second)
     finally:
         stop_all(*workers)
         reader.close()
