@@ -37,6 +37,7 @@ from tests.fault_worker import CODES_PREFIX, FAIL_MARK, FLAKY_MARK
 from tests.support import Timeout, WorkerProcess, wait_for
 from worker import localstack
 from worker.app import EXIT_BATCH_FAILED
+from worker.heartbeat import HEARTBEAT_INTERVAL_S, heartbeat_path
 from worker.kafka import client_options, create_topics
 from worker.localstack import Service, ServiceName
 from worker.prepare import prepare_reference_data
@@ -650,6 +651,69 @@ def test_stopped_while_waiting_for_redis_nothing_is_lost(
         stop_all(*workers)
         reader.close()
     assert_none_lost_and_duplicates_identical(out, claims)
+
+
+def test_a_hung_pipeline_process_fails_the_health_check(
+    fault_settings: Settings, tmp_path: Path
+) -> None:
+    """The heartbeat (`claimcoder health --worker`) is written only while the pipeline's
+    process answers the worker within 5 s: a child that hangs (SIGSTOP here; a deadlock) stops
+    it, the worker says so, and the health check fails; resumed, the heartbeat comes back."""
+    proc = worker(fault_settings, tmp_path / "worker.log")
+    heartbeat = heartbeat_path(fault_settings)
+
+    def age() -> float:
+        return time.time() - heartbeat.stat().st_mtime if heartbeat.exists() else 1e9
+
+    try:
+        wait_for(lambda: age() < 5, 90, "the first heartbeat")
+        child = pipeline_child(proc)
+        child.suspend()
+        try:
+            time.sleep(3 * HEARTBEAT_INTERVAL_S)
+            assert age() > 1.5 * HEARTBEAT_INTERVAL_S, "the heartbeat went on"
+            assert "did not answer within" in proc.log()
+            check = ("health", "--worker", "--no-dependencies", "--max-age", "15")
+            health = subprocess.run(
+                [sys.executable, "-m", "worker", *check],
+                env=proc.env,
+                capture_output=True,
+                timeout=60,
+            )
+            assert health.returncode == 1, health.stdout
+        finally:
+            child.resume()
+        wait_for(lambda: age() < HEARTBEAT_INTERVAL_S, 60, "a heartbeat once resumed")
+        assert proc.alive, proc.log()[-4000:]
+    finally:
+        stop_all(proc)
+
+
+def test_stopped_while_starting_exits_cleanly(prepared: Settings, tmp_path: Path) -> None:
+    """A worker stopped (SIGTERM) while its pipeline process still waits for PostgreSQL at
+    start exits 0, at once, with no traceback and no process left behind."""
+    closed = f"postgresql://postgres@127.0.0.1:{localstack._free_port()}/postgres"
+    settings = prepared.model_copy(
+        update={"database": prepared.database.model_copy(update={"url": closed})}
+    )
+    proc = worker(settings, tmp_path / "worker.log")
+    assert proc.proc is not None
+    try:
+        wait_for(
+            lambda: "start waits" in proc.log() and "Starting actor" in proc.log(),
+            90,
+            "faust running and the pipeline waiting for PostgreSQL",
+        )
+        child = pipeline_child(proc)
+        started = time.monotonic()
+        code = proc.stop(signal.SIGTERM)
+        elapsed = time.monotonic() - started
+    finally:
+        stop_all(proc)
+    assert code == 0, proc.log()[-4000:]
+    assert elapsed < 20, f"{elapsed:.0f} s to stop"
+    assert "Traceback" not in proc.log(), proc.log()[-4000:]
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
 
 
 def test_broker_unreachable_at_start_retries_then_exits_with_a_clear_error(

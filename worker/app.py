@@ -79,6 +79,8 @@ class Batches(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def responsive(self) -> bool: ...
+
 
 async def publish(targets: dict[str, Any], outputs: Sequence[Outgoing]) -> None:
     """Send every output; return when the broker acknowledged all of them."""
@@ -150,8 +152,9 @@ def create_app(settings: Settings, pipeline: Batches) -> faust.App:
 
     @app.timer(interval=HEARTBEAT_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def heartbeat() -> None:
-        # For `claimcoder health --worker`: the loop runs and the pipeline has started.
-        if started.is_set():
+        # For `claimcoder health --worker`: the loop runs, the pipeline has started and (in
+        # its own process) answers.
+        if started.is_set() and await pipeline.responsive():
             await beat(heartbeat_path(settings))
 
     @app.agent(raw, name="claims-raw", isolated_partitions=True)

@@ -191,6 +191,11 @@ class ClaimPipeline:
             for close in self._on_stop:
                 await close()
 
+    async def responsive(self) -> bool:
+        """True: in process, a running heartbeat is this event loop answering (see
+        ``PipelineProcess.responsive``)."""
+        return True
+
     async def process(
         self, records: Sequence[Record], stopping: Callable[[], bool] = lambda: False
     ) -> ProcessedBatch:

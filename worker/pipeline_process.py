@@ -13,8 +13,8 @@ one pickled message per frame (both ends are this program; nothing else writes t
 
 - parent -> child: ``("batch", token, records)``, ``("finish", token, published)``,
   ``("stopping",)`` (the worker is stopping: a batch waiting for a server gives up, as in
-  process), ``("stop",)``;
-- child -> parent: ``("started",)``, ``("outputs", token, outputs)``,
+  process), ``("ping", n)`` (the heartbeat's question), ``("stop",)``;
+- child -> parent: ``("started",)``, ``("pong", n)``, ``("outputs", token, outputs)``,
   ``("error", token, description)``, ``("start_failed", description)``, ``("stopped",)``.
 
 The parent still does what the Faust agent did (publish, await the acks, ack, commit), so the
@@ -57,6 +57,13 @@ log = logging.getLogger(__name__)
 _LENGTH: Final = struct.Struct(">I")
 #: How long the child may take to stop its pipeline (coder, clients) before it is killed, s.
 STOP_TIMEOUT_S: Final = 60.0
+#: How long a child whose socket closed may take to be reaped (its exit code known), s.
+REAP_TIMEOUT_S: Final = 2.0
+#: How long a worker that ends without having stopped its child (no broker at start) lets
+#: the child finish a batch it may hold before killing it, s.
+ABANDON_GRACE_S: Final = 5.0
+#: How long the child may take to answer the heartbeat's ping, s.
+PING_TIMEOUT_S: Final = 5.0
 #: How often a waiting batch checks whether the worker is stopping, s.
 STOPPING_POLL_S: Final = 0.5
 
@@ -143,14 +150,17 @@ async def _serve(sock: socket.socket, pipeline: ClaimPipeline) -> None:
             return
         opened[token] = batch
         send(("outputs", token, batch.outputs))
-        await writer.drain()
+        with contextlib.suppress(ConnectionError):  # the parent is gone: _serve ends on EOF
+            await writer.drain()
 
     starting = asyncio.create_task(start())
     while not stop.is_set():
         message = await _read_message(reader)
         if message is None or message[0] == "stop":
             break
-        if message[0] == "stopping":
+        if message[0] == "ping":
+            send(("pong", message[1]))
+        elif message[0] == "stopping":
             stopping.set()
         elif message[0] == "batch":
             task = asyncio.create_task(run(message[1], message[2]))
@@ -159,7 +169,9 @@ async def _serve(sock: socket.socket, pipeline: ClaimPipeline) -> None:
         elif message[0] == "finish" and (batch := opened.pop(message[1], None)) is not None:
             await batch.finish(message[2])
     stop.set()
-    await starting
+    starting.cancel()  # still starting (a server away, a coder loading): give up now
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
     if running:
         await asyncio.wait(running)
     for batch in opened.values():
@@ -211,6 +223,8 @@ class PipelineProcess:
         self._tokens = itertools.count()
         self._stopping = False
         self._told_stopping = False
+        self._ready = False  # the child's pipeline has started
+        self._pongs: dict[int, asyncio.Future[None]] = {}
 
     @property
     def pid(self) -> int | None:
@@ -264,6 +278,25 @@ class PipelineProcess:
             self._waiting.pop(token, None)
         return RemoteBatch(outputs, token, self)
 
+    async def responsive(self) -> bool:
+        """Whether the child's pipeline has started and its event loop answers within
+        ``PING_TIMEOUT_S``: the worker's heartbeat (``claimcoder health --worker``) is written
+        only then, so a hung child (stopped, deadlocked) fails the health check."""
+        if not self._ready:
+            return False
+        ping = next(self._tokens)
+        pong: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pongs[ping] = pong
+        try:
+            await self.send(("ping", ping))
+            await asyncio.wait_for(pong, PING_TIMEOUT_S)
+        except (TimeoutError, PipelineProcessLost, ConnectionError):
+            log.warning("the pipeline process did not answer within %.0f s", PING_TIMEOUT_S)
+            return False
+        finally:
+            self._pongs.pop(ping, None)
+        return True
+
     async def send(self, message: object) -> None:
         if self._writer is None or self._writer.is_closing():
             raise PipelineProcessLost("the pipeline process has ended")
@@ -291,7 +324,11 @@ class PipelineProcess:
                     answer.set_result(message[2])
                 else:
                     answer.set_exception(RuntimeError(f"the batch failed: {message[2]}"))
+            elif kind == "pong":
+                if (pong := self._pongs.pop(message[1], None)) is not None and not pong.done():
+                    pong.set_result(None)
             elif kind == "started":
+                self._ready = True
                 self._started.set_result(None)
             elif kind == "start_failed":
                 self._started.set_exception(
@@ -305,14 +342,20 @@ class PipelineProcess:
         stopping, tell ``on_lost``."""
         assert self._started is not None
         assert self._stopped is not None
-        exitcode = self._process.exitcode if self._process is not None else None
+        exitcode = None
+        if self._process is not None:  # reaped first, so that a kill shows as its signal (-9)
+            await asyncio.to_thread(self._process.join, REAP_TIMEOUT_S)
+            exitcode = self._process.exitcode
         lost = PipelineProcessLost(f"the pipeline process ended (exit code {exitcode})")
         for answer in self._waiting.values():
             if not answer.done():
                 answer.set_exception(lost)
         self._waiting.clear()
         if not self._started.done():
-            self._started.set_exception(lost)
+            if self._stopping:  # stopped while it started: not a failure
+                self._started.cancel()
+            else:
+                self._started.set_exception(lost)
         if not self._stopped.done():
             self._stopped.set_result(None)
         if self._writer is not None:
@@ -347,7 +390,18 @@ class PipelineProcess:
         log.info("pipeline process %d ended (exit code %s)", process.pid, process.exitcode)
 
     def abandon(self) -> None:
-        """Close the parent's end of the socket without waiting: the child reads its end and
-        stops by itself. For a worker that ends before its event loop ran (no broker)."""
+        """For a worker that ends without having stopped its child (no broker at start, a
+        crash): close the parent's end of the socket, so the child stops by itself, and kill it
+        if it has not within ``ABANDON_GRACE_S`` (at once if it never started: it holds no
+        batch, and loading a coder can take minutes). Blocking; a no-op once stopped."""
         if self._sock is not None:
             self._sock.close()
+        if self._writer is not None:
+            self._writer.close()
+        process = self._process
+        if process is None or process.exitcode is not None:
+            return
+        process.join(ABANDON_GRACE_S if self._ready else 0)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
