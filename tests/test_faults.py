@@ -10,8 +10,8 @@ Boundary replaced: the coder. Workers run as ``python -m tests.fault_worker``, `
 worker` with a scripted coder (codes read from the narrative, failures by claim id) selected
 there; the real coders take ~20 s to start, more than this file's budget allows per worker.
 
-Run time: ~170 s on 2 busy cores (a worker takes ~15 s to start: five start; outages
-4 x 12 s; the private servers and their reference data ~20 s).
+Run time: ~330 s on 2 busy cores (a worker takes ~15 s to start: twelve start; outages
+5 x 12 s; a hung pipeline process 20 s; the private servers and their reference data ~20 s).
 """
 
 import json
@@ -588,7 +588,7 @@ def test_pipeline_process_killed_crashes_the_worker_and_nothing_is_lost(
         with Trickle(fault_settings, "child", per_second=40) as trickle:
             first = worker(fault_settings, tmp_path / "a.log")
             workers.append(first)
-            reader.until(100, 90, [first], "outputs before the kill")
+            reader.until(40, 90, [first], "outputs before the kill")
             pipeline_child(first).kill()
             assert first.proc is not None
             code = first.proc.wait(60)
@@ -597,14 +597,14 @@ def test_pipeline_process_killed_crashes_the_worker_and_nothing_is_lost(
 
             second = worker(fault_settings, tmp_path / "b.log")
             workers.append(second)
-            reader.until(len(reader.out.claim_ids) + 100, 90, [second], "outputs after restart")
+            reader.until(len(reader.out.claim_ids) + 40, 90, [second], "outputs after restart")
             child = pipeline_child(second)
             second.stop(signal.SIGKILL)
             child.wait(30)  # raises psutil.TimeoutExpired if the child outlives its worker
 
             third = worker(fault_settings, tmp_path / "c.log")
             workers.append(third)
-            reader.until(len(reader.out.claim_ids) + 50, 90, [third], "outputs from the third")
+            reader.until(len(reader.out.claim_ids) + 20, 90, [third], "outputs from the third")
         out, claims = every_claim_out(reader, trickle, third)
     finally:
         stop_all(*workers)
@@ -659,8 +659,10 @@ def test_a_hung_pipeline_process_fails_the_health_check(
     """The heartbeat (`claimcoder health --worker`) is written only while the pipeline's
     process answers the worker within 5 s: a child that hangs (SIGSTOP here; a deadlock) stops
     it, the worker says so, and the health check fails; resumed, the heartbeat comes back."""
-    proc = worker(fault_settings, tmp_path / "worker.log")
-    heartbeat = heartbeat_path(fault_settings)
+    # a state directory of its own: the module's other workers wrote heartbeats in theirs
+    settings = fault_settings.model_copy(update={"state_dir": tmp_path / "state"})
+    proc = worker(settings, tmp_path / "worker.log")
+    heartbeat = heartbeat_path(settings)
 
     def age() -> float:
         return time.time() - heartbeat.stat().st_mtime if heartbeat.exists() else 1e9
@@ -670,7 +672,7 @@ def test_a_hung_pipeline_process_fails_the_health_check(
         child = pipeline_child(proc)
         child.suspend()
         try:
-            time.sleep(3 * HEARTBEAT_INTERVAL_S)
+            time.sleep(2 * HEARTBEAT_INTERVAL_S)
             assert age() > 1.5 * HEARTBEAT_INTERVAL_S, "the heartbeat went on"
             assert "did not answer within" in proc.log()
             check = ("health", "--worker", "--no-dependencies", "--max-age", "15")
