@@ -562,11 +562,18 @@ def every_claim_out(
 
 def pipeline_child(proc: WorkerProcess) -> psutil.Process:
     """The worker's pipeline process (worker/pipeline_process.py): its one child here (the
-    scripted coder starts no engine)."""
+    scripted coder starts no engine), waited for (a worker just started may not have forked
+    it yet)."""
     assert proc.proc is not None
-    children = psutil.Process(proc.proc.pid).children()
-    assert len(children) == 1, children
-    return children[0]
+    worker_process = psutil.Process(proc.proc.pid)
+    found: list[psutil.Process] = []
+
+    def forked() -> bool:
+        found[:] = worker_process.children()
+        return len(found) == 1
+
+    wait_for(forked, 60, "the worker's pipeline process")
+    return found[0]
 
 
 def test_pipeline_process_killed_crashes_the_worker_and_nothing_is_lost(
