@@ -394,10 +394,8 @@ class PipelineProcess:
         crash): close the parent's end of the socket, so the child stops by itself, and kill it
         if it has not within ``ABANDON_GRACE_S`` (at once if it never started: it holds no
         batch, and loading a coder can take minutes). Blocking; a no-op once stopped."""
-        if self._sock is not None:
+        if self._sock is not None:  # the writer's transport holds this socket: closed with it
             self._sock.close()
-        if self._writer is not None:
-            self._writer.close()
         process = self._process
         if process is None or process.exitcode is not None:
             return

@@ -34,7 +34,7 @@ def run_worker(
     def build() -> ClaimPipeline:
         return ClaimPipeline.from_settings(settings, coder=coder)
 
-    child = PipelineProcess(build) if settings.pipeline_process else None
+    child = PipelineProcess(build, on_lost=lost) if settings.pipeline_process else None
     if child is not None:
         child.fork()
     shutdown_telemetry = telemetry.configure(telemetry.service_version())
@@ -48,8 +48,6 @@ def run_worker(
                 if was_created:
                     log.info("created topic %s", topic)
         app = create_app(settings, child if child is not None else build())
-        if child is not None:
-            child.on_lost = lost
         worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
         worker.execute_from_commandline()
     finally:
