@@ -38,7 +38,7 @@ from worker.coders.retrieval.config import RetrievalSettings
 from worker.coders.retrieval.evidence import Evidence, load
 from worker.coders.retrieval.history import personal_history, replaced
 from worker.coders.retrieval.index import CodeIndex, index_for
-from worker.coders.retrieval.injuries import with_lay_injuries
+from worker.coders.retrieval.injuries import is_injury, with_lay_injuries
 from worker.coders.retrieval.linking import link
 from worker.coders.retrieval.mentions import Narrative, split
 from worker.coders.retrieval.scoring import FEATURES, Scorer
@@ -467,12 +467,12 @@ def _chronic_beside_acute_injury(
     ranked: list[tuple[float, str]], named: Mapping[str, tuple[bool, float]]
 ) -> list[tuple[float, str]]:
     """``ranked`` without the musculoskeletal codes (chapter 13, M00-M99) that no mention names,
-    only learned evidence suggests, when the narrative names a current injury (S00-T14): an
+    only learned evidence suggests, when the narrative names a current injury (S00-T34): an
     acute injury is coded to chapter 19, chapter 13 holding the chronic and recurrent
     conditions, previous injuries' included (Official Guidelines I.C.13.b). "I tripped and
     sprained my left ankle" is S93.402A, without the algoneurodystrophy M89.072 that training
     documents about ankles suggest."""
-    if not any(c[0] == "S" or ("T00" <= c[:3] <= "T14") for _, c in ranked if c in named):
+    if not any(is_injury(c) for _, c in ranked if c in named):
         return ranked
     return [(p, c) for p, c in ranked if c[0] != "M" or c in named]
 
