@@ -56,9 +56,14 @@ def fixed(rules: Conventions, *codes: str) -> tuple[str, ...]:
         # includes: G62.9 goes; "neuropathy, unspecified" E11.40 says no more than E11.42
         (("E11.9", "G62.9"), ("E11.42",)),
         (("E11.40", "G62.9"), ("E11.42",)),
-        # only a code that states no complication takes the link: beside E11.65 no E11.22 is
-        # added (E11.22 would be right too, I.C.4.a; no rule adds a code: a person does)
-        (("E11.65", "N18.4"), ("E11.65", "N18.4")),
+        # a code that says "with" another complication stays, and the link is added after it:
+        # as many E08-E13 codes as the associated conditions need (I.C.4.a), E11.22 beside
+        # E11.65 "with hyperglycemia"; E10.10 "with ketoacidosis without coma" says nothing of
+        # the kidneys, so E10.22 does not make it redundant (I.A.15 "with")
+        (("E11.65", "N18.4"), ("E11.65", "E11.22", "N18.4")),
+        (("E10.10", "N18.2"), ("E10.10", "E10.22", "N18.2")),
+        # ... unless a code of the link's group is there: diabetic nephropathy E11.21
+        (("E11.21", "N18.4"), ("E11.21", "N18.4")),
     ],
 )
 def test_diabetes_combines_with_what_the_index_lists_under_it(
@@ -92,6 +97,11 @@ def test_hypertension_combines_with_heart_and_kidney_disease(
         # I.A.15 "with": "without complications" contradicts "with hyperglycemia"
         (("E11.9", "E11.65"), ("E11.65",)),
         (("J45.909", "J45.901"), ("J45.901",)),
+        # ... and "without coma" contradicts "with coma" (E10.649 beside E10.641), not a "with"
+        # of something else (E10.10 "ketoacidosis without coma" beside E10.65 "with
+        # hyperglycemia" both stay)
+        (("E10.649", "E10.641"), ("E10.641",)),
+        (("E10.10", "E10.65"), ("E10.10", "E10.65")),
         # I.C.9.e: one acute MI an episode; the old MI I25.2 is not the acute one
         (("I21.4", "I21.3", "I25.2", "I21.29"), ("I21.4",)),
         # I.C.14.a.2: one CKD stage, the most severe

@@ -116,6 +116,43 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "603",
             None,
         ),
+        # a relative's condition in other phrasings ("son is diabetic", "her mother, who had")
+        # is not the patient's: the stay's reason is principal. N17.9 acute kidney failure: DRG
+        # 684 renal failure without CC/MCC; J18.9: DRG 195
+        (
+            "Son is diabetic. Admitted for acute kidney injury.",
+            70,
+            "M",
+            "N17.9",
+            [],
+            ["E11.9"],
+            "684",
+            None,
+        ),
+        (
+            "Her mother, who had breast cancer, is well. I have pneumonia.",
+            45,
+            "F",
+            "J18.9",
+            [],
+            ["C50.919", "C50.911", "C50.912"],
+            "195",
+            None,
+        ),
+        # septic shock is severe sepsis: the systemic infection first, then R65.21 (I.C.1.d.1.a.ii;
+        # R65.2 "Code first underlying infection"), the organism's sepsis code when it is named
+        # (A41.51 E. coli), and no R57.9 beside it (Index: Shock, septic R65.21); DRG 871
+        # septicemia or severe sepsis without MV >96 hours with MCC
+        (
+            "Septic shock due to E. coli pyelonephritis.",
+            70,
+            "F",
+            "A41.51",
+            ["R65.21"],
+            ["R57.9", "A41.9", "B96.20"],
+            "871",
+            None,
+        ),
         # sepsis due to a named organism is that organism's sepsis code (I.C.1.d.1.a), first
         # (I.C.1.d.4), the UTI beside it; DRG 872 septicemia without MV >96 hours without MCC
         # (the issue's $7,446.31: FY2026 Table 5 weight x the national amounts + capital)

@@ -162,6 +162,32 @@ def _diabetes_with(codes: list[str], ctx: Context) -> list[Adjustment]:
                 codes.remove(linked)
                 changes.append(Adjustment(linked, "dropped", "combination", target, "I.A.15"))
             break
+        else:
+            changes += _diabetes_also_with(codes, ctx, linked, suffix, stays)
+    return changes
+
+
+def _diabetes_also_with(
+    codes: list[str], ctx: Context, linked: str, suffix: str, stays: bool
+) -> list[Adjustment]:
+    """A diabetes code that already says "with" another complication (E11.65 "with
+    hyperglycemia") stays, and the linked condition's combination code is added after it
+    (E11.22 beside E11.65 and N18.32): as many E08-E13 codes as the associated conditions need
+    (I.C.4.a). Not when a code of the same group is there (E11.21 diabetic nephropathy beside
+    N18.3-)."""
+    diabetes = next((c for c in codes if c[:3] in DIABETES), None)
+    if diabetes is None:
+        return []
+    target = diabetes[:3] + suffix
+    record = ctx.codeset.records.get(target)
+    # a complication of the same group is coded already (E11.21 diabetic nephropathy)
+    if record is None or not record.billable or any(c.startswith(target[:4]) for c in codes):
+        return []
+    codes.insert(codes.index(diabetes) + 1, target)
+    changes = [Adjustment(target, "added", "combination", linked, "I.A.15")]
+    if not stays and linked in codes:
+        codes.remove(linked)
+        changes.append(Adjustment(linked, "dropped", "combination", target, "I.A.15"))
     return changes
 
 
@@ -222,8 +248,9 @@ def exclusive(codes: list[str], ctx: Context) -> list[Adjustment]:
                 for c in codes
                 if c != code
                 and c[:3] == code[:3]
-                and _WITH.search(ctx.codeset.records[c].description.lower())
-                and not _WITHOUT.search(ctx.codeset.records[c].description.lower())
+                and _WITH.search(other := ctx.codeset.records[c].description.lower())
+                and not _WITHOUT.search(other)
+                and _says_what_is_without(other, text)
             ),
             None,
         )
@@ -253,6 +280,20 @@ def exclusive(codes: list[str], ctx: Context) -> list[Adjustment]:
             lower = [c for c in used if c[3] != highest[3]]
             changes += _keep_one(codes, [highest, *lower], highest, "redundant", "I.C.5.b.1")
     return changes
+
+
+_WITHOUT_WHAT: Final = re.compile(r"\bwithout ([a-z]+)")
+
+
+def _says_what_is_without(with_text: str, without_text: str) -> bool:
+    """Whether a "with" description reports what a "without" one excludes: anything, for
+    "without complications" and "uncomplicated"; else the word after "without" ("coma" of
+    E10.649 "with hypoglycemia without coma" is in E10.641 "... with coma", not in E10.22 "with
+    diabetic chronic kidney disease")."""
+    what = _WITHOUT_WHAT.search(without_text)
+    if what is None or what.group(1).startswith("complication"):
+        return True
+    return re.search(rf"\b{what.group(1)}\b", with_text) is not None
 
 
 def _primary_site_known(code: str) -> bool:

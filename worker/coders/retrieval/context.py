@@ -49,9 +49,13 @@ _RELATIVES: Final = (
     *("wife", "husband", "spouse", "partner"),
 )
 # what follows a relative to make the rest of the clause theirs: "father had", "father's" (spelled
-# "father s" by text.words), "mother was diagnosed with", "father passed away from", "dad deceased"
+# "father s" by text.words), "mother was diagnosed with", "father passed away from", "dad deceased",
+# "son is diabetic"
 _RELATIVE_VERBS: Final = (
     *("had", "has", "have", "with", "history", "s"),
+    # "son is diabetic", "both parents are obese", "mother was a smoker"
+    *("is", "are", "was", "were"),
+    *("who", ", who"),  # "her mother, who had breast cancer"
     *("died", "deceased", "dead", "passed away", "suffered", "suffers", "diagnosed"),
     *(
         f"{aux} {verb}"
@@ -129,6 +133,9 @@ PRE: Final = _phrases(
     "family hx",
     "fhx",
     "fh :",  # a section header; "FH" alone is also familial hypercholesterolaemia
+    "fh of",
+    "fh significant for",
+    "fh positive for",
     *(f"{r} {v}" for r, v in product(_RELATIVES, _RELATIVE_VERBS)),
     # hypothetical: a condition the patient is told to watch for (ConText)
     "if",

@@ -12,6 +12,13 @@ use it.
   beside a sepsis code that names its organism already. (Tabular N39.0 asks for an
   additional B95-B97 code to identify the agent of a UTI; with the agent in the sepsis code we
   follow the [retrieval] issue's answer, A41.51 and N39.0.)
+- **Severe sepsis and septic shock need their infection** (I.C.1.d.1.a.ii; tabular R65.2 "Code
+  first underlying infection ... sepsis NOS (A41.9)"): severe sepsis takes at least two codes,
+  the systemic infection first and then R65.2-. R65.20/R65.21 with no code of a systemic
+  infection (:data:`SYSTEMIC_INFECTION`) gets A41.9 before it, which the organism link below
+  makes that organism's ("septic shock due to E. coli pyelonephritis": A41.51, R65.21). Shock
+  told as septic shock is R65.21 alone (Index: Shock, septic R65.21): R57.9 "Shock,
+  unspecified" beside it goes.
 - **Pneumonia due to a named organism** (Index: Pneumonia, in (due to) <organism>; I.A.15):
   J18.- "Pneumonia, unspecified organism" beside an organism code named with it in one
   sentence becomes the pneumonia code of that organism (:data:`PNEUMONIA_BY_ORGANISM`, J13-J15),
@@ -69,6 +76,22 @@ SEPSIS_BY_ORGANISM: Final[dict[str, str]] = {
     "B967": "A414",  # Clostridium perfringens -> Sepsis due to anaerobes
 }
 UNSPECIFIED_SEPSIS: Final = "A419"
+#: R65.2- severe sepsis (R65.20 without, R65.21 with septic shock).
+SEVERE_SEPSIS: Final = "R652"
+SEPTIC_SHOCK: Final = "R6521"
+UNSPECIFIED_SHOCK: Final = "R579"
+#: Code prefixes that report a systemic infection, what R65.2- is coded after (its "Code first"
+#: note and the sepsis codes of the tabular list: A40-A41, the sepsis of named infections
+#: (A02.1 Salmonella, A20.7 plague, A21.7 tularemia, A22.7 anthrax, A24.1 melioidosis, A26.7
+#: Erysipelothrix, A32.7 Listeria, A39.2-A39.4 meningococcal, A42.7 actinomycotic, A54.86
+#: gonococcal, B00.7 herpesviral, B37.7 candidal), newborn P36, obstetric O85 and O86.04,
+#: after abortion or ectopic pregnancy O03.37, O03.87, O04.87, O07.37, O08.82, after a
+#: procedure T81.44, after infusion or transfusion T80.2-).
+SYSTEMIC_INFECTION: Final = (
+    *("A40", "A41", "A021", "A207", "A217", "A227", "A241", "A267", "A327"),
+    *("A392", "A393", "A394", "A427", "A5486", "B007", "B377", "P36", "O85", "O8604"),
+    *("O0337", "O0387", "O0487", "O0737", "O0882", "T8144", "T802"),
+)
 #: Organism code (prefix, B95-B96) -> the pneumonia code of that organism (J13-J15 titles;
 #: Index: Pneumonia, in (due to) <organism>).
 PNEUMONIA_BY_ORGANISM: Final[dict[str, str]] = {
@@ -174,7 +197,7 @@ _ACUTE: Final = frozenset(stem(["acute"]))
 def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
     """``codes`` (undotted, principal first) with the links above made, in place of the codes
     they combine. Never adds a code the release does not bill."""
-    out = list(codes)
+    out = _severe_sepsis(list(codes))
     # the sentences are read only when a link is possible (most claims: never)
     lowered = narrative.lower()
     organism = any(_organism_code(c) for c in out) or not _OF_ORGANISM.isdisjoint(out)
@@ -189,6 +212,19 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
         out = _therapy_encounter(out, said, codeset)
     out = _diabetes_type(out, narrative)
     return _hypertension(out)
+
+
+def _severe_sepsis(codes: list[str]) -> list[str]:
+    """R65.2- after its systemic infection (A41.9 when none is coded); no R57.9 beside R65.21."""
+    severe = next((i for i, c in enumerate(codes) if c.startswith(SEVERE_SEPSIS)), None)
+    if severe is None:
+        return codes
+    out = list(codes)
+    if not any(c.startswith(SYSTEMIC_INFECTION) for c in out):
+        out.insert(severe, UNSPECIFIED_SEPSIS)
+    if SEPTIC_SHOCK in out:
+        out = [c for c in out if c != UNSPECIFIED_SHOCK]
+    return out
 
 
 def _therapy_encounter(
