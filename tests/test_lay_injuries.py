@@ -12,7 +12,7 @@ import pytest
 from drg.codeset.catalog import shipped_catalog
 from worker.coders.retrieval.coder import RetrievalCoder
 from worker.coders.retrieval.config import RetrievalSettings
-from worker.coders.retrieval.injuries import is_external_cause, lay_injuries
+from worker.coders.retrieval.injuries import LayInjuries, is_external_cause, lay_injuries
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +154,29 @@ CASES = [
     # S82.92XA Unspecified fracture of left lower leg; V04.10XA Pedestrian on foot injured in
     # collision with heavy transport vehicle or bus in traffic accident
     ("I was hit by a bus while crossing the road and broke my left leg.", "S8292XA", "V0410XA"),
+    # Index "Dislocation, shoulder S43.00-": S43.004A Unspecified dislocation of right shoulder
+    # joint; W19.XXXA Unspecified fall
+    ("I dislocated my right shoulder when I fell at home.", "S43004A", "W19XXXA"),
+    # Index "Dislocation, elbow S53.10-": S53.105A Unspecified dislocation of left ulnohumeral
+    # joint
+    ("I fell and dislocated my left elbow.", "S53105A", "W19XXXA"),
+    # Index "Tear, ligament - see Sprain": S83.91XA Sprain of unspecified site of right knee;
+    # V00.321A Fall from snow-skis (a pedestrian conveyance, chapter 20 V00)
+    ("I fell while skiing and tore the ligament in my right knee.", "S8391XA", "V00321A"),
+    # Index "Injury, head S09.90": S09.90XA Unspecified injury of head; W06.XXXA Fall from bed
+    ("I fell out of bed and hit my head.", "S0990XA", "W06XXXA"),
+    # Index "Whiplash injury S13.4": S13.4XXA Sprain of ligaments of cervical spine, and no
+    # unspecified injury of the neck (S19.9) beside it; V44.6XXA Car passenger injured in
+    # collision with heavy transport vehicle or bus in traffic accident
+    (
+        "I was a passenger in a car that hit a truck; my neck hurts and I have a whiplash.",
+        "S134XXA",
+        "V446XXA",
+    ),
+    # S42.309A Unspecified fracture of shaft of humerus, unspecified arm; V80.010A Animal-rider
+    # injured by fall from or being thrown from horse in noncollision accident (a transport
+    # accident, not W19)
+    ("I fell from my horse and broke my arm.", "S42309A", "V80010A"),
     # a follow-up visit: 7th character D, subsequent encounter, for the injury and its cause
     # (I.C.19.a, I.C.20.a.2): S62.101D; W00.0XXD Fall on same level due to ice and snow
     (
@@ -198,6 +221,15 @@ def test_negated_fall_gives_nothing(coder: RetrievalCoder) -> None:
     assert codes(coder, "No fall. I have a cut on my right hand.") == ("S61411A",)
 
 
+def test_an_account_with_no_mechanism_gets_its_injury(coder: RetrievalCoder) -> None:
+    # a patient's own words name the injury (S93.409A Sprain of unspecified ligament of
+    # unspecified ankle), principal; no musculoskeletal code the learned evidence reads in
+    # "ankle" beside it (I.C.13.b: a current injury is coded from chapter 19)
+    coded = codes(coder, "I twisted my ankle playing soccer.")
+    assert coded[0] == "S93409A"
+    assert not any(c.startswith("M") for c in coded)
+
+
 def test_external_cause_only_with_an_injury(coder: RetrievalCoder) -> None:
     # chapter 20 codes are secondary to an injury or condition (I.C.20): a fall alone, with no
     # injury coded, gives no W-code
@@ -230,8 +262,10 @@ def test_lay_injuries_alone() -> None:
     found = lay_injuries("A dog bit my right hand.", codeset)
     assert found.injuries == ("S61451A",)
     assert found.external_causes == ("W540XXA",)
-    # no mechanism told: the injury is left to the coder
-    assert lay_injuries("My right hand is bruised.", codeset).injuries == ()
+    # no mechanism told: a patient's own account ("my") is still read, S60.221A contusion of
+    # right hand, with no external cause; clinical words without one are left to the coder
+    assert lay_injuries("My right hand is bruised.", codeset) == LayInjuries(("S60221A",), ())
+    assert lay_injuries("Contusion of the right hand.", codeset) == LayInjuries((), ())
 
 
 def test_a_part_of_a_bone_is_no_body_site() -> None:

@@ -174,6 +174,17 @@ FALLS: Final = (
         "on onto",
         ordered=True,
     ),
+    # transport by animal and pedestrian conveyances (chapter 20, V00 and V80: "Fall from
+    # snow-skis" is V00.321, not a fall on the same level)
+    _m(
+        "Animal-rider injured by fall from or being thrown from horse in noncollision accident",
+        FALL | _w("thrown bucked"),
+        "horse pony",
+    ),
+    _m("Fall from snow-skis", FALL, "skiing ski skis skier"),
+    _m("Fall from snowboard", FALL, "snowboard snowboarding"),
+    _m("Fall from skateboard", FALL, "skateboard skateboarding"),
+    _m("Fall from in-line roller-skates", FALL, "rollerblades rollerblading rollerblade"),
     _m("Fall from stairs and steps due to ice and snow", _FALL_OR_SLIP, ICE, STAIRS),
     _m("Fall on same level due to ice and snow", _FALL_OR_SLIP, ICE),
     _m("Fall (on)(from) escalator", _FALL_OR_SLIP, "escalator"),
@@ -415,13 +426,15 @@ class Nature:
     tabular: tuple[str, ...]  # "Open bite of right hand": ("open", "bite")
 
 
-# "hurt"/"injured" (the last) only for a site that no other nature is told of.
-_UNSPECIFIED: Final = Nature(_w("hurt injured injury"), ("injury",))
+# "hurt"/"injured" (the last) only for a site that no other nature is told of; so is a blow told
+# alone ("fell out of bed and hit my head": ICD-10-CM Index "Injury, head S09.90").
+_UNSPECIFIED: Final = Nature(_w("hurt injured injury") | _w("hit banged bumped"), ("injury",))
 NATURES: Final = (
     Nature(BITE, ("open", "bite")),
     Nature(_w("broke broken break breaks fractured fracture fractures cracked"), ("fracture",)),
     Nature(_w("dislocated dislocation"), ("dislocation",)),
-    Nature(_w("sprained sprain twisted"), ("sprain",)),
+    # ICD-10-CM Index: "Tear, ligament - see Sprain"; "Whiplash injury S13.4"
+    Nature(_w("sprained sprain twisted tore torn tear whiplash"), ("sprain",)),
     Nature(BURN, ("burn", "degree")),
     Nature(_w("stabbed stab"), ("puncture", "wound")),  # not "puncture": "lumbar puncture"
     Nature(CUT | _w("laceration lacerated gash"), ("laceration",)),
@@ -451,7 +464,7 @@ _SINGULAR_SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "finger": (("finger",),),
     "fingers": (("finger",),),
     "forearm": (("forearm",),),
-    "elbow": (("elbow",),),
+    "elbow": (("elbow",), ("ulnohumeral", "joint")),  # Index: "Dislocation, elbow S53.10-"
     "arm": (("upper", "arm"), ("forearm",)),
     "shoulder": (("shoulder",),),
     "collarbone": (("clavicle",),),
@@ -485,6 +498,8 @@ _SINGULAR_SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "ear": (("ear",),),
     "eye": (("eyelid", "periocular", "area"),),
     "neck": (("neck",), ("ligaments", "cervical", "spine")),
+    # a nature and its site in one word (Index: "Whiplash injury S13.4")
+    "whiplash": (("ligaments", "cervical", "spine"),),
     "chest": (("thorax",), ("chest", "wall")),
     "rib": (("one", "rib"), ("rib",)),
     "ribs": (("multiple", "rib"), ("rib",)),
@@ -585,8 +600,11 @@ def lay_injuries(narrative: str, codeset: MemoryCodeSet) -> LayInjuries:
                 causes.append(code)
     if not causes:
         # an injury told without how it happened is the coder's: clinical text names injuries
-        # in the tabular list's words, and "burn", "fracture" there are often no injury
-        return LayInjuries((), ())
+        # in the tabular list's words, and "burn", "fracture" there are often no injury; but a
+        # patient's own account ("I twisted my ankle playing soccer") is read as one
+        if not any("my" in tokens for tokens in told):
+            return LayInjuries((), ())
+        return LayInjuries(tuple(_injuries(told, index_for(codeset), seventh)), ())
     return LayInjuries(tuple(_injuries(told, index_for(codeset), seventh)), tuple(causes))
 
 
@@ -994,8 +1012,8 @@ def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> 
     """Chapter 19 codes for each lay nature of injury and the body site told nearest to it
     ("bruised my left knee"; "I hurt my ankle. It is sprained."): the most specific code text
     of the release that says the nature, the site and the side and no more, resolved to the
-    named side and the encounter. A site told with a definite nature ("sprained") is not coded
-    again as an unspecified injury ("hurt")."""
+    named side and the encounter. A site, or a body region, told with a definite nature
+    ("sprained") is not coded again as an unspecified injury ("hurt", "hit")."""
     tokens = [t for sentence in told for t in sentence]
     sites = [i for i, t in enumerate(tokens) if t in _SITES and not _part_of_a_bone(tokens, i)]
     pairs: dict[int, list[Nature]] = {}
@@ -1007,13 +1025,32 @@ def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> 
             if abs(at - i) <= _NEAR:
                 pairs.setdefault(at, []).append(nature)
     found: list[str] = []
+    unspecified: set[str] = set()
     for at, natures in pairs.items():
         definite = [n for n in natures if n is not _UNSPECIFIED] or natures[:1]
         for nature in dict.fromkeys(definite):
             code = _injury_code(nature, tokens, at, index, seventh)
             if code is not None and code not in found:
                 found.append(code)
-    return found
+                if nature is _UNSPECIFIED:
+                    unspecified.add(code)
+    # nor an unspecified injury of a body region beside a definite one of it (one block of
+    # chapter 19 a region: S10-S19 neck): "my neck ... a whiplash" is S13.4 alone
+    regions = {code[:2] for code in found if code not in unspecified}
+    return [c for c in found if c not in unspecified or c[:2] not in regions]
+
+
+#: Title words an injury code may say beyond its nature, site and side when no title says only
+#: those: the unspecified joint of the site ("Unspecified dislocation of right shoulder joint").
+_FREE_WORDS: Final = ("unspecified", "joint")
+
+
+def _free_ids(index: CodeIndex) -> set[int]:
+    return set(index.ids(content_stems(list(_FREE_WORDS))))
+
+
+def _says_only(index: CodeIndex, entry: int, allowed: set[int]) -> bool:
+    return index.entries[entry].stem_set <= allowed
 
 
 def _part_of_a_bone(tokens: Sequence[str], at: int) -> bool:
@@ -1040,9 +1077,16 @@ def _injury_code(
             continue
         marks = [w for w in site if w in _MARKS]
         best: tuple[int, int, float, str] | None = None
-        for hit in index.search(query, _HITS):
+        hits = index.search(query, _HITS)
+        # a title that says no more than the nature, the site and the side, or failing one, no
+        # more than those and the words of an unspecified joint ("Unspecified dislocation of
+        # right shoulder joint", S43.004: what the Index gives "Dislocation, shoulder")
+        full = [
+            h for h in hits if h.coverage >= FULL and need <= index.entries[h.entry].stem_set
+        ] or [h for h in hits if _says_only(index, h.entry, set(query) | _free_ids(index))]
+        for hit in full:
             entry = index.entries[hit.entry]
-            if hit.coverage < FULL or not is_injury(entry.node) or not need <= entry.stem_set:
+            if not is_injury(entry.node) or not need <= entry.stem_set:
                 continue
             said = sum(w in index.codeset.records[entry.node].description.lower() for w in marks)
             key = (len(entry.stems), said, hit.bm25, entry.node)
