@@ -16,9 +16,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.fault_support import PrivateServers
 from tests.reference_support import drop_prefix
 from worker.kafka import create_topics
 from worker.localstack import LocalStack, Service, ServiceName
+from worker.prepare import prepare_reference_data
 from worker.settings import Settings
 
 
@@ -91,3 +93,59 @@ def no_process_left_behind() -> Iterator[None]:
         time.sleep(0.2)
     names = [f"{p.pid}:{p.name()}" for p in left]
     assert not left, f"processes left behind: {names}"
+
+
+# --- the fault tests' private servers (tests/fault_support.py): one pair per test module ------
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateServers]:
+    private = PrivateServers(tmp_path_factory.mktemp("faults"))
+    try:
+        yield private
+    finally:
+        private.close()
+
+
+@pytest.fixture(scope="module")
+def prepared(
+    servers: PrivateServers,
+    stack: dict[ServiceName, Service],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Settings:
+    """Settings on the private servers, reference data loaded once for the module."""
+    settings = Settings(
+        kafka={
+            "bootstrap_servers": stack["kafka"].url,
+            "session_timeout_s": 6.0,
+            "heartbeat_interval_s": 1.0,
+        },
+        database={"url": servers.url("postgres")},
+        redis={"url": servers.url("redis"), "key_prefix": "faults:"},
+        batch={"max_size": 16, "max_wait_s": 0.2},
+        # a claim the coder fails is retried twice; short pauses keep its batch's wait short
+        coder={"retry_backoff_s": 0.05},
+        state_dir=tmp_path_factory.mktemp("faults-state"),
+    )
+    prepare_reference_data(settings)
+    return settings
+
+
+@pytest.fixture
+def fault_settings(prepared: Settings, test_id: str) -> Settings:
+    """This test's topics and consumer group on the module's servers."""
+    settings = prepared.model_copy(
+        update={
+            "kafka": prepared.kafka.model_copy(update={"consumer_group": f"faults-{test_id}"}),
+            "topics": prepared.topics.model_copy(
+                update={
+                    "raw": f"f{test_id}.claims.raw",
+                    "coded": f"f{test_id}.claims.coded",
+                    "dlq": f"f{test_id}.claims.dlq",
+                    "partitions": 4,
+                }
+            ),
+        }
+    )
+    create_topics(settings.kafka, settings.topics)
+    return settings
