@@ -139,6 +139,21 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "195",
             None,
         ),
+        # Section II.H codes an uncertain diagnosis as established only when it is still
+        # uncertain at discharge: a final diagnosis stated afterwards settles a "rule out" (no
+        # A41.9; N39.0, DRG 690 kidney and urinary tract infections without MCC), and an
+        # uncertain final diagnosis is coded (J18.9, DRG 195)
+        (
+            "Rule out sepsis. Final diagnosis: urinary tract infection.",
+            80,
+            "F",
+            "N39.0",
+            [],
+            ["A41.9", "B99.9"],
+            "690",
+            None,
+        ),
+        ("Final diagnosis: probable pneumonia.", 70, "F", "J18.9", [], [], "195", None),
         # septic shock is severe sepsis: the systemic infection first, then R65.21 (I.C.1.d.1.a.ii;
         # R65.2 "Code first underlying infection"), the organism's sepsis code when it is named
         # (A41.51 E. coli), and no R57.9 beside it (Index: Shock, septic R65.21); DRG 871

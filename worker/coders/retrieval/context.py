@@ -22,7 +22,9 @@ discarded") and lay phrasing ("I don't have", spelled "do not have" by text.word
 err towards excluding: a claim must never get a code for a condition it says is absent, so a
 sentence such as "could not walk because of the fracture" loses "fracture" only until "because".
 Uncertain diagnoses ("suspected", "probable", "rule out X") are kept: inpatient coding guidelines
-(Section II.H) code them as if established; "was ruled out" closes the question, and "to rule
+(Section II.H) code them as if established when still uncertain at discharge (a narrative that
+states its final diagnosis after them has settled them: :func:`uncertain`, mentions.py); "was
+ruled out" closes the question, and "to rule
 out" is what a work-up looks for. A relative's clause is excluded whole, "family history of"
 included, so no family-history code (Z80-Z84) comes from it either.
 """
@@ -238,6 +240,39 @@ def excluded(tokens: Sequence[str]) -> list[bool]:
             _mark(out, _forwards(i + pre, n, stops))
         i += max(pre, post, 1)
     return out
+
+
+# Uncertain diagnoses (Section II.H: "probable", "suspected", "likely", "questionable",
+# "possible", "still to be ruled out"): pre-triggers whose scope is the diagnosis in doubt.
+UNCERTAIN: Final = _phrases(
+    *("rule out", "r o", "suspected", "suspect", "suspicion of", "suspicious for", "concern for"),
+    *("possible", "possibly", "probable", "probably", "likely", "questionable", "presumed"),
+    "working diagnosis",
+)
+
+
+def uncertain(tokens: Sequence[str]) -> list[bool]:
+    """For each token of one sentence: part of a diagnosis told as uncertain ("rule out
+    sepsis", "suspected pneumonia"), the trigger words included. Guideline II.H codes such a
+    diagnosis as if established only when it is still uncertain at discharge: a narrative that
+    states its final diagnosis afterwards has settled it (mentions.py)."""
+    n = len(tokens)
+    out = [False] * n
+    stops = [_match(tokens, i, TERMINATION) > 0 for i in range(n)]
+    for i in range(n):
+        size = _match_any(tokens, i, UNCERTAIN)
+        if size:
+            _mark(out, range(i, i + size))
+            _mark(out, _forwards(i + size, n, stops))
+    return out
+
+
+def _match_any(tokens: Sequence[str], start: int, phrases: frozenset[Phrase]) -> int:
+    """Length of the longest phrase of ``phrases`` at ``start``; 0 when none."""
+    for size in range(min(3, len(tokens) - start), 0, -1):
+        if tuple(tokens[start : start + size]) in phrases:
+            return size
+    return 0
 
 
 def affirmed(tokens: Sequence[str]) -> list[str]:

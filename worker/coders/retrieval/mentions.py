@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from worker.coders.retrieval.context import excluded
+from worker.coders.retrieval.context import excluded, uncertain
 from worker.coders.retrieval.text import CLAUSE_BREAKS, content_stems, lay_expansions, sentences
 from worker.coders.retrieval.text import words as split_words
 
@@ -31,6 +31,9 @@ _MENTION_CUTS: Final = frozenset(
     # a list of conditions: "urinary tract infection and acute kidney injury" is two mentions,
     # each looked up on its own (one mention gave its candidates to the first condition only)
     | {"and"}
+)
+_FINAL_HEADINGS: Final = frozenset(
+    {"final diagnosis", "final diagnoses", "discharge diagnosis", "discharge diagnoses"}
 )
 _REASON_HEADINGS: Final = frozenset(
     {
@@ -64,10 +67,16 @@ def split(text: str) -> Narrative:
     sents = sentences(text)
     mentions: list[Mention] = []
     negated: list[Mention] = []
-    for number, sentence in enumerate(sents):
+    words_of = [split_words(sentence) for sentence in sents]
+    # a diagnosis told as uncertain before the final diagnosis is stated was settled by it
+    # (Section II.H: coded as if established only when still uncertain at discharge): "Rule
+    # out sepsis. Final diagnosis: urinary tract infection." is no sepsis
+    final = next((n for n, tokens in enumerate(words_of) if _final_header(tokens)), None)
+    for number, tokens in enumerate(words_of):
         position = number / max(1, len(sents) - 1)
-        tokens = split_words(sentence)
         drop = excluded(tokens)
+        if final is not None and number < final:
+            drop = [d or u for d, u in zip(drop, uncertain(tokens), strict=True)]
         header = _history_header(tokens)
         reason = _reason_header(tokens)
         for want, found in ((False, mentions), (True, negated)):
@@ -101,6 +110,14 @@ def _reason_header(tokens: Sequence[str]) -> bool:
     if ":" not in tokens:
         return False
     return " ".join(tokens[: tokens.index(":")]) in _REASON_HEADINGS
+
+
+def _final_header(tokens: Sequence[str]) -> bool:
+    """A sentence that opens with the heading of the stay's final diagnosis: "Final
+    diagnosis:", "Discharge diagnoses:" (not an admitting one)."""
+    if ":" not in tokens:
+        return False
+    return " ".join(tokens[: tokens.index(":")]) in _FINAL_HEADINGS
 
 
 def _history_header(tokens: Sequence[str]) -> bool:
