@@ -139,6 +139,20 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "195",
             None,
         ),
+        # an organ's adjective is no inflammation of it: "pancreatic cancer" is a malignant
+        # neoplasm of pancreas (C25.9, Neoplasm Table), never acute pancreatitis (K85.90); the
+        # stay is for chemotherapy, first (I.C.2.e.2): DRG 847 chemotherapy without acute
+        # leukemia as secondary diagnosis with CC
+        (
+            "Admitted for chemotherapy cycle 4 for metastatic pancreatic cancer.",
+            60,
+            "F",
+            "Z51.11",
+            ["C25.9"],
+            ["K85.90"],
+            "847",
+            None,
+        ),
         # Section II.H codes an uncertain diagnosis as established only when it is still
         # uncertain at discharge: a final diagnosis stated afterwards settles a "rule out" (no
         # A41.9; N39.0, DRG 690 kidney and urinary tract infections without MCC), and an

@@ -97,6 +97,19 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     # the tabular list names the ends of long bones "upper" and "lower", not proximal and distal
     ("distal",): ("lower", "end"),
     ("proximal",): ("upper", "end"),
+    # an organ's adjective where the Neoplasm Table and the tabular titles name the organ:
+    # "pancreatic cancer" is a "malignant neoplasm of pancreas" (C25.9)
+    ("pancreatic",): ("pancreas",),
+    ("hepatic",): ("liver",),
+    ("gastric",): ("stomach",),
+    ("ovarian",): ("ovary",),
+    ("prostatic",): ("prostate",),
+    ("esophageal",): ("esophagus",),
+    ("laryngeal",): ("larynx",),
+    ("testicular",): ("testis",),
+    ("uterine",): ("uterus",),
+    ("colonic",): ("colon",),
+    ("rectal",): ("rectum",),
 }
 _LAY_MAX: Final = max(len(k) for k in _LAY)
 
@@ -115,11 +128,18 @@ def _stemmer() -> Stemmer.Stemmer:
 # pneumoniae" and "Haemophilus influenzae" are organisms (B96.1, B96.3), not pneumonia or
 # influenza. They are kept as written, in code texts and narratives alike.
 _UNSTEMMED: Final = frozenset({"pneumoniae", "influenzae"})
+# An inflammation ("-itis") is no adjective of its organ: the stemmer gives "pancreatitis" and
+# "pancreatic" one stem ("pancreat"), so "pancreatic cancer" named acute pancreatitis (K85.90),
+# "sinus tachycardia" sinusitis, "esophageal varices" esophagitis. Such words keep their spelling.
+_INFLAMMATION: Final = "itis"
 
 
 def stem(words: Sequence[str]) -> list[str]:
     stemmed: list[str] = _stemmer().stemWords(list(words))
-    return [w if w in _UNSTEMMED else s for w, s in zip(words, stemmed, strict=True)]
+    return [
+        w if w in _UNSTEMMED or w.endswith(_INFLAMMATION) else s
+        for w, s in zip(words, stemmed, strict=True)
+    ]
 
 
 def sentences(text: str) -> list[str]:
