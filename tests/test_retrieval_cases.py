@@ -139,6 +139,19 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "195",
             None,
         ),
+        # atrial fibrillation's ventricular rate is no ventricular fibrillation: "with rapid
+        # ventricular response" adds no I49.01, an MCC that made this pneumonia DRG 193
+        # ($9,564.57); J18.9 with I48.91 is DRG 195 simple pneumonia without CC/MCC
+        (
+            "Community acquired pneumonia. Atrial fibrillation with rapid ventricular response.",
+            80,
+            "F",
+            "J18.9",
+            ["I48.91"],
+            ["I49.01"],
+            "195",
+            None,
+        ),
         # an organ's adjective is no inflammation of it: "pancreatic cancer" is a malignant
         # neoplasm of pancreas (C25.9, Neoplasm Table), never acute pancreatitis (K85.90); the
         # stay is for chemotherapy, first (I.C.2.e.2): DRG 847 chemotherapy without acute

@@ -203,8 +203,23 @@ TERMINATION: Final = _phrases(
     "caused",
 )
 
-_LONGEST: Final = max(len(p) for p in PSEUDO | PRE | POST | TERMINATION)
-_FIRST: Final = frozenset(p[0] for p in PSEUDO | PRE | POST | TERMINATION)
+# What describes a condition told beside it, not a condition of its own: atrial fibrillation's
+# ventricular rate ("with rapid ventricular response" is no ventricular fibrillation, I49.01; the
+# rate is not coded, I48.- says it all). Excluded words, with no scope.
+DESCRIPTORS: Final = _phrases(
+    *(
+        f"{pace} ventricular {what}"
+        for pace in ("rapid", "slow", "controlled", "uncontrolled")
+        for what in ("response", "rate")
+    ),
+    "ventricular response",
+    "ventricular rate",
+    "rvr",
+)
+
+_ALL: Final = PSEUDO | PRE | POST | TERMINATION | DESCRIPTORS
+_LONGEST: Final = max(len(p) for p in _ALL)
+_FIRST: Final = frozenset(p[0] for p in _ALL)
 
 
 def _match(tokens: Sequence[str], start: int, phrases: frozenset[Phrase]) -> int:
@@ -226,6 +241,11 @@ def excluded(tokens: Sequence[str]) -> list[bool]:
     stops = [_match(tokens, i, TERMINATION) > 0 for i in range(n)]
     i = 0
     while i < n:
+        size = _match(tokens, i, DESCRIPTORS)
+        if size:
+            _mark(out, range(i, i + size))
+            i += size
+            continue
         size = _match(tokens, i, PSEUDO)
         if size:
             i += size
