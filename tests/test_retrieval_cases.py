@@ -139,6 +139,52 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "195",
             None,
         ),
+        # the stated reason for the stay is the principal diagnosis (Section II), before the
+        # comorbidities told first: N10 acute pyelonephritis, DRG 690 kidney and urinary tract
+        # infections without MCC (not E11.9's DRG 638); "known" names no illness (no R69);
+        # a lay injury the reason clause names, S72.009A, DRG 536 hip fracture without MCC
+        (
+            "Patient with COPD and type 2 diabetes admitted for acute pyelonephritis.",
+            70,
+            "F",
+            "N10",
+            ["E11.9", "J44.9"],
+            [],
+            "690",
+            None,
+        ),
+        (
+            "Known CHF and CKD stage 3. Admitted with community acquired pneumonia.",
+            80,
+            "M",
+            "J18.9",
+            ["I50.9", "N18.30"],
+            ["R69"],
+            "195",
+            None,
+        ),
+        (
+            "Admitted for hip fracture after a fall at home. Has dementia and hypertension.",
+            88,
+            "F",
+            "S72.009A",
+            ["W19.XXXA"],
+            [],
+            "536",
+            None,
+        ),
+        # "GI bleed" is a gastrointestinal hemorrhage (K92.2), the reason for this stay; DRG 378
+        # G.I. hemorrhage with CC (I48.20 chronic atrial fibrillation is the CC)
+        (
+            "Chronic atrial fibrillation on warfarin, admitted for GI bleed.",
+            77,
+            "M",
+            "K92.2",
+            ["I48.20"],
+            [],
+            "378",
+            None,
+        ),
         # atrial fibrillation's ventricular rate is no ventricular fibrillation: "with rapid
         # ventricular response" adds no I49.01, an MCC that made this pneumonia DRG 193
         # ($9,564.57); J18.9 with I48.91 is DRG 195 simple pneumonia without CC/MCC

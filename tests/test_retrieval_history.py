@@ -114,10 +114,16 @@ def test_the_coder_codes_history_as_history(
     [
         ("Final diagnosis: gastroesophageal reflux disease.", [True, True]),
         ("Reason for admission: community acquired pneumonia.", [True, True]),
-        ("Admitted with chest pain.", [False]),
+        # ... and so does the clause that says why the patient is here (Section II), not the
+        # comorbidities before it nor what follows its clause
+        ("Admitted with chest pain.", [True]),
+        ("Diabetic with COPD, admitted for pneumonia; also anemia.", [False, True, False]),
+        ("Chest pain.", [False]),
     ],
 )
-def test_a_heading_that_names_the_stays_diagnosis(text: str, reason: list[bool]) -> None:
+def test_a_heading_or_an_admission_clause_names_the_stays_diagnosis(
+    text: str, reason: list[bool]
+) -> None:
     assert [m.reason for m in split(text).mentions] == reason
 
 

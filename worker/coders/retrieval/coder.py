@@ -80,12 +80,16 @@ _LEX_DESCRIPTION: Final = FEATURES.index("lex_description")
 # disease", "Other infectious disease" (see :func:`_explained_catch_alls`).
 CATCH_ALL: Final = frozenset({"R69", "B999", "B998"})
 # Hedges of an uncertain diagnosis (Official Guidelines II.H), stemmed as text.stem does.
+# With "known" ("known CHF and CKD"), they qualify a condition and name none.
 _HEDGES: Final = frozenset(
     stem(["probable", "probably", "possible", "possibly", "suspected", "likely", "questionable"])
+    + stem(["known"])
 )
 # Where a lay injury stands among the codes the narrative names (see _principal_first):
 # named, not in a history clause, after every code named in index words.
 _LAY_NAMED: Final = (False, 1.0)
+# The position scoring.Scorer.lexical gives a code named as the reason for the stay.
+_REASON: Final = -1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +237,8 @@ class RetrievalCoder(Coder):
         before = {c for _, c in ranked}
         ranked = with_lay_injuries(ranked, narrative, scorer.index.codeset, threshold)
         # a lay injury is named by the narrative (after the codes it names in index words)
-        named = dict(lexical.named) | {c: _LAY_NAMED for _, c in ranked if c not in before}
+        # (where the index words name it too, as they tell it: "admitted for hip fracture")
+        named = {c: _LAY_NAMED for _, c in ranked if c not in before} | dict(lexical.named)
         ranked = _unspecified_read_as_specific(ranked, named, scorer.index)
         ranked = _chronic_beside_acute_injury(ranked, named)
         ranked = _principal_first(ranked, named, _unspecified_with_siblings(ranked, scorer.index))
@@ -483,19 +488,23 @@ def _principal_first(
     unspecified: frozenset[str] = frozenset(),
 ) -> list[tuple[float, str]]:
     """The principal diagnosis first: a definitive diagnosis if there is one, else a symptom or
-    status code, never an external cause. Among those, the code the narrative names first
+    status code, never an external cause. Among those, a code the narrative gives as the
+    reason for the stay ("admitted for", "Final diagnosis:"), then the code it names first
     outside a "history of" clause (discharge summaries state the reason for the stay before
     comorbidities), then codes named in history clauses, then codes only learned evidence
-    suggests; ``unspecified`` codes last, ties to the more probable. The rest stay in order of
-    probability."""
+    suggests; ``unspecified`` codes after the others of their rank, ties to the more probable.
+    The rest stay in order of probability."""
     unnamed = (True, math.inf)
+
+    def rank(i: int) -> tuple[bool, bool, bool, float, int]:
+        code = ranked[i][1]
+        history, position = named.get(code, unnamed)
+        return (position != _REASON, code in unspecified, history, position, i)
+
     for allowed in (_NOT_PRINCIPAL | _PRINCIPAL_LAST, _NOT_PRINCIPAL):
         eligible = [i for i, (_, code) in enumerate(ranked) if code[0] not in allowed]
         if eligible:
-            i = min(
-                eligible,
-                key=lambda i: (ranked[i][1] in unspecified, *named.get(ranked[i][1], unnamed), i),
-            )
+            i = min(eligible, key=rank)
             return [ranked[i], *ranked[:i], *ranked[i + 1 :]]
     return ranked
 

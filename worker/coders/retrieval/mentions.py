@@ -28,10 +28,20 @@ _PRIOR: Final = frozenset({"prior", "previous", "remote"})
 _MENTION_CUTS: Final = frozenset(
     {"was", "were", "is", "are", "found", "presented", "presents", "underwent", "developed"}
     | {"showed", "revealed", "diagnosed", "complained", "reported", "became"}
+    # the reason for this stay opens its own mention (_admitted_for)
+    | {"admitted", "readmitted", "hospitalized", "hospitalised"}
     # a list of conditions: "urinary tract infection and acute kidney injury" is two mentions,
     # each looked up on its own (one mention gave its candidates to the first condition only)
     | {"and"}
 )
+# "admitted for", "presents with", "came in with", "was hospitalized because of", "admitted to
+# the hospital for": a verb of this stay, then within a few words the preposition of its reason
+_ADMISSION_VERBS: Final = frozenset(
+    {"admitted", "admission", "readmitted", "presents", "presented", "presenting", "came"}
+    | {"hospitalized", "hospitalised", "encounter", "here"}
+)
+_ADMISSION_PREPOSITIONS: Final = frozenset({"for", "with", "because", "due"})
+_ADMISSION_GAP: Final = 4
 _FINAL_HEADINGS: Final = frozenset(
     {"final diagnosis", "final diagnoses", "discharge diagnosis", "discharge diagnoses"}
 )
@@ -79,12 +89,13 @@ def split(text: str) -> Narrative:
             drop = [d or u for d, u in zip(drop, uncertain(tokens), strict=True)]
         header = _history_header(tokens)
         reason = _reason_header(tokens)
+        admitted = _admitted_for(tokens)
         for want, found in ((False, mentions), (True, negated)):
-            for run in _runs(tokens, drop, want):
+            for start, run in _runs(tokens, drop, want):
                 stems = content_stems(run) + content_stems(lay_expansions(run))
                 if stems:
                     history = header or _is_history(stems) or _is_prior(run)
-                    stated = reason and not history
+                    stated = (reason or admitted[start]) and not history
                     found.append(Mention(tuple(stems), position, history, stated))
     return Narrative(
         tuple(mentions), _phrases(mentions), tuple(negated), frozenset(_phrases(negated))
@@ -128,18 +139,41 @@ def _history_header(tokens: Sequence[str]) -> bool:
     return _is_history(content_stems(tokens[: tokens.index(":")]))
 
 
-def _runs(tokens: list[str], drop: list[bool], dropped: bool) -> Iterable[list[str]]:
-    """Runs of tokens whose ``drop`` flag is ``dropped``, cut at clause punctuation."""
+def _runs(tokens: list[str], drop: list[bool], dropped: bool) -> Iterable[tuple[int, list[str]]]:
+    """Runs of tokens whose ``drop`` flag is ``dropped``, cut at clause punctuation, each with
+    the index of its first token."""
     run: list[str] = []
-    for token, flag in zip(tokens, drop, strict=True):
+    start = 0
+    for i, (token, flag) in enumerate(zip(tokens, drop, strict=True)):
         if flag != dropped or token in CLAUSE_BREAKS or token in _MENTION_CUTS:
             if run:
-                yield run
+                yield start, run
                 run = []
         else:
+            if not run:
+                start = i
             run.append(token)
     if run:
-        yield run
+        yield start, run
+
+
+def _admitted_for(tokens: Sequence[str]) -> list[bool]:
+    """For each token of one sentence: part of the clause that states why the patient is
+    here ("admitted for", "presents with", "came in with", "hospitalized for"), up to the next
+    clause punctuation. Its diagnosis is the principal one (Section II: the condition
+    established to be chiefly responsible for the admission), before comorbidities told
+    first ("Patient with COPD and diabetes admitted for acute pyelonephritis")."""
+    out = [False] * len(tokens)
+    on = False
+    for i, token in enumerate(tokens):
+        if token in CLAUSE_BREAKS:
+            on = False
+        elif token in _ADMISSION_PREPOSITIONS and any(
+            t in _ADMISSION_VERBS for t in tokens[max(0, i - _ADMISSION_GAP) : i]
+        ):
+            on = True
+        out[i] = on
+    return out
 
 
 def _phrases(mentions: list[Mention]) -> dict[str, float]:

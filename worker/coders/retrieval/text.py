@@ -72,6 +72,8 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("osa",): ("obstructive", "sleep", "apnea"),
     ("bph",): ("benign", "prostatic", "hyperplasia"),
     ("pna",): ("pneumonia",),
+    ("gi", "bleed"): ("gastrointestinal", "hemorrhage"),
+    ("gi", "bleeding"): ("gastrointestinal", "hemorrhage"),
     ("mssa",): ("methicillin", "susceptible", "staphylococcus", "aureus"),
     ("threw", "up"): ("vomiting",),
     ("throwing", "up"): ("vomiting",),
