@@ -139,6 +139,67 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "195",
             None,
         ),
+        # COVID-19 spelled "Covid" is the disease (U07.1 first, J12.82 for its pneumonia:
+        # I.C.1.g.1.a; DRG 177 respiratory infections with MCC, J96.01 and J12.82 the MCCs), a
+        # COVID vaccine is not (J18.9, DRG 195)
+        (
+            "Covid pneumonia, required high flow oxygen, acute respiratory failure with hypoxia.",
+            70,
+            "M",
+            "U07.1",
+            ["J12.82", "J96.01"],
+            ["J18.9"],
+            "177",
+            None,
+        ),
+        (
+            "COVID vaccine given last month. Admitted for pneumonia.",
+            70,
+            "M",
+            "J18.9",
+            [],
+            ["U07.1", "J12.82"],
+            "195",
+            None,
+        ),
+        # a stay to receive chemotherapy (I.C.2.e.2: Z51.11 first, C25.0 head of pancreas);
+        # DRG 847 chemotherapy without acute leukemia as secondary diagnosis with CC
+        (
+            "Patient admitted to receive chemotherapy for pancreatic head adenocarcinoma.",
+            64,
+            "F",
+            "Z51.11",
+            ["C25.0"],
+            [],
+            "847",
+            None,
+        ),
+        # a relative "recently diagnosed with" a cancer: not the patient's (C56.9 would be a CC:
+        # DRG 194 instead of 195)
+        (
+            "Admitted for community acquired pneumonia. Her aunt was recently diagnosed with "
+            "ovarian cancer.",
+            60,
+            "F",
+            "J18.9",
+            [],
+            ["C56.9"],
+            "195",
+            None,
+        ),
+        # MRSA is methicillin resistant: sepsis A41.02, never the susceptible A41.01 that
+        # "Staphylococcus aureus" alone would be (I.C.1.d.1.a; J15.212 MRSA pneumonia, an MCC:
+        # DRG 871)
+        (
+            "Severe sepsis from MRSA pneumonia with acute kidney injury.",
+            70,
+            "M",
+            "A41.02",
+            ["J15.212"],
+            ["A41.01", "B95.61"],
+            "871",
+            None,
+        ),
         # the stated reason for the stay is the principal diagnosis (Section II), before the
         # comorbidities told first: N10 acute pyelonephritis, DRG 690 kidney and urinary tract
         # infections without MCC (not E11.9's DRG 638); "known" names no illness (no R69);

@@ -63,6 +63,11 @@ _RELATIVE_VERBS: Final = (
         f"{aux} {verb}"
         for aux, verb in product(("was", "is", "were", "also"), ("diagnosed", "had", "has"))
     ),
+    # "her aunt was recently diagnosed with", "father newly diagnosed with"
+    *(
+        f"{aux}{when} diagnosed"
+        for aux, when in product(("", "was ", "is ", "were ", "has been "), ("recently", "newly"))
+    ),
 )
 _BE: Final = ("was", "were", "is", "are", "been", "be")
 _POST_WORDS: Final = (

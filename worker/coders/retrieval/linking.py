@@ -76,6 +76,8 @@ SEPSIS_BY_ORGANISM: Final[dict[str, str]] = {
     "B967": "A414",  # Clostridium perfringens -> Sepsis due to anaerobes
 }
 UNSPECIFIED_SEPSIS: Final = "A419"
+MSSA: Final = "B9561"
+MRSA: Final = "B9562"
 #: R65.2- severe sepsis (R65.20 without, R65.21 with septic shock).
 SEVERE_SEPSIS: Final = "R652"
 SEPTIC_SHOCK: Final = "R6521"
@@ -159,8 +161,19 @@ ORGANISM_WORDS: Final[tuple[tuple[frozenset[str], str], ...]] = tuple(
         (("perfringens",), "B967"),
     )
 )
-_COVID: Final = (("covid", "19"), ("covid19",), ("sars", "cov", "2"), ("coronavirus", "disease"))
+_COVID: Final = (
+    ("covid", "19"),
+    ("covid19",),
+    ("covid",),  # "Covid pneumonia": the disease, spelled short
+    ("sars", "cov", "2"),
+    ("coronavirus", "disease"),
+)
 _COVID_WORDS: Final = ("covid", "sars", "coronavirus")
+# what follows "COVID" when the text speaks of a vaccine or a test, not of the disease
+_NOT_THE_DISEASE: Final = frozenset(
+    {"vaccine", "vaccines", "vaccination", "vaccinated", "booster", "shot", "shots", "test"}
+    | {"tests", "testing", "tested", "screen", "screening", "swab", "pcr", "antigen"}
+)
 _EXPOSURE: Final = frozenset({"exposure", "exposed", "contact", "contacts"})
 COVID_EXPOSURE: Final = "Z20822"
 _UNCERTAIN: Final = frozenset(
@@ -171,7 +184,11 @@ _PNEUMONIA: Final = frozenset(stem(["pneumonia", "pneumonitis"]))
 _STAY: Final = frozenset(
     {"admit", "admitted", "admission", "encounter", "here", "came", "presents", "presented"}
     | {"scheduled", "planned", "elective", "readmitted", "visit", "hospitalized", "hospitalised"}
+    | {"stay", "inpatient"}
 )
+# what leads from the stay to its therapy: "admitted for chemotherapy", "admitted to receive
+# chemotherapy", "here to undergo radiation therapy"
+_THERAPY_LEAD: Final = frozenset({"for", "receive", "receiving", "get", "undergo", "undergoing"})
 _THERAPY_WORDS: Final = re.compile(
     r"\b(?:chemo|chemotherapy|radiotherapy|radiation|immunotherapy)\b"
 )
@@ -239,7 +256,7 @@ def _therapy_encounter(
                 before = tokens[:i]
                 # "for" shortly before the therapy ("for cycle 3 of chemotherapy"), and a word
                 # of this stay before that
-                if "for" not in before[-5:] or _STAY.isdisjoint(before):
+                if _THERAPY_LEAD.isdisjoint(before[-5:]) or _STAY.isdisjoint(before):
                     continue
                 if _bills(code, codeset) and code not in out:
                     out.append(code)
@@ -267,6 +284,10 @@ def _organisms(
     # coded, yet the sentence names it)
     organisms = [c for c in codes if _organism_code(c)]
     organisms += [c for c in _named_organisms(stems_of) if c not in organisms]
+    if any(c.startswith(MRSA) for c in organisms):
+        # "methicillin resistant Staphylococcus aureus" says "Staphylococcus aureus" too: it is
+        # MRSA (B95.62), not also the susceptible kind (B95.61)
+        organisms = [c for c in organisms if not c.startswith(MSSA)]
     out = list(codes)
     families: set[str] = set()
     for words_of, unspecified, table in (
@@ -325,10 +346,14 @@ def _lookup(table: Mapping[str, str], code: str) -> str | None:
 
 
 def _names_covid(tokens: Sequence[str]) -> int | None:
-    """Where one sentence's words name COVID-19, or None."""
+    """Where one sentence's words name COVID-19 the disease, or None ("COVID vaccine", "covid
+    test" name none)."""
     for i in range(len(tokens)):
         for phrase in _COVID:
-            if tuple(tokens[i : i + len(phrase)]) == phrase:
+            end = i + len(phrase)
+            if tuple(tokens[i:end]) == phrase and _NOT_THE_DISEASE.isdisjoint(
+                tokens[end : end + 2]
+            ):
                 return i
     return None
 
