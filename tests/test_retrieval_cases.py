@@ -200,6 +200,19 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "871",
             None,
         ),
+        # E11.621 "Use additional code to identify site of ulcer (L97.4-, L97.5-)": L97.411
+        # right heel and midfoot, limited to breakdown of skin, a CC: DRG 638 diabetes with CC
+        (
+            "Type 2 diabetic with diabetic foot ulcer of the right heel, limited to breakdown "
+            "of skin.",
+            68,
+            "M",
+            "E11.621",
+            ["L97.411"],
+            [],
+            "638",
+            None,
+        ),
         # the stated reason for the stay is the principal diagnosis (Section II), before the
         # comorbidities told first: N10 acute pyelonephritis, DRG 690 kidney and urinary tract
         # infections without MCC (not E11.9's DRG 638); "known" names no illness (no R69);

@@ -19,6 +19,12 @@ use it.
   makes that organism's ("septic shock due to E. coli pyelonephritis": A41.51, R65.21). Shock
   told as septic shock is R65.21 alone (Index: Shock, septic R65.21): R57.9 "Shock,
   unspecified" beside it goes.
+- **The site of a diabetic ulcer** (tabular E11.621 "Use additional code to identify site of
+  ulcer (L97.4-, L97.5-)", E11.622 "(L97.1-L97.9, L98.41-L98.49)"): beside E08-E13 .621/.622
+  with no ulcer site coded, the L97 code of the lower-limb site the ulcer is told at (heel or
+  midfoot L97.4, another part of the foot or a toe L97.5, ankle L97.3, calf L97.2, thigh
+  L97.1), its side, and its severity when told ("limited to breakdown of skin", "fat layer
+  exposed", "necrosis of muscle", "necrosis of bone"; else unspecified, 9).
 - **Pneumonia due to a named organism** (Index: Pneumonia, in (due to) <organism>; I.A.15):
   J18.- "Pneumonia, unspecified organism" beside an organism code named with it in one
   sentence becomes the pneumonia code of that organism (:data:`PNEUMONIA_BY_ORGANISM`, J13-J15),
@@ -228,7 +234,48 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
         ]
         out = _therapy_encounter(out, said, codeset)
     out = _diabetes_type(out, narrative)
+    out = _diabetic_ulcer_site(out, narrative, codeset)
     return _hypertension(out)
+
+
+_DIABETES_CATEGORIES: Final = frozenset({"E08", "E09", "E10", "E11", "E13"})
+#: Lay or clinical words of a lower-limb site -> the 4th character of its L97 code.
+_ULCER_SITES: Final[tuple[tuple[frozenset[str], str], ...]] = (
+    (frozenset({"heel", "heels", "midfoot", "calcaneal"}), "4"),
+    (frozenset({"toe", "toes", "forefoot", "foot", "feet", "plantar", "sole"}), "5"),
+    (frozenset({"ankle", "ankles", "malleolus"}), "3"),
+    (frozenset({"calf", "calves", "shin"}), "2"),
+    (frozenset({"thigh", "thighs"}), "1"),
+)
+#: Told severity -> the 6th character of an L97 code.
+_ULCER_SEVERITY: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
+    (("breakdown", "of", "skin"), "1"),
+    (("fat", "layer", "exposed"), "2"),
+    (("necrosis", "of", "muscle"), "3"),
+    (("necrosis", "of", "bone"), "4"),
+)
+_DIABETIC_ULCER: Final = ("621", "622")
+
+
+def _diabetic_ulcer_site(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """The L97 site code after a diabetic foot or skin ulcer code (module docstring)."""
+    ulcer = next(
+        (c for c in codes if c[:3] in _DIABETES_CATEGORIES and c[3:] in _DIABETIC_ULCER), None
+    )
+    if ulcer is None or any(c.startswith(("L97", "L984")) for c in codes):
+        return codes
+    for tokens in (affirmed(words(s)) for s in sentences(narrative)):
+        site = next((digit for names, digit in _ULCER_SITES if not names.isdisjoint(tokens)), None)
+        if site is None:
+            continue
+        side = "2" if "left" in tokens else "1" if "right" in tokens else "0"
+        severity = next((d for phrase, d in _ULCER_SEVERITY if _contains(tokens, phrase)), "9")
+        code = f"L97{site}{side}{severity}"
+        if _bills(code, codeset):
+            out = list(codes)
+            out.insert(out.index(ulcer) + 1, code)
+            return out
+    return codes
 
 
 def _severe_sepsis(codes: list[str]) -> list[str]:
