@@ -177,6 +177,13 @@ CASES = [
     # injured by fall from or being thrown from horse in noncollision accident (a transport
     # accident, not W19)
     ("I fell from my horse and broke my arm.", "S42309A", "V80010A"),
+    # a burn by its depth when told (I.C.19.d): T22.211A Burn of second degree of right
+    # forearm, not T22.011A of unspecified degree; X15.0XXA Contact with hot stove (kitchen)
+    (
+        "I burned my right forearm on the stove while cooking, second degree.",
+        "T22211A",
+        "X150XXA",
+    ),
     # a follow-up visit: 7th character D, subsequent encounter, for the injury and its cause
     # (I.C.19.a, I.C.20.a.2): S62.101D; W00.0XXD Fall on same level due to ice and snow
     (

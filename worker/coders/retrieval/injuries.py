@@ -426,6 +426,7 @@ class Nature:
     tabular: tuple[str, ...]  # "Open bite of right hand": ("open", "bite")
 
 
+_BURN_DEGREES: Final = _w("first second third")
 # "hurt"/"injured" (the last) only for a site that no other nature is told of; so is a blow told
 # alone ("fell out of bed and hit my head": ICD-10-CM Index "Injury, head S09.90").
 _UNSPECIFIED: Final = Nature(_w("hurt injured injury") | _w("hit banged bumped"), ("injury",))
@@ -1069,6 +1070,8 @@ def _injury_code(
     before = tokens[max(0, at - 3) : at]
     side = next((t for t in reversed(before) if t in _SIDES), None)
     refine = [_SITE_WORDS[t] for t in before if t in _SITE_WORDS]
+    if nature.lay is BURN:  # its depth, when told ("second degree": T22.211A, I.C.19.d)
+        refine += [t for t in tokens[max(0, at - _NEAR) : at + _NEAR] if t in _BURN_DEGREES]
     for site in _SITES[tokens[at]]:
         required = content_stems([*nature.tabular, *site])
         query = index.ids([*required, *content_stems(refine + ([side] if side else []))])
