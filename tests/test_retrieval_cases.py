@@ -213,6 +213,9 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "638",
             None,
         ),
+        # the tabular list's "intestine" for the bowel: K56.609 unspecified intestinal
+        # obstruction (Index: Obstruction, intestine), DRG 390 G.I. obstruction without CC/MCC
+        ("Admitted with a small bowel obstruction.", 60, "M", "K56.609", [], [], "390", None),
         # the stated reason for the stay is the principal diagnosis (Section II), before the
         # comorbidities told first: N10 acute pyelonephritis, DRG 690 kidney and urinary tract
         # infections without MCC (not E11.9's DRG 638); "known" names no illness (no R69);

@@ -119,7 +119,10 @@ def _texts(record: CodeRecord) -> list[tuple[str, str, int]]:
 def _present(tokens: Sequence[str]) -> list[str]:
     """``tokens`` without "without ..." spans: "viral hepatitis c" for "viral hepatitis c without
     hepatic coma", "laceration of abdominal wall" for "laceration without foreign body of
-    abdominal wall"."""
+    abdominal wall"; nor the ", part unspecified" a default title ends its site with, which no
+    narrative says ("diverticulitis of intestine, part unspecified" is what "diverticulitis of
+    the bowel" means)."""
+    tokens = _without_part_unspecified(tokens)
     kept: list[str] = []
     absent = False
     for word in tokens:
@@ -130,6 +133,14 @@ def _present(tokens: Sequence[str]) -> list[str]:
         if not absent:
             kept.append(word)
     return kept
+
+
+def _without_part_unspecified(tokens: Sequence[str]) -> list[str]:
+    out = list(tokens)
+    for i in range(len(out) - 2):
+        if out[i : i + 3] == [",", "part", "unspecified"]:
+            return out[:i] + out[i + 3 :]
+    return out
 
 
 def _with_side(text: str, side: str) -> list[str]:

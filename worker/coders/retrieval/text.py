@@ -72,6 +72,8 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("osa",): ("obstructive", "sleep", "apnea"),
     ("bph",): ("benign", "prostatic", "hyperplasia"),
     ("pna",): ("pneumonia",),
+    # the tabular list's "intestine" (K56.6-: "intestinal obstruction"): the bowel
+    ("bowel",): ("intestine",),
     ("gi", "bleed"): ("gastrointestinal", "hemorrhage"),
     ("gi", "bleeding"): ("gastrointestinal", "hemorrhage"),
     ("mssa",): ("methicillin", "susceptible", "staphylococcus", "aureus"),
