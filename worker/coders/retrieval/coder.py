@@ -41,7 +41,7 @@ from worker.coders.retrieval.index import CodeIndex, index_for
 from worker.coders.retrieval.injuries import is_injury, with_lay_injuries
 from worker.coders.retrieval.linking import link
 from worker.coders.retrieval.mentions import Narrative, split
-from worker.coders.retrieval.scoring import FEATURES, Scorer
+from worker.coders.retrieval.scoring import FEATURES, REASON, Scorer
 from worker.coders.retrieval.text import clinical_stems, stem
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,6 @@ _HEDGES: Final = frozenset(
 # Where a lay injury stands among the codes the narrative names (see _principal_first):
 # named, not in a history clause, after every code named in index words.
 _LAY_NAMED: Final = (False, 1.0)
-# The position scoring.Scorer.lexical gives a code named as the reason for the stay.
-_REASON: Final = -1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,7 +497,7 @@ def _principal_first(
     def rank(i: int) -> tuple[bool, bool, bool, float, int]:
         code = ranked[i][1]
         history, position = named.get(code, unnamed)
-        return (position != _REASON, code in unspecified, history, position, i)
+        return (position != REASON, code in unspecified, history, position, i)
 
     for allowed in (_NOT_PRINCIPAL | _PRINCIPAL_LAST, _NOT_PRINCIPAL):
         eligible = [i for i, (_, code) in enumerate(ranked) if code[0] not in allowed]

@@ -222,7 +222,16 @@ DESCRIPTORS: Final = _phrases(
     "rvr",
 )
 
-_ALL: Final = PSEUDO | PRE | POST | TERMINATION | DESCRIPTORS
+
+# Uncertain diagnoses (Section II.H: "probable", "suspected", "likely", "questionable",
+# "possible", "still to be ruled out"): pre-triggers whose scope is the diagnosis in doubt.
+UNCERTAIN: Final = _phrases(
+    *("rule out", "r o", "suspected", "suspect", "suspicion of", "suspicious for", "concern for"),
+    *("possible", "possibly", "probable", "probably", "likely", "questionable", "presumed"),
+    "working diagnosis",
+)
+
+_ALL: Final = PSEUDO | PRE | POST | TERMINATION | DESCRIPTORS | UNCERTAIN
 _LONGEST: Final = max(len(p) for p in _ALL)
 _FIRST: Final = frozenset(p[0] for p in _ALL)
 
@@ -267,15 +276,6 @@ def excluded(tokens: Sequence[str]) -> list[bool]:
     return out
 
 
-# Uncertain diagnoses (Section II.H: "probable", "suspected", "likely", "questionable",
-# "possible", "still to be ruled out"): pre-triggers whose scope is the diagnosis in doubt.
-UNCERTAIN: Final = _phrases(
-    *("rule out", "r o", "suspected", "suspect", "suspicion of", "suspicious for", "concern for"),
-    *("possible", "possibly", "probable", "probably", "likely", "questionable", "presumed"),
-    "working diagnosis",
-)
-
-
 def uncertain(tokens: Sequence[str]) -> list[bool]:
     """For each token of one sentence: part of a diagnosis told as uncertain ("rule out
     sepsis", "suspected pneumonia"), the trigger words included. Guideline II.H codes such a
@@ -285,19 +285,11 @@ def uncertain(tokens: Sequence[str]) -> list[bool]:
     out = [False] * n
     stops = [_match(tokens, i, TERMINATION) > 0 for i in range(n)]
     for i in range(n):
-        size = _match_any(tokens, i, UNCERTAIN)
+        size = _match(tokens, i, UNCERTAIN)
         if size:
             _mark(out, range(i, i + size))
             _mark(out, _forwards(i + size, n, stops))
     return out
-
-
-def _match_any(tokens: Sequence[str], start: int, phrases: frozenset[Phrase]) -> int:
-    """Length of the longest phrase of ``phrases`` at ``start``; 0 when none."""
-    for size in range(min(3, len(tokens) - start), 0, -1):
-        if tuple(tokens[start : start + size]) in phrases:
-            return size
-    return 0
 
 
 def affirmed(tokens: Sequence[str]) -> list[str]:

@@ -1050,10 +1050,6 @@ def _free_ids(index: CodeIndex) -> set[int]:
     return set(index.ids(content_stems(list(_FREE_WORDS))))
 
 
-def _says_only(index: CodeIndex, entry: int, allowed: set[int]) -> bool:
-    return index.entries[entry].stem_set <= allowed
-
-
 def _part_of_a_bone(tokens: Sequence[str], at: int) -> bool:
     """ "femoral neck", "neck of the femur", "head of the radius": a part of a bone, not the
     neck or the head of the body."""
@@ -1084,9 +1080,10 @@ def _injury_code(
         # a title that says no more than the nature, the site and the side, or failing one, no
         # more than those and the words of an unspecified joint ("Unspecified dislocation of
         # right shoulder joint", S43.004: what the Index gives "Dislocation, shoulder")
+        allowed = set(query) | _free_ids(index)
         full = [
             h for h in hits if h.coverage >= FULL and need <= index.entries[h.entry].stem_set
-        ] or [h for h in hits if _says_only(index, h.entry, set(query) | _free_ids(index))]
+        ] or [h for h in hits if index.entries[h.entry].stem_set <= allowed]
         for hit in full:
             entry = index.entries[hit.entry]
             if not is_injury(entry.node) or not need <= entry.stem_set:

@@ -58,6 +58,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from drg.codeset.memory import MemoryCodeSet
+from drg.conventions.rules import DIABETES
 from worker.coders.retrieval.context import affirmed
 from worker.coders.retrieval.text import sentences, stem, words
 
@@ -238,7 +239,6 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     return _hypertension(out)
 
 
-_DIABETES_CATEGORIES: Final = frozenset({"E08", "E09", "E10", "E11", "E13"})
 #: Lay or clinical words of a lower-limb site -> the 4th character of its L97 code.
 _ULCER_SITES: Final[tuple[tuple[frozenset[str], str], ...]] = (
     (frozenset({"heel", "heels", "midfoot", "calcaneal"}), "4"),
@@ -259,9 +259,7 @@ _DIABETIC_ULCER: Final = ("621", "622")
 
 def _diabetic_ulcer_site(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
     """The L97 site code after a diabetic foot or skin ulcer code (module docstring)."""
-    ulcer = next(
-        (c for c in codes if c[:3] in _DIABETES_CATEGORIES and c[3:] in _DIABETIC_ULCER), None
-    )
+    ulcer = next((c for c in codes if c[:3] in DIABETES and c[3:] in _DIABETIC_ULCER), None)
     if ulcer is None or any(c.startswith(("L97", "L984")) for c in codes):
         return codes
     for tokens in (affirmed(words(s)) for s in sentences(narrative)):

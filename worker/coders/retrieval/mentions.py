@@ -45,9 +45,8 @@ _ADMISSION_GAP: Final = 4
 _FINAL_HEADINGS: Final = frozenset(
     {"final diagnosis", "final diagnoses", "discharge diagnosis", "discharge diagnoses"}
 )
-_REASON_HEADINGS: Final = frozenset(
+_REASON_HEADINGS: Final = _FINAL_HEADINGS | frozenset(
     {
-        *("final diagnosis", "final diagnoses", "discharge diagnosis", "discharge diagnoses"),
         *("principal diagnosis", "primary diagnosis", "diagnosis", "diagnoses"),
         *("reason for admission", "admitting diagnosis", "admission diagnosis"),
     }
@@ -115,20 +114,21 @@ def _is_prior(tokens: Sequence[str]) -> bool:
     )
 
 
+def _heading(tokens: Sequence[str]) -> str:
+    """The words before a sentence's first colon ("final diagnosis"), or "" without one."""
+    return " ".join(tokens[: tokens.index(":")]) if ":" in tokens else ""
+
+
 def _reason_header(tokens: Sequence[str]) -> bool:
     """A sentence that opens with a heading naming the stay's diagnosis: "Final diagnosis:",
     "Discharge diagnoses:", "Principal diagnosis:", "Reason for admission:"."""
-    if ":" not in tokens:
-        return False
-    return " ".join(tokens[: tokens.index(":")]) in _REASON_HEADINGS
+    return _heading(tokens) in _REASON_HEADINGS
 
 
 def _final_header(tokens: Sequence[str]) -> bool:
     """A sentence that opens with the heading of the stay's final diagnosis: "Final
     diagnosis:", "Discharge diagnoses:" (not an admitting one)."""
-    if ":" not in tokens:
-        return False
-    return " ".join(tokens[: tokens.index(":")]) in _FINAL_HEADINGS
+    return _heading(tokens) in _FINAL_HEADINGS
 
 
 def _history_header(tokens: Sequence[str]) -> bool:

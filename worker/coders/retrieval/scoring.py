@@ -105,6 +105,11 @@ class _Candidate:
         self.learned = False
 
 
+#: The position :class:`Lexical` gives a code named as the reason for the stay (a heading such as
+#: "Final diagnosis:", or an "admitted for" clause): before every mention of the narrative.
+REASON: Final = -1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Lexical:
     """What the code-text index says about one narrative. It depends on the index only, so
@@ -180,7 +185,7 @@ class Scorer:
                 if pick.winner:
                     v[_LEX_FULL] += 1.0
                     # a diagnosis under a "Final diagnosis:" heading before any position
-                    key = (mention.history, -1.0 if mention.reason else mention.position)
+                    key = (mention.history, REASON if mention.reason else mention.position)
                     named[pick.code] = min(named.get(pick.code, key), key)
                 # the best text of the code: the most covered; among fully covered winners, its
                 # own description or an inclusion term before an Excludes note naming it
