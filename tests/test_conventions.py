@@ -64,9 +64,37 @@ def fixed(rules: Conventions, *codes: str) -> tuple[str, ...]:
         (("E10.10", "N18.2"), ("E10.10", "E10.22", "N18.2")),
         # ... unless a code of the link's group is there: diabetic nephropathy E11.21
         (("E11.21", "N18.4"), ("E11.21", "N18.4")),
+        # Index: Diabetes, with, hypoglycemia E11.649 (without coma), which includes E16.2;
+        # with hyperglycemia E11.65, which includes R73.9
+        (("E16.2", "E11.9"), ("E11.649",)),
+        (("E10.9", "R73.9"), ("E10.65",)),
+        # Index: Diabetes, with, gastroparesis E11.43; K31.84 stays (coded also)
+        (("E11.9", "K31.84"), ("E11.43", "K31.84")),
+        # ... beside a diabetes code that says another "with", added after it (I.C.4.a)
+        (("E11.22", "N18.4", "E16.2"), ("E11.22", "E11.649", "N18.4")),
     ],
 )
 def test_diabetes_combines_with_what_the_index_lists_under_it(
+    fy2026: Conventions, codes: tuple[str, ...], expected: tuple[str, ...]
+) -> None:
+    assert fixed(fy2026, *codes) == expected
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [
+        # I.B.8-I.B.9: acute and chronic with one code for both (Index: Failure, heart,
+        # diastolic, acute on chronic I50.33; Failure, respiratory, acute and chronic J96.2-):
+        # that code, where the acute one was
+        (("I50.31", "I50.32"), ("I50.33",)),
+        (("N18.4", "I50.22", "I50.21"), ("N18.4", "I50.23")),
+        (("J96.01", "J96.11"), ("J96.21",)),
+        (("I50.33", "I50.31", "I50.32"), ("I50.33",)),
+        # ... not two acute or two chronic conditions, nor different ones
+        (("I50.31", "I50.22"), ("I50.31", "I50.22")),
+    ],
+)
+def test_acute_and_chronic_of_one_condition_is_its_combination_code(
     fy2026: Conventions, codes: tuple[str, ...], expected: tuple[str, ...]
 ) -> None:
     assert fixed(fy2026, *codes) == expected
@@ -299,17 +327,19 @@ async def test_a_coders_codes_are_fixed_and_every_change_reported(
 async def test_a_contradiction_and_an_integral_symptom_leave_the_diagnosis_alone(
     reference: Settings,
 ) -> None:
-    """E11.65, E11.9, R73.9 -> E11.65: E11.9 ("without complications") contradicts E11.65
-    (I.A.15, "with"); R73.9 hyperglycemia is part of diabetes (I.B.5)."""
+    """E11.65, E11.9, R73.9 -> E11.65: E11.9 ("without complications") beside R73.9 is the
+    combination E11.65 (Index: Diabetes, with, hyperglycemia; I.A.15), which is coded
+    already, so both go as its parts; E11.9 and E11.65 alone contradict each other (I.A.15,
+    "with"), and R73.9 beside E11.65 is part of it (I.B.5)."""
     event = await code(reference, ("E11.65", "E11.9", "R73.9"))
     assert [c.code for c in event.codes] == ["E11.65"]
     assert [r.model_dump() for r in event.rejected_codes] == [
-        {"raw": "E11.9", "reason": "redundant:E11.65"},
-        {"raw": "R73.9", "reason": "symptom:E11.65"},
+        {"raw": "E11.9", "reason": "combination:E11.65"},
+        {"raw": "R73.9", "reason": "combination:E11.65"},
     ]
     assert [(a.code, a.action, a.rule, a.guideline) for a in event.adjustments] == [
-        ("E11.9", "dropped", "redundant", "I.A.15"),
-        ("R73.9", "dropped", "symptom", "I.B.5"),
+        ("E11.9", "dropped", "combination", "I.A.15"),
+        ("R73.9", "dropped", "combination", "I.A.15"),
     ]
     assert not [r for r in event.review_reasons if r.startswith("symptom:")]
 

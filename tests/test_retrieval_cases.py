@@ -397,6 +397,90 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "446",
             None,
         ),
+        # relatives named together ("mom and grandma both had"): their cancer is theirs, not
+        # the patient's C56.9 (family history is no diagnosis of the patient, I.C.21.c.4);
+        # DRG 195 simple pneumonia without CC/MCC
+        (
+            "Mom and grandma both had ovarian cancer. Admitted for community acquired pneumonia.",
+            60,
+            "F",
+            "J18.9",
+            [],
+            ["C56.9"],
+            "195",
+            "4573.45",
+        ),
+        # an organism is no sepsis (I.C.1.d.1.a: sepsis as documented): Pseudomonas pneumonia
+        # J15.1 (Index: Pneumonia, Pseudomonas), never A41.52; DRG 179, not 871
+        (
+            "Admitted with pneumonia due to Pseudomonas aeruginosa, sputum culture positive.",
+            66,
+            "M",
+            "J15.1",
+            [],
+            ["A41.52", "J18.9", "B96.5"],
+            "179",
+            "5493.95",
+        ),
+        # no code without a mention: "acute pulmonary embolism" is I26.99, not also acute
+        # pulmonary edema J81.0 (an MCC) that learned phrases read in "acute pulmonary"
+        # (I.A.19: code what is documented); DRG 176 pulmonary embolism without MCC
+        (
+            "Pt with obesity, OSA on CPAP and depression admitted for acute pulmonary embolism "
+            "without cor pulmonale, started on heparin.",
+            52,
+            "F",
+            "I26.99",
+            ["E66.9", "G47.33"],
+            ["J81.0"],
+            "176",
+            "5857.79",
+        ),
+        # the type of diabetes told in one clause is the type of the ketoacidosis told in
+        # another ("DKA"): E10.10 (I.C.4.a.2: E11 only when no type is documented), the reason
+        # for the admission first (Section II); DRG 639 diabetes without CC/MCC, not 700
+        (
+            "Type 1 diabetic with diabetic nephropathy admitted in DKA.",
+            24,
+            "M",
+            "E10.10",
+            ["E10.21"],
+            ["E11.10"],
+            "639",
+            "4520.32",
+        ),
+        # Index: Diabetes, type 2, with hypoglycemia E11.649 (I.A.15 "with"), which includes
+        # E16.2; DRG 639, not 641 (E16.2 principal)
+        (
+            "Type 2 diabetic on insulin admitted with hypoglycemia.",
+            70,
+            "F",
+            "E11.649",
+            [],
+            ["E16.2", "E11.9"],
+            "639",
+            "4520.32",
+        ),
+        # acute on chronic diastolic heart failure is one code, I50.33 (Index: Failure, heart,
+        # diastolic, acute on chronic; I.B.8-9), after I11.0 (I.C.9.a.1); DRG 291 heart failure
+        # and shock with MCC
+        (
+            "Hypertensive heart disease with chronic diastolic heart failure, now admitted with "
+            "acute exacerbation of the diastolic CHF.",
+            81,
+            "F",
+            "I11.0",
+            ["I50.33"],
+            ["I50.31", "I50.32"],
+            "291",
+            "9341.90",
+        ),
+        # a part of a limb is in the limb (Index: Cellulitis, foot - see Cellulitis, lower
+        # limb): L03.116, not L03.90 site unspecified; DRG 603 cellulitis without MCC
+        ("Cellulitis of the left foot.", 59, "M", "L03.116", [], ["L03.90"], "603", None),
+        # a lay "elevated blood sugar" is hyperglycemia R73.9 (I.B.4: signs and symptoms when no
+        # diagnosis is established); DRG 641
+        ("Elevated blood sugar, no diagnosis of diabetes.", 44, "F", "R73.9", [], [], "641", None),
     ],
 )
 def test_linked_conditions_and_other_peoples_diseases(
@@ -435,6 +519,14 @@ def test_linked_conditions_and_other_peoples_diseases(
         # open bite of the right hand (S61.451A) and bitten by dog (W54.0XXA); an external
         # cause is never principal (I.C.20)
         ("A dog bit my right hand.", 40, "F", ["S61.451A", "W54.0XXA"]),
+        # a burn of the right forearm, degree not told (T22.011A), by hot liquid (X12.XXXA);
+        # "boiling" water is no boil, a furuncle (L02.-)
+        (
+            "I burned my right forearm with boiling water from a pot on the stove at home.",
+            40,
+            "F",
+            ["T22.011A", "X12.XXXA"],
+        ),
     ],
 )
 def test_injuries_in_lay_words_get_their_external_cause(

@@ -83,11 +83,25 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
             "E. coli urinary tract infection. Later sepsis of unknown source.",
             ["N390", "B9620", "A419"],
         ),
-        # the sepsis is negated: nothing to link
+        # the sepsis is negated: nothing to link, and no sepsis code the narrative does not
+        # say (I.C.1.d.1.a: sepsis is coded as documented)
         (
             ["N390", "B9620", "A419"],
             "E. coli urinary tract infection, no sepsis.",
-            ["N390", "B9620", "A419"],
+            ["N390", "B9620"],
+        ),
+        # an organism is no sepsis: "Sepsis due to Pseudomonas", read in the organism's name
+        # alone, goes; the pneumonia code of that organism reports it (J15.1)
+        (
+            ["A4152", "J151"],
+            "Admitted with pneumonia due to Pseudomonas aeruginosa, sputum culture positive.",
+            ["J151"],
+        ),
+        # ... and beside an infection that does not name it, the organism stays as B96.5
+        (
+            ["N390", "A4152"],
+            "Urinary tract infection due to Pseudomonas.",
+            ["N390", "B965"],
         ),
         # I.C.1.g.1.a: confirmed COVID-19 with pneumonia: U07.1 and J12.82, not J18.9
         (["J189", "Z9981"], "COVID-19 pneumonia requiring oxygen.", ["J1282", "Z9981", "U071"]),

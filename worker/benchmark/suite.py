@@ -35,7 +35,7 @@ import redis
 from psycopg import sql
 
 from worker.benchmark.claims import claim_events
-from worker.benchmark.measure import BenchError, Latencies, MemorySampler, Probe
+from worker.benchmark.measure import BenchError, Latencies, MemorySampler, Probe, tree_cpu_s
 from worker.benchmark.runs import RUNS, RunName
 from worker.kafka import create_topics
 from worker.localstack import LocalStack
@@ -60,6 +60,7 @@ class RunResult:
     burst: Latencies
     rss_mb: float
     half_load: Latencies | None = None
+    cpu_us_per_claim: float | None = None  # the worker's and its children's, during the burst
 
 
 @dataclass(slots=True)
@@ -155,7 +156,9 @@ async def _measure(
     try:
         async with Probe(settings, worker, log_path, RUN_TIMEOUT_S) as probe:
             await probe.warm_up(warm)
+            cpu_before = tree_cpu_s(worker.pid)
             measured = await probe.burst(burst, progress(name, len(burst)))
+            cpu_us = (tree_cpu_s(worker.pid) - cpu_before) * 1e6 / len(burst)
             half = None
             if halve:
                 half_rate = measured.claims_per_s / 2
@@ -173,7 +176,7 @@ async def _measure(
             worker.kill()
             await asyncio.to_thread(worker.wait)
         rss_mb = sampler.stop()
-    return RunResult(name, measured, rss_mb, half)
+    return RunResult(name, measured, rss_mb, half, round(cpu_us, 1))
 
 
 @contextlib.contextmanager
@@ -243,7 +246,8 @@ def run_suite(suite: Suite, progress: ProgressFactory) -> tuple[dict[str, Any], 
 def report(
     suite: Suite, results: Sequence[RunResult], half_rate: float | None, skipped: dict[str, str]
 ) -> dict[str, Any]:
-    """The JSON report: ``<run>_cps``, ``<run>_rss_mb``, ``<run>_latency_ms`` (p50/p95/p99),
+    """The JSON report: ``<run>_cps``, ``<run>_rss_mb``, ``<run>_cpu_us_per_claim`` (CPU the
+    worker used during the burst, a claim), ``<run>_latency_ms`` (p50/p95/p99),
     ``<run>_claims`` and ``<run>_statuses`` for every run made; the half-load latencies;
     ``ratio_null_vs_faust``; and the machine's facts."""
     out: dict[str, Any] = {
@@ -257,6 +261,8 @@ def report(
     for r in results:
         out[f"{r.name}_cps"] = round(r.burst.claims_per_s, 1)
         out[f"{r.name}_rss_mb"] = round(r.rss_mb, 1)
+        if r.cpu_us_per_claim is not None:
+            out[f"{r.name}_cpu_us_per_claim"] = r.cpu_us_per_claim
         out[f"{r.name}_claims"] = len(r.burst.ms)
         out[f"{r.name}_latency_ms"] = r.burst.summary()
         out[f"{r.name}_statuses"] = r.burst.statuses

@@ -56,6 +56,7 @@ _PRINCIPAL_LAST: Final = frozenset("RZ")
 # one of the code's texts, and no more specific one" and how many words that text requires (log).
 _LEX_FULL: Final = FEATURES.index("lex_full")
 _LEX_WORDS: Final = FEATURES.index("lex_words")
+_LEX_COVERAGE: Final = FEATURES.index("lex_coverage")
 _EV_STRENGTH: Final = FEATURES.index("ev_strength")
 _RECORD_CHAPTERS: Final = frozenset("OP")  # pregnancy, perinatal: their own records only
 # the columns learned evidence fills (scoring.py), zeroed to read a candidate's lexical score
@@ -227,6 +228,7 @@ class RetrievalCoder(Coder):
         if not ranked:
             ranked = _fallback(codes, features, probabilities)
         ranked = _explained_catch_alls(ranked, mentions.phrases, scorer)
+        ranked = _inside_named(ranked, dict(zip(codes, features, strict=True)), mentions, scorer)
         readings = _named_readings(ranked, codes, features, lexical.named, mentions, scorer)
         ranked = replaced(ranked, readings.get)
         # resolved conditions told only as history: their personal history codes (history.py)
@@ -269,6 +271,36 @@ def _explained_catch_alls(
         # J44.1 "chronic obstructive pulmonary disease with (acute) exacerbation" does not say
         if support and all(clinical_stems(stems) <= words_of_others for stems in support):
             dropped.add(code)
+    return [(p, c) for p, c in ranked if c not in dropped]
+
+
+def _inside_named(
+    ranked: list[tuple[float, str]],
+    rows: Mapping[str, Sequence[float]],
+    mentions: Narrative,
+    scorer: Scorer,
+) -> list[tuple[float, str]]:
+    """``ranked`` without the codes that only learned phrases support (no text of the code is
+    in the narrative, even in part) when every one of those phrases is made of words of one
+    code that the narrative names in full: the words belong to that diagnosis. "Acute pulmonary
+    embolism" names I26.99, whose words hold "acute pulmonary", a phrase annotators coded
+    J81.0 "Acute pulmonary edema" for elsewhere; the narrative says no edema. A code needs a
+    mention of its own ([retrieval] issue; I.A.19: code what is documented)."""
+    named = [c for _, c in ranked if rows[c][_LEX_FULL] > 0.0]
+    learned_only = {c for _, c in ranked if c not in named and rows[c][_LEX_COVERAGE] == 0.0}
+    if not named or not learned_only:
+        return ranked
+    words_of = [scorer.code_stems(c) for c in named]
+    supports = _supports(mentions.phrases, learned_only, scorer)
+    dropped = {
+        code
+        for code in learned_only
+        if (support := supports.get(code))
+        and all(
+            len(stems) > 1 and any(clinical_stems(stems) <= words for words in words_of)
+            for stems in support
+        )
+    }
     return [(p, c) for p, c in ranked if c not in dropped]
 
 

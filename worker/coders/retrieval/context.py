@@ -46,7 +46,8 @@ def _phrases(*texts: str) -> frozenset[Phrase]:
 _RELATIVES: Final = (
     *("mother", "father", "mom", "mum", "dad", "parent", "parents", "grandparents"),
     *("sister", "sisters", "brother", "brothers", "sibling", "siblings", "twin"),
-    *("son", "sons", "daughter", "daughters", "grandmother", "grandfather"),
+    *("son", "sons", "daughter", "daughters", "grandmother", "grandfather", "grandma"),
+    *("grandpa", "granny", "grandparent", "stepmother", "stepfather"),
     *("aunt", "aunts", "uncle", "uncles", "cousin", "cousins", "nephew", "niece"),
     *("wife", "husband", "spouse", "partner"),
 )
@@ -62,6 +63,13 @@ _RELATIVE_VERBS: Final = (
     *(
         f"{aux} {verb}"
         for aux, verb in product(("was", "is", "were", "also"), ("diagnosed", "had", "has"))
+    ),
+    # "mom and grandma both had", "my brothers all have"
+    *(
+        f"{who} {verb}"
+        for who, verb in product(
+            ("both", "all", "each"), ("had", "have", "has", "with", "died", "suffered")
+        )
     ),
     # "her aunt was recently diagnosed with", "father newly diagnosed with"
     *(

@@ -12,6 +12,11 @@ use it.
   beside a sepsis code that names its organism already. (Tabular N39.0 asks for an
   additional B95-B97 code to identify the agent of a UTI; with the agent in the sepsis code we
   follow the [retrieval] issue's answer, A41.51 and N39.0.)
+- **No sepsis the narrative does not say** (I.C.1.d.1.a): a sepsis code (A40-A41) goes when
+  no sentence says sepsis (septic, septicemia, urosepsis, bacteremia) and no severe sepsis
+  (R65.2-) is coded: "pneumonia due to Pseudomonas" is J15.1, not also A41.52 "Sepsis due to
+  Pseudomonas", which the organism's name alone made retrieval find. The organism stays as its
+  B95-B96 code unless a pneumonia code of that organism reports it.
 - **Severe sepsis and septic shock need their infection** (I.C.1.d.1.a.ii; tabular R65.2 "Code
   first underlying infection ... sepsis NOS (A41.9)"): severe sepsis takes at least two codes,
   the systemic infection first and then R65.2-. R65.20/R65.21 with no code of a systemic
@@ -88,6 +93,8 @@ MRSA: Final = "B9562"
 #: R65.2- severe sepsis (R65.20 without, R65.21 with septic shock).
 SEVERE_SEPSIS: Final = "R652"
 SEPTIC_SHOCK: Final = "R6521"
+#: Sepsis codes of A40-A41 (streptococcal, other), which a narrative must say.
+SEPSIS: Final = ("A40", "A41")
 UNSPECIFIED_SHOCK: Final = "R579"
 #: Code prefixes that report a systemic infection, what R65.2- is coded after (its "Code first"
 #: note and the sepsis codes of the tabular list: A40-A41, the sepsis of named infections
@@ -225,8 +232,10 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     # the sentences are read only when a link is possible (most claims: never)
     lowered = narrative.lower()
     organism = any(_organism_code(c) for c in out) or not _OF_ORGANISM.isdisjoint(out)
-    if UNSPECIFIED_SEPSIS in out or organism or any(w in lowered for w in _COVID_WORDS):
+    sepsis = any(c.startswith(SEPSIS) for c in out)
+    if sepsis or organism or any(w in lowered for w in _COVID_WORDS):
         said = [affirmed(words(sentence)) for sentence in sentences(narrative)]
+        out = _unsaid_sepsis(out, said, codeset)
         out = _organisms(out, said, codeset)
         out = _covid(out, said, codeset)
     if _THERAPY_WORDS.search(lowered):
@@ -274,6 +283,33 @@ def _diabetic_ulcer_site(codes: list[str], narrative: str, codeset: MemoryCodeSe
             out.insert(out.index(ulcer) + 1, code)
             return out
     return codes
+
+
+def _unsaid_sepsis(
+    codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeSet
+) -> list[str]:
+    """No sepsis code (A40-A41) unless the narrative says sepsis (or septic, septicemia,
+    urosepsis, bacteremia) where nothing negates it, or severe sepsis (R65.2-) is coded: an
+    organism is not a sepsis (I.C.1.d.1.a: sepsis is coded as documented). Retrieval reads
+    "Sepsis due to Pseudomonas" in "pneumonia due to Pseudomonas" by the organism alone; the
+    organism that such a code named stays as its B95-B96 code, unless a pneumonia code of that
+    organism (J13-J15) reports it."""
+    if not any(c.startswith(SEPSIS) for c in codes) or any(
+        c.startswith(SEVERE_SEPSIS) for c in codes
+    ):
+        return codes
+    stems_of = [set(stem(list(tokens))) for tokens in said]
+    if any(not _SEPSIS.isdisjoint(s) for s in stems_of):
+        return codes
+    dropped = {c for c in codes if c.startswith(SEPSIS)}
+    out = [c for c in codes if c not in dropped]
+    for organism in _named_organisms(stems_of):
+        if _lookup(SEPSIS_BY_ORGANISM, organism) not in dropped or organism in out:
+            continue
+        pneumonia = _lookup(PNEUMONIA_BY_ORGANISM, organism)
+        if pneumonia not in out and _bills(organism, codeset):
+            out.append(organism)
+    return out
 
 
 def _severe_sepsis(codes: list[str]) -> list[str]:

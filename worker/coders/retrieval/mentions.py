@@ -40,7 +40,7 @@ _ADMISSION_VERBS: Final = frozenset(
     {"admitted", "admission", "readmitted", "presents", "presented", "presenting", "came"}
     | {"hospitalized", "hospitalised", "encounter", "here"}
 )
-_ADMISSION_PREPOSITIONS: Final = frozenset({"for", "with", "because", "due"})
+_ADMISSION_PREPOSITIONS: Final = frozenset({"for", "with", "because", "due", "in"})
 _ADMISSION_GAP: Final = 4
 _FINAL_HEADINGS: Final = frozenset(
     {"final diagnosis", "final diagnoses", "discharge diagnosis", "discharge diagnoses"}
@@ -51,6 +51,13 @@ _REASON_HEADINGS: Final = _FINAL_HEADINGS | frozenset(
         *("reason for admission", "admitting diagnosis", "admission diagnosis"),
     }
 )
+
+
+# The type of diabetes a narrative states ("type 1 diabetic", "type II diabetes": text.words
+# spells the numeral), which a complication told in another clause ("admitted in DKA") is of:
+# E10.10, not E11.10, the default for an unstated type only (I.C.4.a.2).
+_DIABETES: Final = "diabet"
+_TYPES: Final = (("type", "1"), ("type", "2"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,7 @@ def split(text: str) -> Narrative:
     # (Section II.H: coded as if established only when still uncertain at discharge): "Rule
     # out sepsis. Final diagnosis: urinary tract infection." is no sepsis
     final = next((n for n, tokens in enumerate(words_of) if _final_header(tokens)), None)
+    diabetes_type = _diabetes_type(words_of)
     for number, tokens in enumerate(words_of):
         position = number / max(1, len(sents) - 1)
         drop = excluded(tokens)
@@ -92,6 +100,8 @@ def split(text: str) -> Narrative:
         for want, found in ((False, mentions), (True, negated)):
             for start, run in _runs(tokens, drop, want):
                 stems = content_stems(run) + content_stems(lay_expansions(run))
+                if diabetes_type and _DIABETES in stems and "type" not in stems:
+                    stems += diabetes_type
                 if stems:
                     history = header or _is_history(stems) or _is_prior(run)
                     stated = (reason or admitted[start]) and not history
@@ -99,6 +109,18 @@ def split(text: str) -> Narrative:
     return Narrative(
         tuple(mentions), _phrases(mentions), tuple(negated), frozenset(_phrases(negated))
     )
+
+
+def _diabetes_type(words_of: Sequence[Sequence[str]]) -> list[str]:
+    """The stems of the one type of diabetes the narrative states ("type", "1"), or [] when it
+    states none or both."""
+    found = {
+        pair
+        for tokens in words_of
+        for i in range(len(tokens) - 1)
+        if (pair := (tokens[i], tokens[i + 1])) in _TYPES
+    }
+    return list(found.pop()) if len(found) == 1 else []
 
 
 def _is_history(stems: Sequence[str]) -> bool:

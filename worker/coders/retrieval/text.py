@@ -72,6 +72,13 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("osa",): ("obstructive", "sleep", "apnea"),
     ("bph",): ("benign", "prostatic", "hyperplasia"),
     ("pna",): ("pneumonia",),
+    ("dka",): ("diabetic", "ketoacidosis"),
+    ("hhs",): ("hyperosmolarity",),
+    # blood sugar in a patient's words (R73.9 "Hyperglycemia, unspecified", E16.2)
+    ("high", "blood", "sugar"): ("hyperglycemia",),
+    ("elevated", "blood", "sugar"): ("hyperglycemia",),
+    ("high", "sugar"): ("hyperglycemia",),
+    ("low", "blood", "sugar"): ("hypoglycemia",),
     # the tabular list's "intestine" (K56.6-: "intestinal obstruction"): the bowel
     ("bowel",): ("intestine",),
     ("gi", "bleed"): ("gastrointestinal", "hemorrhage"),
@@ -98,6 +105,13 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("legs",): ("lower", "limbs"),
     ("arm",): ("upper", "limb"),
     ("arms",): ("upper", "limbs"),
+    # and a part of a limb is in it: Index "Cellulitis, foot - see Cellulitis, lower limb"
+    # (L03.11-; toes and fingers have codes of their own, L03.0-)
+    **{(part,): ("upper", "limb") for part in ("forearm", "elbow", "wrist", "hand")},
+    **{
+        (part,): ("lower", "limb")
+        for part in ("thigh", "knee", "calf", "shin", "ankle", "foot", "feet", "heel")
+    },
     # the tabular list names the ends of long bones "upper" and "lower", not proximal and distal
     ("distal",): ("lower", "end"),
     ("proximal",): ("upper", "end"),
@@ -131,7 +145,9 @@ def _stemmer() -> Stemmer.Stemmer:
 # Latin species epithets that the stemmer would fold into a disease's name: "Klebsiella
 # pneumoniae" and "Haemophilus influenzae" are organisms (B96.1, B96.3), not pneumonia or
 # influenza. They are kept as written, in code texts and narratives alike.
-_UNSTEMMED: Final = frozenset({"pneumoniae", "influenzae"})
+# So is "boiling" (water, X12), which the stemmer makes "boil", a furuncle (L02.-: "boil of
+# limb").
+_UNSTEMMED: Final = frozenset({"pneumoniae", "influenzae", "boiling"})
 # An inflammation ("-itis") is no adjective of its organ: the stemmer gives "pancreatitis" and
 # "pancreatic" one stem ("pancreat"), so "pancreatic cancer" named acute pancreatitis (K85.90),
 # "sinus tachycardia" sinusitis, "esophageal varices" esophagitis. Such words keep their spelling.
