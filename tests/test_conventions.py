@@ -156,6 +156,10 @@ def test_hypertension_combines_with_heart_and_kidney_disease(
         # I.B.5: symptoms routinely part of the diagnosis
         (("E11.65", "R73.9"), ("E11.65",)),
         (("I21.09", "R07.9"), ("I21.09",)),
+        # ... hemorrhage NEC beside a gastrointestinal hemorrhage, diarrhea beside viral
+        # gastroenteritis
+        (("K92.2", "R58"), ("K92.2",)),
+        (("A08.4", "R19.7"), ("A08.4",)),
     ],
 )
 def test_redundant_contradictory_and_integral_codes_go(

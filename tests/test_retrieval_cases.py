@@ -478,6 +478,46 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
         # a part of a limb is in the limb (Index: Cellulitis, foot - see Cellulitis, lower
         # limb): L03.116, not L03.90 site unspecified; DRG 603 cellulitis without MCC
         ("Cellulitis of the left foot.", 59, "M", "L03.116", [], ["L03.90"], "603", None),
+        # "rule out X" is a work-up's question; a work-up told normal afterwards answered it,
+        # so X is not coded (II.H: uncertain diagnoses only when still uncertain at discharge)
+        # and the symptom is the principal (I.B.4); DRG 312 syncope and collapse, not 310
+        (
+            "Syncope, rule out arrhythmia. Telemetry unremarkable, echo normal.",
+            68,
+            "F",
+            "R55",
+            [],
+            ["I49.9"],
+            "312",
+            "6342.42",
+        ),
+        # sigmoid diverticulitis is of the large intestine (Index: Diverticulitis, intestine,
+        # large K57.32); it got no code, so no estimate, before; DRG 392
+        (
+            "Admitted for acute sigmoid diverticulitis without perforation or abscess, treated "
+            "with IV antibiotics.",
+            64,
+            "M",
+            "K57.32",
+            [],
+            [],
+            "392",
+            None,
+        ),
+        # a suspicion the work-up ruled out ("CTA chest negative") is not coded (II.H), and
+        # pleuritic chest pain is R07.81 (Index: Pain, pleura, pleuritic), not R07.9; DRG 204
+        # respiratory signs and symptoms, not 313 chest pain
+        (
+            "Suspected pulmonary embolism, CTA chest negative. Discharged with pleuritic chest "
+            "pain.",
+            40,
+            "F",
+            "R07.81",
+            [],
+            ["I26.99"],
+            "204",
+            "5875.26",
+        ),
         # a lay "elevated blood sugar" is hyperglycemia R73.9 (I.B.4: signs and symptoms when no
         # diagnosis is established); DRG 641
         ("Elevated blood sugar, no diagnosis of diabetes.", 44, "F", "R73.9", [], [], "641", None),
@@ -504,6 +544,23 @@ def test_linked_conditions_and_other_peoples_diseases(
         assert event["estimate"]["total"] == total
 
 
+def test_a_final_diagnosis_named_in_one_word_is_still_coded(reference: Settings) -> None:
+    """ "Final dx" opens the final diagnosis like "Final diagnosis:" (Section II: the reason
+    for the stay), and its diagnosis is coded though its code text is one word ("migraine"):
+    the claim got no code and no estimate before. DRG 103 headaches without MCC."""
+    event = code(
+        reference,
+        "Severe headache, CT head negative for bleed, MRI no stroke. Final dx migraine "
+        "without aura.",
+        34,
+        "F",
+    )
+    billed = [c["code"] for c in event["codes"]]
+    assert billed[0].startswith("G43."), billed
+    assert "R51.9" not in billed  # the headache is the migraine's (I.B.5)
+    assert event["drg"]["code"] == "103"
+
+
 @pytest.mark.parametrize(
     ("narrative", "age", "sex", "codes"),
     [
@@ -519,6 +576,26 @@ def test_linked_conditions_and_other_peoples_diseases(
         # open bite of the right hand (S61.451A) and bitten by dog (W54.0XXA); an external
         # cause is never principal (I.C.20)
         ("A dog bit my right hand.", 40, "F", ["S61.451A", "W54.0XXA"]),
+        # the one side the account names is the side of a bone told without one: the right
+        # radius, lower end (S52.501A); a car named and not hit, thrown over the handlebars: a
+        # pedal cycle rider in a noncollision transport accident, traffic (V18.4XXA; chapter 20
+        # definitions: traffic unless another place is said)
+        (
+            "I was riding my bike and a car cut me off, I went over the handlebars and landed on "
+            "my right wrist. Broke my distal radius.",
+            16,
+            "M",
+            ["S52.501A", "V18.4XXA"],
+        ),
+        # an intertrochanteric fracture is of the femur (S72.14-), the left one the account
+        # names; fall on ice (W00.0XXA)
+        (
+            "I slipped on ice in my driveway and fell on my left hip. They told me I broke it, "
+            "an intertrochanteric fracture.",
+            82,
+            "F",
+            ["S72.142A", "W00.0XXA"],
+        ),
         # a burn of the right forearm, degree not told (T22.011A), by hot liquid (X12.XXXA);
         # "boiling" water is no boil, a furuncle (L02.-)
         (

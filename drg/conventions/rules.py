@@ -403,6 +403,8 @@ INTEGRAL_SYMPTOMS: Final[dict[str, tuple[str, ...]]] = {
     "R73": ("E08-E13",),  # hyperglycemia, elevated blood glucose: diabetes mellitus
     "R07": ("I20-I25",),  # pain in throat and chest: ischemic heart disease
     "R6510": ("A40-A41",),  # SIRS of non-infectious origin: not beside sepsis (I.C.1.d.1)
+    "R58": ("K920-K922",),  # hemorrhage NEC: a gastrointestinal hemorrhage
+    "R197": ("A00-A09",),  # diarrhea: an intestinal infectious disease (gastroenteritis)
 }
 
 

@@ -226,7 +226,8 @@ class RetrievalCoder(Coder):
         ranked += _spelled_out(codes, features, probabilities, taken, scorer.index.codeset)
         ranked = ranked[: self.settings.max_codes]
         if not ranked:
-            ranked = _fallback(codes, features, probabilities)
+            stay = {c for c, (history, at) in lexical.named.items() if at == REASON and not history}
+            ranked = _fallback(codes, features, probabilities, stay)
         ranked = _explained_catch_alls(ranked, mentions.phrases, scorer)
         ranked = _inside_named(ranked, dict(zip(codes, features, strict=True)), mentions, scorer)
         readings = _named_readings(ranked, codes, features, lexical.named, mentions, scorer)
@@ -441,11 +442,17 @@ def _spelled_out(
 
 
 def _fallback(
-    codes: Sequence[str], rows: Sequence[Sequence[float]], probabilities: Sequence[float]
+    codes: Sequence[str],
+    rows: Sequence[Sequence[float]],
+    probabilities: Sequence[float],
+    stay: Collection[str] = (),
 ) -> list[tuple[float, str]]:
     """At most one code for a narrative where no candidate reached the threshold: the candidate
     whose code text a single clause covers completely (every required word present, the most
     specific such text of that clause), with the longest such text, then the most probable.
+    A text of one word is enough for a code named as the reason for the stay (``stay``: under
+    a "Final diagnosis" heading or in an "admitted for" clause, Section II): "Final dx migraine
+    without aura" is G43.- (else the claim goes unpriced, with no code at all).
 
     Candidates are billable already (the index resolves to default leaves, the initial encounter
     for injuries, unspecified laterality unless a side is named) and negated ones are gone
@@ -456,7 +463,8 @@ def _fallback(
     best: tuple[float, float, str] | None = None
     floor = math.log1p(_FALLBACK_WORDS) - 1e-9
     for code, row, p in zip(codes, rows, probabilities, strict=True):
-        if row[_LEX_FULL] <= 0.0 or row[_LEX_WORDS] < floor or code[0] in _NOT_PRINCIPAL:
+        short = row[_LEX_WORDS] < floor and code not in stay
+        if row[_LEX_FULL] <= 0.0 or short or code[0] in _NOT_PRINCIPAL:
             continue
         key = (row[_LEX_WORDS], p, code)
         if best is None or key[:2] > best[:2]:

@@ -284,16 +284,24 @@ def excluded(tokens: Sequence[str]) -> list[bool]:
     return out
 
 
-def uncertain(tokens: Sequence[str]) -> list[bool]:
+# "Rule out X": the question a work-up asks. A narrative that reports its work-up normal
+# afterwards ("telemetry unremarkable, echo normal") answered it: X is not coded (II.H codes an
+# uncertain diagnosis only when it is still uncertain at discharge).
+RULE_OUT: Final = _phrases("rule out", "r o", "rule out for")
+NORMAL_WORKUP: Final = frozenset({"unremarkable", "normal", "negative", "unrevealing"})
+
+
+def uncertain(tokens: Sequence[str], triggers: frozenset[Phrase] | None = None) -> list[bool]:
     """For each token of one sentence: part of a diagnosis told as uncertain ("rule out
     sepsis", "suspected pneumonia"), the trigger words included. Guideline II.H codes such a
     diagnosis as if established only when it is still uncertain at discharge: a narrative that
-    states its final diagnosis afterwards has settled it (mentions.py)."""
+    states its final diagnosis afterwards has settled it (mentions.py). ``triggers``: only
+    these (:data:`RULE_OUT`), default :data:`UNCERTAIN`."""
     n = len(tokens)
     out = [False] * n
     stops = [_match(tokens, i, TERMINATION) > 0 for i in range(n)]
     for i in range(n):
-        size = _match(tokens, i, UNCERTAIN)
+        size = _match(tokens, i, UNCERTAIN if triggers is None else triggers)
         if size:
             _mark(out, range(i, i + size))
             _mark(out, _forwards(i + size, n, stops))

@@ -363,7 +363,9 @@ _FIXED: Final = _w(
 )
 _ANIMAL_OR_PEDESTRIAN: Final = frozenset(_ANIMALS) | _w("pedestrian pedestrians animal moose")
 COLLISION: Final = _w("hit struck collided crashed crash collision ran run rammed smashed knocked")
-NONCOLLISION: Final = _w("fell fall thrown overturned flipped rolled skidded skid lost swerved")
+NONCOLLISION: Final = _w(
+    "fell fall thrown overturned flipped rolled skidded skid lost swerved handlebars handlebar"
+)
 ACCIDENT: Final = _w("accident crash wreck")
 # Words placing a vehicle accident off a public highway (V00-V99 definitions: a nontraffic
 # accident occurs entirely in a place other than a public highway; traffic is the default).
@@ -893,7 +895,11 @@ def _transport(
         else:
             return None  # riding a bike and hurt: no accident told
     elif COLLISION.isdisjoint(present) and ACCIDENT.isdisjoint(present):
-        return None
+        # another vehicle named, none hit: thrown or fallen from one's own ("a car cut me
+        # off, I went over the handlebars") is a noncollision accident (V18, V28)
+        if NONCOLLISION.isdisjoint(present):
+            return None
+        counterpart = "noncollision"
     category = _category(role, counterpart, titles)
     if category is None:
         return None
@@ -1027,10 +1033,12 @@ def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> 
                 pairs.setdefault(at, []).append(nature)
     found: list[str] = []
     unspecified: set[str] = set()
+    sides = _SIDES.intersection(tokens)
+    only_side = next(iter(sides)) if len(sides) == 1 else None
     for at, natures in pairs.items():
         definite = [n for n in natures if n is not _UNSPECIFIED] or natures[:1]
         for nature in dict.fromkeys(definite):
-            code = _injury_code(nature, tokens, at, index, seventh)
+            code = _injury_code(nature, tokens, at, index, seventh, only_side)
             if code is not None and code not in found:
                 found.append(code)
                 if nature is _UNSPECIFIED:
@@ -1061,10 +1069,17 @@ def _part_of_a_bone(tokens: Sequence[str], at: int) -> bool:
 
 
 def _injury_code(
-    nature: Nature, tokens: Sequence[str], at: int, index: CodeIndex, seventh: str
+    nature: Nature,
+    tokens: Sequence[str],
+    at: int,
+    index: CodeIndex,
+    seventh: str,
+    only_side: str | None = None,
 ) -> str | None:
+    """``only_side``: the one side the whole account names, for a site told without its own
+    ("landed on my right wrist. Broke my distal radius": the right radius, S52.501A)."""
     before = tokens[max(0, at - 3) : at]
-    side = next((t for t in reversed(before) if t in _SIDES), None)
+    side = next((t for t in reversed(before) if t in _SIDES), only_side)
     refine = [_SITE_WORDS[t] for t in before if t in _SITE_WORDS]
     if nature.lay is BURN:  # its depth, when told ("second degree": T22.211A, I.C.19.d)
         refine += [t for t in tokens[max(0, at - _NEAR) : at + _NEAR] if t in _BURN_DEGREES]

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from worker.coders.retrieval.context import excluded, uncertain
+from worker.coders.retrieval.context import NORMAL_WORKUP, RULE_OUT, excluded, uncertain
 from worker.coders.retrieval.text import CLAUSE_BREAKS, content_stems, lay_expansions, sentences
 from worker.coders.retrieval.text import words as split_words
 
@@ -44,13 +44,17 @@ _ADMISSION_PREPOSITIONS: Final = frozenset({"for", "with", "because", "due", "in
 _ADMISSION_GAP: Final = 4
 _FINAL_HEADINGS: Final = frozenset(
     {"final diagnosis", "final diagnoses", "discharge diagnosis", "discharge diagnoses"}
+    | {"final dx", "discharge dx"}
 )
 _REASON_HEADINGS: Final = _FINAL_HEADINGS | frozenset(
     {
-        *("principal diagnosis", "primary diagnosis", "diagnosis", "diagnoses"),
+        *("principal diagnosis", "primary diagnosis", "diagnosis", "diagnoses", "dx"),
         *("reason for admission", "admitting diagnosis", "admission diagnosis"),
+        *("admitting dx", "admission dx"),
     }
 )
+# ... which a sentence may open without its colon: "Final dx migraine without aura."
+_BARE_HEADINGS: Final = tuple(h.split() for h in _FINAL_HEADINGS)
 
 
 # The type of diabetes a narrative states ("type 1 diabetic", "type II diabetes": text.words
@@ -88,12 +92,16 @@ def split(text: str) -> Narrative:
     # (Section II.H: coded as if established only when still uncertain at discharge): "Rule
     # out sepsis. Final diagnosis: urinary tract infection." is no sepsis
     final = next((n for n, tokens in enumerate(words_of) if _final_header(tokens)), None)
+    # ... and a "rule out X" by a work-up told normal in a later sentence
+    normal = [n for n, tokens in enumerate(words_of) if not NORMAL_WORKUP.isdisjoint(tokens)]
     diabetes_type = _diabetes_type(words_of)
     for number, tokens in enumerate(words_of):
         position = number / max(1, len(sents) - 1)
         drop = excluded(tokens)
         if final is not None and number < final:
             drop = [d or u for d, u in zip(drop, uncertain(tokens), strict=True)]
+        elif normal and number < normal[-1]:
+            drop = [d or u for d, u in zip(drop, uncertain(tokens, RULE_OUT), strict=True)]
         header = _history_header(tokens)
         reason = _reason_header(tokens)
         admitted = _admitted_for(tokens)
@@ -137,8 +145,12 @@ def _is_prior(tokens: Sequence[str]) -> bool:
 
 
 def _heading(tokens: Sequence[str]) -> str:
-    """The words before a sentence's first colon ("final diagnosis"), or "" without one."""
-    return " ".join(tokens[: tokens.index(":")]) if ":" in tokens else ""
+    """The words before a sentence's first colon ("final diagnosis"), or a final-diagnosis
+    heading the sentence opens with and no colon follows; "" without either."""
+    if ":" in tokens:
+        return " ".join(tokens[: tokens.index(":")])
+    bare = next((h for h in _BARE_HEADINGS if list(tokens[: len(h)]) == h), None)
+    return " ".join(bare) if bare is not None and len(tokens) > len(bare) else ""
 
 
 def _reason_header(tokens: Sequence[str]) -> bool:

@@ -167,13 +167,17 @@ class Scorer:
         found: dict[str, _Candidate] = {}
         named: dict[str, tuple[bool, float]] = {}
         done: dict[tuple[int, ...], list[_Pick]] = {}
+        # the one side a narrative names, for a mention that names none ("landed on my right
+        # wrist. Broke my distal radius": S52.501A, not unspecified side S52.509A)
+        only_side = _side([s for mention in narrative.mentions for s in mention.stems])
         for mention in narrative.mentions:
             query = tuple(index.ids(mention.stems))
             if not query:
                 continue
             picked = done.get(query)
-            if picked is None:
-                picked = done[query] = self._pick(query, cues, _side(mention.stems))
+            if picked is None:  # the side is the query's (or the narrative's): one per query
+                side = _side(mention.stems) or only_side
+                picked = done[query] = self._pick(query, cues, side)
             for pick in picked:
                 entry = index.entries[pick.entry]
                 cand = found.get(pick.code)

@@ -81,6 +81,13 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("low", "blood", "sugar"): ("hypoglycemia",),
     # the tabular list's "intestine" (K56.6-: "intestinal obstruction"): the bowel
     ("bowel",): ("intestine",),
+    # ... and diverticular disease of the sigmoid or colon is of its large intestine (K57.2-,
+    # K57.3-); only there: the colon's own codes (C18.7 "sigmoid colon") name it in its words
+    **{
+        (site, disease): ("large", "intestine")
+        for site in ("sigmoid", "colon", "colonic")
+        for disease in ("diverticulitis", "diverticulosis", "diverticular")
+    },
     ("gi", "bleed"): ("gastrointestinal", "hemorrhage"),
     ("gi", "bleeding"): ("gastrointestinal", "hemorrhage"),
     ("mssa",): ("methicillin", "susceptible", "staphylococcus", "aureus"),
@@ -96,6 +103,9 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("fainted",): ("syncope",),
     ("passed", "out"): ("syncope",),
     ("flu",): ("influenza",),
+    # pleuritic chest pain is pleurodynia (Index: Pain, pleura, pleuritic R07.81)
+    ("pleuritic", "chest", "pain"): ("pleurodynia",),
+    ("pleuritic", "pain"): ("pleurodynia",),
     ("stone",): ("calculus",),
     ("stones",): ("calculus",),
     ("twisted",): ("sprain",),
@@ -114,6 +124,10 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     },
     # the tabular list names the ends of long bones "upper" and "lower", not proximal and distal
     ("distal",): ("lower", "end"),
+    # a trochanter is the femur's (S72.1-: "intertrochanteric fracture of femur")
+    ("intertrochanteric",): ("femur",),
+    ("subtrochanteric",): ("femur",),
+    ("pertrochanteric",): ("femur",),
     ("proximal",): ("upper", "end"),
     # an organ's adjective where the Neoplasm Table and the tabular titles name the organ:
     # "pancreatic cancer" is a "malignant neoplasm of pancreas" (C25.9)
