@@ -176,6 +176,16 @@ def _both_titles(codeset: MemoryCodeSet) -> dict[str, str]:
     return table
 
 
+def _combine(codes: list[str], code: str, target: str, guideline: str) -> Adjustment:
+    """``code`` gives way to the combination code ``target``: replaced in place, or dropped
+    when ``target`` is coded already."""
+    if target in codes:
+        codes.remove(code)
+        return Adjustment(code, "dropped", "combination", target, guideline)
+    codes[codes.index(code)] = target
+    return Adjustment(code, "replaced", "combination", target, guideline)
+
+
 def _acute_on_chronic(codes: list[str], ctx: Context) -> list[Adjustment]:
     """A condition told both acute and chronic, where the classification has one code for the
     pair, is that code (I.B.8: both codes only where the Index lists acute and chronic as
@@ -199,12 +209,7 @@ def _acute_on_chronic(codes: list[str], ctx: Context) -> list[Adjustment]:
             continue
         if not records[target].billable:
             continue
-        if target in codes:
-            codes.remove(acute)
-            changes.append(Adjustment(acute, "dropped", "combination", target, "I.B.9"))
-        else:
-            codes[codes.index(acute)] = target
-            changes.append(Adjustment(acute, "replaced", "combination", target, "I.B.9"))
+        changes.append(_combine(codes, acute, target, "I.B.9"))
         codes.remove(chronic)
         changes.append(Adjustment(chronic, "dropped", "combination", target, "I.B.9"))
     return changes
@@ -223,12 +228,7 @@ def _diabetes_with(codes: list[str], ctx: Context) -> list[Adjustment]:
             record = ctx.codeset.records.get(target)
             if record is None or not record.billable:
                 continue
-            if target in codes:
-                codes.remove(code)
-                changes.append(Adjustment(code, "dropped", "combination", target, "I.A.15"))
-            else:
-                codes[codes.index(code)] = target
-                changes.append(Adjustment(code, "replaced", "combination", target, "I.A.15"))
+            changes.append(_combine(codes, code, target, "I.A.15"))
             if not stays and linked in codes:
                 codes.remove(linked)
                 changes.append(Adjustment(linked, "dropped", "combination", target, "I.A.15"))
