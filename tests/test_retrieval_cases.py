@@ -518,6 +518,61 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "204",
             "5875.26",
         ),
+        # an organism told before its infection is looked up apart from it: MRSA cellulitis of
+        # the left lower leg is L03.116 with B95.62 (L03 "use additional code to identify the
+        # organism"), never the susceptible B95.61; it got no principal, so no estimate;
+        # DRG 603 cellulitis without MCC
+        (
+            "MRSA cellulitis of the left lower leg, started on IV vancomycin.",
+            50,
+            "M",
+            "L03.116",
+            ["B95.62"],
+            ["B95.61"],
+            "603",
+            "6337.33",
+        ),
+        # "in for" his immunotherapy is the stay's reason: Z51.12 first (I.C.2.e.2); DRG 848
+        # chemotherapy without acute leukemia as secondary diagnosis with CC (I50.9)
+        (
+            "Diabetic, CHF, hx of stroke with no residuals. He's in for his immunotherapy "
+            "infusion for melanoma of the back that spread to his liver.",
+            70,
+            "M",
+            "Z51.12",
+            ["Z86.73"],
+            [],
+            "848",
+            None,
+        ),
+        # a relative who "drank herself to death" is no death of the patient (R99), and "an
+        # alcoholic" is alcohol dependence (Index: Alcoholism F10.20); DRG 897 alcohol, drug
+        # abuse or dependence without rehabilitation therapy without MCC
+        (
+            "My mom drank herself to death. I'm an alcoholic, I drink a fifth a day, and I got "
+            "admitted because I was withdrawing, shaking and sweating.",
+            45,
+            "M",
+            "F10.20",
+            [],
+            ["R99"],
+            "897",
+            None,
+        ),
+        # a lay "blood clot" in a vein is a thrombosis (I82.-); relatives' heart attacks are
+        # theirs (no I21); it got no code; DRG 301 peripheral vascular disorders without CC/MCC
+        (
+            "My brother died of a heart attack at 50 and my dad had one too. I came in because my "
+            "left leg swelled up and they found a blood clot in the popliteal vein behind my "
+            "knee.",
+            55,
+            "M",
+            "I82.90",
+            [],
+            ["I21.9", "I25.2"],
+            "301",
+            None,
+        ),
         # a lay "elevated blood sugar" is hyperglycemia R73.9 (I.B.4: signs and symptoms when no
         # diagnosis is established); DRG 641
         ("Elevated blood sugar, no diagnosis of diabetes.", 44, "F", "R73.9", [], [], "641", None),
@@ -595,6 +650,14 @@ def test_a_final_diagnosis_named_in_one_word_is_still_coded(reference: Settings)
             82,
             "F",
             ["S72.142A", "W00.0XXA"],
+        ),
+        # a fibula broken, its shaft by default (Index: Fracture, fibula (shaft) S82.40-),
+        # kicked by another player: accidental (W50.1XXA), not an assault (Y04)
+        (
+            "Another player kicked me in the shin during a soccer game and broke my left fibula.",
+            19,
+            "M",
+            ["S82.402A", "W50.1XXA"],
         ),
         # a burn of the right forearm, degree not told (T22.011A), by hot liquid (X12.XXXA);
         # "boiling" water is no boil, a furuncle (L02.-)

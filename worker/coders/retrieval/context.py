@@ -60,6 +60,7 @@ _RELATIVE_VERBS: Final = (
     *("is", "are", "was", "were"),
     *("who", ", who"),  # "her mother, who had breast cancer"
     *("died", "deceased", "dead", "passed away", "suffered", "suffers", "diagnosed"),
+    *("drank", "drinks", "smoked", "smokes", "late"),  # "my mom drank herself to death"
     *(
         f"{aux} {verb}"
         for aux, verb in product(("was", "is", "were", "also"), ("diagnosed", "had", "has"))

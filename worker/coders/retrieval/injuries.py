@@ -267,6 +267,14 @@ OBJECTS: Final = (
     _m("Assault by unspecified sharp object", "stabbed"),
     _m("Assault by unspecified firearm discharge", "shot", "gun bullet pistol rifle handgun"),
     _m("Assault by unspecified firearm discharge", "gunshot"),
+    # another player in a game: accidental, not an assault (W50; Y04 is for an assault)
+    _m("Accidental kick by another person", "player opponent teammate", "kicked", ordered=True),
+    _m(
+        "Accidental hit or strike by another person",
+        "player opponent teammate",
+        "hit elbowed struck tackled",
+        ordered=True,
+    ),
     _m("Assault by human bite", PERSON, BITE, ordered=True),
     _m("Assault by unarmed brawl or fight", "punched punch punches fistfight brawl beaten fight"),
     _m("Assault by unarmed brawl or fight", PERSON, "kicked hit slapped", "me", ordered=True),
@@ -487,7 +495,7 @@ _SINGULAR_SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "thigh": (("thigh",), ("femur",)),
     "hip": (("hip",), ("neck", "femur")),
     "tibia": (("tibia",),),
-    "fibula": (("fibula",),),
+    "fibula": (("fibula",), ("shaft", "fibula")),  # Index: Fracture, fibula (shaft) S82.40-
     "femur": (("femur",),),
     "head": (("unspecified", "part", "head"), ("head",)),
     "scalp": (("scalp",),),

@@ -58,6 +58,7 @@ use it.
 Codes are undotted; only codes the claim's release bills are ever added.
 """
 
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
@@ -203,6 +204,7 @@ _STAY: Final = frozenset(
 # what leads from the stay to its therapy: "admitted for chemotherapy", "admitted to receive
 # chemotherapy", "here to undergo radiation therapy"
 _THERAPY_LEAD: Final = frozenset({"for", "receive", "receiving", "get", "undergo", "undergoing"})
+_IN_FOR: Final = ("in", "for")
 _THERAPY_WORDS: Final = re.compile(
     r"\b(?:chemo|chemotherapy|radiotherapy|radiation|immunotherapy)\b"
 )
@@ -337,7 +339,9 @@ def _therapy_encounter(
                 before = tokens[:i]
                 # "for" shortly before the therapy ("for cycle 3 of chemotherapy"), and a word
                 # of this stay before that
-                if _THERAPY_LEAD.isdisjoint(before[-5:]) or _STAY.isdisjoint(before):
+                # ("he's in for his immunotherapy": "in for" says the stay too)
+                stay = not _STAY.isdisjoint(before) or _IN_FOR in itertools.pairwise(before)
+                if _THERAPY_LEAD.isdisjoint(before[-5:]) or not stay:
                     continue
                 if _bills(code, codeset) and code not in out:
                     out.append(code)
@@ -365,11 +369,13 @@ def _organisms(
     # coded, yet the sentence names it)
     organisms = [c for c in codes if _organism_code(c)]
     organisms += [c for c in _named_organisms(stems_of) if c not in organisms]
+    out = list(codes)
     if any(c.startswith(MRSA) for c in organisms):
         # "methicillin resistant Staphylococcus aureus" says "Staphylococcus aureus" too: it is
-        # MRSA (B95.62), not also the susceptible kind (B95.61)
+        # MRSA (B95.62), not also the susceptible kind (B95.61), which learned evidence may
+        # read in "MRSA" itself
         organisms = [c for c in organisms if not c.startswith(MSSA)]
-    out = list(codes)
+        out = list(dict.fromkeys(MRSA if c.startswith(MSSA) else c for c in out))
     families: set[str] = set()
     for words_of, unspecified, table in (
         (_SEPSIS, _unspecified_sepsis, SEPSIS_BY_ORGANISM),

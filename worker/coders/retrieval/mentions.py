@@ -34,6 +34,10 @@ _MENTION_CUTS: Final = frozenset(
     # each looked up on its own (one mention gave its candidates to the first condition only)
     | {"and"}
 )
+# Organisms told before the condition they cause ("MRSA cellulitis of the left lower leg"):
+# their own mention, so that the condition is looked up by its own words (linking.py joins
+# them again where one code says both, "MRSA pneumonia": J15.212)
+_ORGANISM_PREFIXES: Final = frozenset({"mrsa", "mssa"})
 # "admitted for", "presents with", "came in with", "was hospitalized because of", "admitted to
 # the hospital for": a verb of this stay, then within a few words the preposition of its reason
 _ADMISSION_VERBS: Final = frozenset(
@@ -183,6 +187,11 @@ def _runs(tokens: list[str], drop: list[bool], dropped: bool) -> Iterable[tuple[
             if run:
                 yield start, run
                 run = []
+        elif token in _ORGANISM_PREFIXES:
+            if run:
+                yield start, run
+            yield i, [token]
+            run = []
         else:
             if not run:
                 start = i

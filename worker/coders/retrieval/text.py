@@ -72,6 +72,12 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("osa",): ("obstructive", "sleep", "apnea"),
     ("bph",): ("benign", "prostatic", "hyperplasia"),
     ("pna",): ("pneumonia",),
+    # "an alcoholic" is alcohol dependence (Index: Alcoholism F10.20); "alcoholic
+    # cirrhosis" is not
+    ("an", "alcoholic"): ("alcohol", "dependence"),
+    ("alcoholism",): ("alcohol", "dependence"),
+    ("clot",): ("thrombosis",),  # "a blood clot in the popliteal vein": I82.43-
+    ("clots",): ("thrombosis",),
     ("dka",): ("diabetic", "ketoacidosis"),
     ("hhs",): ("hyperosmolarity",),
     # blood sugar in a patient's words (R73.9 "Hyperglycemia, unspecified", E16.2)
