@@ -533,7 +533,8 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "6337.33",
         ),
         # "in for" his immunotherapy is the stay's reason: Z51.12 first (I.C.2.e.2); DRG 848
-        # chemotherapy without acute leukemia as secondary diagnosis with CC (I50.9)
+        # chemotherapy without acute leukemia as secondary diagnosis without CC/MCC (C78.7,
+        # a CC, for "spread to his liver" is not read: DRG 847 would be right)
         (
             "Diabetic, CHF, hx of stroke with no residuals. He's in for his immunotherapy "
             "infusion for melanoma of the back that spread to his liver.",
@@ -572,6 +573,19 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             ["I21.9", "I25.2"],
             "301",
             None,
+        ),
+        # the reason for the stay after its comorbidities, "admitted this time for": K56.50
+        # first (Section II), not COPD; DRG 390 G.I. obstruction without CC/MCC, not 191
+        (
+            "Known COPD, CAD s/p CABG, and afib on Eliquis. Admitted this time for a small bowel "
+            "obstruction due to adhesions, managed with NG tube.",
+            71,
+            "M",
+            "K56.50",
+            ["J44.9"],
+            [],
+            "390",
+            "3958.56",
         ),
         # a lay "elevated blood sugar" is hyperglycemia R73.9 (I.B.4: signs and symptoms when no
         # diagnosis is established); DRG 641
@@ -658,6 +672,24 @@ def test_a_final_diagnosis_named_in_one_word_is_still_coded(reference: Settings)
             19,
             "M",
             ["S82.402A", "W50.1XXA"],
+        ),
+        # a bimalleolar fracture is of the lower leg (S82.84-: displaced, the default), the
+        # right one; a fall down the stairs (W10.9XXA)
+        (
+            "I fell down the stairs at home and broke my right ankle, both sides (bimalleolar "
+            "fracture).",
+            58,
+            "F",
+            ["S82.841A", "W10.9XXA"],
+        ),
+        # a chainsaw is a powered garden and outdoor hand tool (W29.3, its inclusion term
+        # "Contact with chainsaw"); open wound of the left thigh (S71.112A)
+        (
+            "I was cutting wood with a chainsaw in my backyard and it kicked back and cut my left "
+            "thigh open.",
+            47,
+            "M",
+            ["S71.112A", "W29.3XXA"],
         ),
         # a burn of the right forearm, degree not told (T22.011A), by hot liquid (X12.XXXA);
         # "boiling" water is no boil, a furuncle (L02.-)

@@ -1,6 +1,7 @@
 """Start the Faust worker from code (not faust's CLI, which ignores ``web_enabled=False``)."""
 
 import logging
+from typing import Final
 
 import faust
 
@@ -12,6 +13,20 @@ from worker.pipeline_process import PipelineProcess
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+#: Client libraries whose DEBUG lines carry the records themselves (aiokafka.conn logs each
+#: fetch response whole, claim bytes included): at most INFO, whatever
+#: ``CLAIMCODER_LOG_LEVEL`` says, so a narrative never reaches the log.
+PAYLOAD_LOGGERS: Final = ("aiokafka", "kafka", "faust.transport")
+
+
+def quiet_client_loggers() -> None:
+    """Keep :data:`PAYLOAD_LOGGERS` at INFO or above (faust's worker sets only the root
+    logger's level, so these stay as set here)."""
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
 
 
 async def lost(exc: BaseException) -> None:
@@ -48,6 +63,7 @@ def run_worker(
                 if was_created:
                     log.info("created topic %s", topic)
         app = create_app(settings, child if child is not None else build())
+        quiet_client_loggers()
         worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
         worker.execute_from_commandline()
     finally:

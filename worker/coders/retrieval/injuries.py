@@ -308,6 +308,10 @@ OBJECTS: Final = (
     _m("Contact with edge of stiff paper", CUT, "paper"),
     _m("Contact with nonpowered hand tool", CUT | STRIKE, "hammer screwdriver chisel"),
     _m("Contact with powered lawn mower", "mower lawnmower"),
+    _m(
+        "Contact with powered garden and outdoor hand tools and machinery",
+        "chainsaw chainsaws trimmer tiller edger",
+    ),
     _m("Nail entering through skin", "stepped", "nail", ordered=True),
     _m(
         "Exposure to flames in uncontrolled fire in building or structure",

@@ -116,7 +116,8 @@ def split(text: str) -> Narrative:
                     stems += diabetes_type
                 if stems:
                     history = header or _is_history(stems) or _is_prior(run)
-                    stated = (reason or admitted[start]) and not history
+                    # the clause of "admitted (this time) for": a run that reaches into it
+                    stated = (reason or any(admitted[start : start + len(run)])) and not history
                     found.append(Mention(tuple(stems), position, history, stated))
     return Narrative(
         tuple(mentions), _phrases(mentions), tuple(negated), frozenset(_phrases(negated))

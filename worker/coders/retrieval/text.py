@@ -130,6 +130,8 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     },
     # the tabular list names the ends of long bones "upper" and "lower", not proximal and distal
     ("distal",): ("lower", "end"),
+    # a malleolus is the lower leg's (S82.5-S82.8: "bimalleolar fracture of lower leg")
+    **{(word,): ("lower", "leg") for word in ("bimalleolar", "trimalleolar", "malleolar")},
     # a trochanter is the femur's (S72.1-: "intertrochanteric fracture of femur")
     ("intertrochanteric",): ("femur",),
     ("subtrochanteric",): ("femur",),
