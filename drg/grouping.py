@@ -149,7 +149,7 @@ class GroupingEngine:
         self.close()
 
     def group_batch(self, requests: Sequence[GroupingRequest]) -> list[GroupingOutcome]:
-        """Blocking: run it off the event loop, one call per batch."""
+        """Blocking: ``Assessor.group`` calls it on the event loop a few claims at a time."""
         with self._lock:
             return [self._group_or_error(r) for r in requests]
 

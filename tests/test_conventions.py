@@ -70,8 +70,10 @@ def fixed(rules: Conventions, *codes: str) -> tuple[str, ...]:
         (("E10.9", "R73.9"), ("E10.65",)),
         # Index: Diabetes, with, gastroparesis E11.43; K31.84 stays (coded also)
         (("E11.9", "K31.84"), ("E11.43", "K31.84")),
-        # ... beside a diabetes code that says another "with", added after it (I.C.4.a)
+        # ... beside a diabetes code that says another "with", added after it (I.C.4.a), also
+        # beside another of E11.6- (a foot ulcer is no hypoglycemia)
         (("E11.22", "N18.4", "E16.2"), ("E11.22", "E11.649", "N18.4")),
+        (("E11.621", "E16.2"), ("E11.621", "E11.649")),
     ],
 )
 def test_diabetes_combines_with_what_the_index_lists_under_it(

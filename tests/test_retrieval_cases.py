@@ -587,6 +587,43 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "390",
             "3958.56",
         ),
+        # what the rules above must not read: the comorbidity before "came in with" is no
+        # reason for the stay (Section II: J18.9 first, DRG 195); "gram-negative" is an
+        # organism, no normal work-up, so "rule out sepsis" stays open and is coded (II.H:
+        # A41.9, DRG 872); "type 1" of an MI is no type of diabetes (E11.9, the default for an
+        # untyped diabetes, I.C.4.a.2); "left ventricular" is no side of a leg (L03.116 would
+        # claim a left leg the narrative never names)
+        ("COPD patient came in with pneumonia.", 70, "M", "J18.9", ["J44.9"], [], "195", None),
+        (
+            "Fever, rule out sepsis. Blood cultures grew gram-negative rods.",
+            70,
+            "M",
+            "A41.9",
+            [],
+            [],
+            "872",
+            None,
+        ),
+        (
+            "History of diabetes. Admitted with type 1 NSTEMI.",
+            70,
+            "M",
+            "I21.4",
+            ["E11.9"],
+            ["E10.9"],
+            "282",
+            None,
+        ),
+        (
+            "Left ventricular hypertrophy. Cellulitis of the leg.",
+            60,
+            "M",
+            "I51.7",
+            [],
+            ["L03.116", "L03.115"],
+            "303",
+            None,
+        ),
         # a lay "elevated blood sugar" is hyperglycemia R73.9 (I.B.4: signs and symptoms when no
         # diagnosis is established); DRG 641
         ("Elevated blood sugar, no diagnosis of diabetes.", 44, "F", "R73.9", [], [], "641", None),

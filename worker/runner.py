@@ -26,7 +26,7 @@ def quiet_client_loggers() -> None:
     logger's level, so these stay as set here)."""
     for name in PAYLOAD_LOGGERS:
         logger = logging.getLogger(name)
-        logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
+        logger.setLevel(max(logger.level, logging.INFO))
 
 
 async def lost(exc: BaseException) -> None:

@@ -88,6 +88,8 @@ DIABETES_WITH: Final[tuple[tuple[str, str, bool], ...]] = (
 DIABETES: Final = frozenset({"E08", "E09", "E10", "E11", "E13"})
 #: What a diabetes code says of its complications when it may take a linked one's place:
 #: "without complications" (E11.9), and "neuropathy, unspecified" for a polyneuropathy (E11.40).
+#: How many characters of a linked code name its group of complications (E11.2- kidney).
+_DIABETES_GROUP: Final = {"649": 5, "65": 5, "43": 5}
 _DIABETES_UNLINKED: Final = {
     "22": ("9",),
     "42": ("9", "40"),
@@ -207,7 +209,8 @@ def _acute_on_chronic(codes: list[str], ctx: Context) -> list[Adjustment]:
         target = next((both[t + condition] for t in _BOTH if t + condition in both), None)
         if chronic is None or target is None or target[:3] != acute[:3]:
             continue
-        if not records[target].billable:
+        record = records.get(target)
+        if record is None or not record.billable:
             continue
         changes.append(_combine(codes, acute, target, "I.B.9"))
         codes.remove(chronic)
@@ -251,8 +254,10 @@ def _diabetes_also_with(
         return []
     target = diabetes[:3] + suffix
     record = ctx.codeset.records.get(target)
-    # a complication of the same group is coded already (E11.21 diabetic nephropathy)
-    if record is None or not record.billable or any(c.startswith(target[:4]) for c in codes):
+    # a complication of the same group is coded already (E11.21 diabetic nephropathy beside
+    # E11.22's CKD); E11.42 and E11.43 (two neuropathies), E11.621 and E11.649 are not one
+    group = target[: _DIABETES_GROUP.get(suffix, 4)]
+    if record is None or not record.billable or any(c.startswith(group) for c in codes):
         return []
     codes.insert(codes.index(diabetes) + 1, target)
     changes = [Adjustment(target, "added", "combination", linked, "I.A.15")]

@@ -35,7 +35,14 @@ from drg.codeset.memory import MemoryCodeSet
 from worker.coders.retrieval.context import affirmed
 from worker.coders.retrieval.index import CodeIndex, SeventhCharacter, index_for
 from worker.coders.retrieval.scoring import FULL
-from worker.coders.retrieval.text import broken_thing, content_stems, sentences, words
+from worker.coders.retrieval.text import (
+    BODY_SITES,
+    SITE_GAP,
+    broken_thing,
+    content_stems,
+    sentences,
+    words,
+)
 
 Words = frozenset[str]
 
@@ -1045,7 +1052,11 @@ def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> 
                 pairs.setdefault(at, []).append(nature)
     found: list[str] = []
     unspecified: set[str] = set()
-    sides = _SIDES.intersection(tokens)
+    sides = {
+        t
+        for i, t in enumerate(tokens)
+        if t in _SIDES and not BODY_SITES.isdisjoint(tokens[i + 1 : i + 1 + SITE_GAP])
+    }
     only_side = next(iter(sides)) if len(sides) == 1 else None
     for at, natures in pairs.items():
         definite = [n for n in natures if n is not _UNSPECIFIED] or natures[:1]

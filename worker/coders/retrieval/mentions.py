@@ -66,6 +66,7 @@ _BARE_HEADINGS: Final = tuple(h.split() for h in _FINAL_HEADINGS)
 # E10.10, not E11.10, the default for an unstated type only (I.C.4.a.2).
 _DIABETES: Final = "diabet"
 _TYPES: Final = (("type", "1"), ("type", "2"))
+_DIABETES_WORDS: Final = ("diabet", "dm", "mellitus", "iddm", "niddm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ def split(text: str) -> Narrative:
     # out sepsis. Final diagnosis: urinary tract infection." is no sepsis
     final = next((n for n, tokens in enumerate(words_of) if _final_header(tokens)), None)
     # ... and a "rule out X" by a work-up told normal in a later sentence
-    normal = [n for n, tokens in enumerate(words_of) if not NORMAL_WORKUP.isdisjoint(tokens)]
+    normal = [n for n, tokens in enumerate(words_of) if _normal_workup(tokens)]
     diabetes_type = _diabetes_type(words_of)
     for number, tokens in enumerate(words_of):
         position = number / max(1, len(sents) - 1)
@@ -110,14 +111,13 @@ def split(text: str) -> Narrative:
         reason = _reason_header(tokens)
         admitted = _admitted_for(tokens)
         for want, found in ((False, mentions), (True, negated)):
-            for start, run in _runs(tokens, drop, want):
+            for start, run in _runs(tokens, drop, want, _clause_starts(admitted)):
                 stems = content_stems(run) + content_stems(lay_expansions(run))
                 if diabetes_type and _DIABETES in stems and "type" not in stems:
                     stems += diabetes_type
                 if stems:
                     history = header or _is_history(stems) or _is_prior(run)
-                    # the clause of "admitted (this time) for": a run that reaches into it
-                    stated = (reason or any(admitted[start : start + len(run)])) and not history
+                    stated = (reason or admitted[start]) and not history
                     found.append(Mention(tuple(stems), position, history, stated))
     return Narrative(
         tuple(mentions), _phrases(mentions), tuple(negated), frozenset(_phrases(negated))
@@ -126,14 +126,27 @@ def split(text: str) -> Narrative:
 
 def _diabetes_type(words_of: Sequence[Sequence[str]]) -> list[str]:
     """The stems of the one type of diabetes the narrative states ("type", "1"), or [] when it
-    states none or both."""
+    states none or both. A type counts beside a diabetes word only ("type 1 diabetic",
+    "diabetes mellitus type 2"; not "type 2 respiratory failure")."""
     found = {
         pair
         for tokens in words_of
         for i in range(len(tokens) - 1)
         if (pair := (tokens[i], tokens[i + 1])) in _TYPES
+        and any(t.startswith(_DIABETES_WORDS) for t in tokens[max(0, i - 3) : i + 4])
     }
     return list(found.pop()) if len(found) == 1 else []
+
+
+def _normal_workup(tokens: Sequence[str]) -> bool:
+    """A sentence that reports a work-up normal: "unremarkable", "normal", "negative",
+    "unrevealing"; not "gram negative" (an organism) nor "normal saline" (a fluid)."""
+    return any(
+        t in NORMAL_WORKUP
+        and not (i > 0 and tokens[i - 1] == "gram")
+        and not (i + 1 < len(tokens) and tokens[i + 1] == "saline")
+        for i, t in enumerate(tokens)
+    )
 
 
 def _is_history(stems: Sequence[str]) -> bool:
@@ -178,12 +191,23 @@ def _history_header(tokens: Sequence[str]) -> bool:
     return _is_history(content_stems(tokens[: tokens.index(":")]))
 
 
-def _runs(tokens: list[str], drop: list[bool], dropped: bool) -> Iterable[tuple[int, list[str]]]:
-    """Runs of tokens whose ``drop`` flag is ``dropped``, cut at clause punctuation, each with
-    the index of its first token."""
+def _clause_starts(admitted: Sequence[bool]) -> frozenset[int]:
+    """Where a clause of the stay's reason starts ("admitted this time | for a small bowel
+    obstruction"): a mention starts there, so the words before it are not the reason."""
+    return frozenset(i for i, on in enumerate(admitted) if on and (i == 0 or not admitted[i - 1]))
+
+
+def _runs(
+    tokens: list[str], drop: list[bool], dropped: bool, starts: frozenset[int] = frozenset()
+) -> Iterable[tuple[int, list[str]]]:
+    """Runs of tokens whose ``drop`` flag is ``dropped``, cut at clause punctuation and before
+    ``starts``, each with the index of its first token."""
     run: list[str] = []
     start = 0
     for i, (token, flag) in enumerate(zip(tokens, drop, strict=True)):
+        if i in starts and run:
+            yield start, run
+            run = []
         if flag != dropped or token in CLAUSE_BREAKS or token in _MENTION_CUTS:
             if run:
                 yield start, run

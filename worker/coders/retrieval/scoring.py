@@ -19,9 +19,10 @@ import numpy.typing as npt
 from worker.coders.retrieval.evidence import Evidence
 from worker.coders.retrieval.index import DESCRIPTION, REFERENCE, CodeIndex, SeventhCharacter
 from worker.coders.retrieval.mentions import Narrative
-from worker.coders.retrieval.text import content_stems, words
+from worker.coders.retrieval.text import BODY_SITES, SITE_GAP, content_stems, stem, words
 
 _SIDES: Final = frozenset({"left", "right"})  # stems that pick a side (see CodeIndex.resolve)
+_SITE_STEMS: Final = frozenset(stem(sorted(BODY_SITES)))
 FULL: Final = 0.999  # coverage that counts as "every required word mentioned"
 # A phrase names its own code when it shares a stem with it and carries it in this share of its
 # training documents; it then supports no other code (Scorer.phrase_table). Chosen among
@@ -169,7 +170,7 @@ class Scorer:
         done: dict[tuple[int, ...], list[_Pick]] = {}
         # the one side a narrative names, for a mention that names none ("landed on my right
         # wrist. Broke my distal radius": S52.501A, not unspecified side S52.509A)
-        only_side = _side([s for mention in narrative.mentions for s in mention.stems])
+        only_side = _side([s for mention in narrative.mentions for s in _sited(mention.stems)])
         for mention in narrative.mentions:
             query = tuple(index.ids(mention.stems))
             if not query:
@@ -301,6 +302,15 @@ class Scorer:
     def score(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         result: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-(rows @ self.weights)))
         return result
+
+
+def _sited(stems: Sequence[str]) -> list[str]:
+    """The side stems of ``stems`` that a body site follows within ``SITE_GAP`` stems."""
+    return [
+        s
+        for i, s in enumerate(stems)
+        if s in _SIDES and not _SITE_STEMS.isdisjoint(stems[i + 1 : i + 1 + SITE_GAP])
+    ]
 
 
 def _side(stems: Sequence[str]) -> str | None:

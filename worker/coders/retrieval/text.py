@@ -164,6 +164,16 @@ def _stemmer() -> Stemmer.Stemmer:
     return stemmer
 
 
+#: Body sites a side word names ("right wrist", "left lower leg"), for telling a side from
+#: "left ventricular" or "I left the house".
+BODY_SITES: Final = frozenset(
+    """arm arms forearm elbow wrist hand hands finger fingers thumb shoulder leg legs thigh knee
+    calf shin ankle foot feet heel toe toes hip femur tibia fibula radius ulna humerus clavicle
+    collarbone rib ribs patella kneecap""".split()  # noqa: SIM905 - a word list reads as text
+)
+SITE_GAP: Final = 2  # words a side may stand before its site ("right lower leg")
+
+
 # Latin species epithets that the stemmer would fold into a disease's name: "Klebsiella
 # pneumoniae" and "Haemophilus influenzae" are organisms (B96.1, B96.3), not pneumonia or
 # influenza. They are kept as written, in code texts and narratives alike.
