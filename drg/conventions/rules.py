@@ -160,22 +160,19 @@ def combination(codes: list[str], ctx: Context) -> list[Adjustment]:
 _ACUTE: Final = "acute "
 _CHRONIC: Final = "chronic "
 _BOTH: Final = ("acute on chronic ", "acute and chronic ")
-_BOTH_TITLES: dict[tuple[str, int], dict[str, str]] = {}
 
 
-def _both_titles(codeset: MemoryCodeSet) -> dict[str, str]:
-    """Lower-cased titles of the release's "Acute on chronic ..." and "Acute and chronic ..."
-    codes (I50.23, J96.21, ...) -> the code; read once per release."""
-    key = (codeset.release, len(codeset))
-    table = _BOTH_TITLES.get(key)
-    if table is None:
-        table = {
-            r.description.lower(): code
-            for code, r in codeset.records.items()
-            if r.description.lower().startswith(_BOTH)
-        }
-        _BOTH_TITLES[key] = table
-    return table
+def _both_code(codeset: MemoryCodeSet, category: str, condition: str) -> str | None:
+    """The code of ``category`` (its listed descendants, ``MemoryCodeSet.children``) titled
+    "Acute on chronic <condition>" or "Acute and chronic <condition>", if any."""
+    wanted = {both + condition for both in _BOTH}
+    pending = list(codeset.children.get(category, ()))
+    while pending:
+        code = pending.pop()
+        if codeset.records[code].description.lower() in wanted:
+            return code
+        pending.extend(codeset.children.get(code, ()))
+    return None
 
 
 def _combine(codes: list[str], code: str, target: str, guideline: str) -> Adjustment:
@@ -205,12 +202,10 @@ def _acute_on_chronic(codes: list[str], ctx: Context) -> list[Adjustment]:
             continue
         condition = title[len(_ACUTE) :]
         chronic = next((c for c in codes if titles.get(c) == _CHRONIC + condition), None)
-        both = _both_titles(ctx.codeset)
-        target = next((both[t + condition] for t in _BOTH if t + condition in both), None)
-        if chronic is None or target is None or target[:3] != acute[:3]:
+        if chronic is None:
             continue
-        record = records.get(target)
-        if record is None or not record.billable:
+        target = _both_code(ctx.codeset, acute[:3], condition)
+        if target is None or not records[target].billable:
             continue
         changes.append(_combine(codes, acute, target, "I.B.9"))
         codes.remove(chronic)

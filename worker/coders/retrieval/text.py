@@ -130,13 +130,13 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     },
     # the tabular list names the ends of long bones "upper" and "lower", not proximal and distal
     ("distal",): ("lower", "end"),
+    ("proximal",): ("upper", "end"),
     # a malleolus is the lower leg's (S82.5-S82.8: "bimalleolar fracture of lower leg")
     **{(word,): ("lower", "leg") for word in ("bimalleolar", "trimalleolar", "malleolar")},
     # a trochanter is the femur's (S72.1-: "intertrochanteric fracture of femur")
     ("intertrochanteric",): ("femur",),
     ("subtrochanteric",): ("femur",),
     ("pertrochanteric",): ("femur",),
-    ("proximal",): ("upper", "end"),
     # an organ's adjective where the Neoplasm Table and the tabular titles name the organ:
     # "pancreatic cancer" is a "malignant neoplasm of pancreas" (C25.9)
     ("pancreatic",): ("pancreas",),
