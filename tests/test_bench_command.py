@@ -1,6 +1,7 @@
 """`claimcoder bench` end to end, small: the Faust pass-through and the fixed-coder pipeline on
-the session's real servers (Tansu, PostgreSQL, Redis), 50 claims each. It checks that the
-command measures and reports, not how fast anything is (speed is the command's own output).
+the session's real servers (Tansu, PostgreSQL, Redis), three bursts of 50 claims each. It checks
+that the command measures and reports, not how fast anything is (speed is the command's own
+output).
 About 40-60 s: two worker processes join their groups, and the benchmark's PostgreSQL schema is
 migrated and loaded with the reference data.
 
@@ -45,8 +46,14 @@ def test_bench_reports_rates_latencies_memory_and_draws_the_latencies(
         "ratio_null_vs_faust",
     ):
         assert report[key] > 0, key
+    assert report["bursts"] == 3
     for run in ("pipeline_null", "faust"):
         assert report[f"{run}_claims"] == 50
+        # three bursts after the warm-up; the run's rate is the median burst's
+        bursts = report[f"{run}_burst_cps"]
+        assert len(bursts) == 3
+        assert all(rate > 0 for rate in bursts)
+        assert report[f"{run}_cps"] == sorted(bursts)[1]
         latency = report[f"{run}_latency_ms"]
         assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
     # the fixed coder's codes went through every stage: grouped and priced
