@@ -164,6 +164,18 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
             "Mother has type 1 diabetes. Type 2 diabetes.",
             ["E119"],
         ),
+        # I.C.10.c: influenza of a named type or strain is of an identified virus (J10), a
+        # novel or avian influenza A is J09; the manifestation is kept
+        (["J1100"], "Influenza A with pneumonia.", ["J1000"]),
+        (["J111", "E860"], "Flu type B. Dehydrated.", ["J101", "E860"]),
+        (["J1100"], "Admitted with H3N2 influenza pneumonia.", ["J1000"]),
+        (["J1100"], "Avian influenza A (H5N1) with pneumonia.", ["J09X1"]),
+        (["J112"], "Bird flu A with gastroenteritis.", ["J09X3"]),
+        # ... only a confirmed one (I.C.10.c: an exception to Section II.H)
+        (["J111"], "Suspected influenza A.", ["J111"]),
+        (["J111"], "Negative for influenza A and B. Influenza-like illness.", ["J111"]),
+        # no type told: unidentified
+        (["J111"], "Admitted with the flu. A cough for a week.", ["J111"]),
     ],
 )
 def test_links(codeset: MemoryCodeSet, codes: list[str], narrative: str, linked: list[str]) -> None:

@@ -50,6 +50,13 @@ use it.
 - **The type of diabetes** (I.C.4.a.2): type 1 (E10) and type 2 (E11) codes together where the
   narrative states one type ("type 1 diabetes mellitus with diabetic ketoacidosis"): the other
   type's codes go (E11 is the default only for an undocumented type; E11 Excludes1 E10).
+- **Influenza of an identified virus** (I.C.10.c): influenza the narrative gives a type or
+  strain ("influenza A", "flu B", "H1N1", "H3N2") is of an identified influenza virus, J10.-,
+  not J11.- "due to unidentified influenza virus"; avian, novel or variant influenza A ("bird
+  flu", "H5N1", "novel influenza A") is J09.X-. Each J11 code becomes the code of the same
+  manifestation (J11.00 -> J10.00, J11.1 -> J10.1 or J09.X2). Only a confirmed one: a
+  suspected, possible or probable identified influenza stays J11 (I.C.10.c is an exception to
+  the uncertain-diagnosis rule of Section II.H); a test result alone is not needed.
 - **Hypertension with heart or kidney disease** (I.C.9.a): the classification presumes the
   link, and I11-I13 include the hypertension; I10 beside one of them goes. (Forming the
   combination code from I10 and the heart failure and CKD codes is ``apply_conventions``'s
@@ -223,6 +230,26 @@ _DIABETES_TYPE: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "E10": (("type", "1"), ("type", "one"), ("insulin", "dependent"), ("juvenile",)),
     "E11": (("type", "2"), ("type", "two"), ("non", "insulin", "dependent")),
 }
+# words that give influenza a type or strain (I.C.10.c), and those that make it novel or avian
+_INFLUENZA: Final = frozenset({"influenza", "flu"})
+_INFLUENZA_TYPE: Final = frozenset({"a", "b"})
+_STRAINS: Final = frozenset({"h1n1", "h3n2", "h1n2", "h5n1", "h7n9", "h5n6", "h5n8", "h9n2"})
+_NOVEL: Final = frozenset({"avian", "bird", "novel", "variant", "h5n1", "h7n9", "h5n6", "h5n8"})
+#: J11 (unidentified influenza virus) suffix -> the J09 (novel influenza A) code of the same
+#: manifestation, from the tabular titles (J09.X1 pneumonia, X2 other respiratory, X3
+#: gastrointestinal, X9 other manifestations).
+NOVEL_INFLUENZA: Final[dict[str, str]] = {
+    "00": "J09X1",
+    "08": "J09X1",
+    "1": "J09X2",
+    "2": "J09X3",
+    "81": "J09X9",
+    "82": "J09X9",
+    "83": "J09X9",
+    "89": "J09X9",
+}
+UNIDENTIFIED_INFLUENZA: Final = "J11"
+IDENTIFIED_INFLUENZA: Final = "J10"
 _BRONCHITIS: Final = frozenset(stem(["bronchitis"]))
 _ACUTE: Final = frozenset(stem(["acute"]))
 
@@ -247,6 +274,7 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
         out = _therapy_encounter(out, said, codeset)
     out = _diabetes_type(out, narrative)
     out = _diabetic_ulcer_site(out, narrative, codeset)
+    out = _identified_influenza(out, narrative, codeset)
     return _hypertension(out)
 
 
@@ -492,6 +520,50 @@ def _diabetes_type(codes: list[str], narrative: str) -> list[str]:
         return codes
     (kept,) = said
     return [c for c in codes if not (c[:3] in _DIABETES_TYPE and c[:3] != kept)]
+
+
+def _identified_influenza(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """J11 codes as J10 (or J09) where a sentence confirms an identified influenza virus."""
+    if not any(c.startswith(UNIDENTIFIED_INFLUENZA) for c in codes):
+        return codes  # the sentences are read only when influenza is coded
+    kind = None
+    for sentence in sentences(narrative):
+        tokens = affirmed(words(sentence))
+        at = _identified_at(tokens)
+        if at is None or not _UNCERTAIN.isdisjoint(tokens[:at]):
+            continue
+        if not _NOVEL.isdisjoint(tokens):
+            kind = "novel"
+            break
+        kind = "identified"
+    if kind is None:
+        return codes
+    out: list[str] = []
+    for code in codes:
+        if code.startswith(UNIDENTIFIED_INFLUENZA):
+            suffix = code[len(UNIDENTIFIED_INFLUENZA) :]
+            new = (
+                NOVEL_INFLUENZA.get(suffix, "")
+                if kind == "novel"
+                else IDENTIFIED_INFLUENZA + suffix
+            )
+            code = new if new and _bills(new, codeset) else code
+        if code not in out:
+            out.append(code)
+    return out
+
+
+def _identified_at(tokens: Sequence[str]) -> int | None:
+    """Where one sentence's words name influenza of a type or strain ("influenza A", "flu type
+    B", "H1N1", "influenza (H3N2)"), or None."""
+    for i, token in enumerate(tokens):
+        if token in _STRAINS:
+            return i
+        if token in _INFLUENZA:
+            after = [t for t in tokens[i + 1 : i + 3] if t != "type"]
+            if after and after[0] in _INFLUENZA_TYPE | _STRAINS:
+                return i
+    return None
 
 
 def _contains(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
