@@ -627,6 +627,98 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
         # a lay "elevated blood sugar" is hyperglycemia R73.9 (I.B.4: signs and symptoms when no
         # diagnosis is established); DRG 641
         ("Elevated blood sugar, no diagnosis of diabetes.", 44, "F", "R73.9", [], [], "641", None),
+        # what the record does not know is no negation: "organism not identified" is the
+        # unspecified organism, J18.9 (I.A.9.b; Index: Pneumonia); the claim got no code at all
+        (
+            "Admitted for community-acquired pneumonia, organism not identified.",
+            58,
+            "F",
+            "J18.9",
+            [],
+            [],
+            "195",
+            None,
+        ),
+        # "nontraumatic" is the Index's nonessential modifier (Hemorrhage, intracerebral
+        # (nontraumatic) I61.9); R58 "Hemorrhage, not elsewhere classified" is not coded beside
+        # the code that classifies the hemorrhage (I.A.9.a). DRG 066 (was R58 alone, DRG 316)
+        ("Spontaneous intracerebral hemorrhage.", 84, "M", "I61.9", [], ["R58"], "066", None),
+        # the condition the stay is for is the principal (Section II), though the learned model
+        # rates the comorbidity higher; DRG 554 (was E11.9 alone, DRG 639)
+        (
+            "Type 2 diabetes. Admitted for an acute gout flare in the right knee.",
+            62,
+            "M",
+            "M10.9",
+            ["E11.9"],
+            [],
+            "554",
+            None,
+        ),
+        # a stroke years ago with no deficits is its history Z86.73 (I.C.9.d.3), not a current
+        # I63.9 (was I63.9 first, DRG 065)
+        (
+            "Had a stroke 3 years ago, no lasting deficits. Now in with acute sigmoid "
+            "diverticulitis, no abscess or perforation.",
+            80,
+            "F",
+            "K57.32",
+            ["Z86.73"],
+            ["I63.9"],
+            "392",
+            None,
+        ),
+        # a past DVT is Z86.718 only, also when learned evidence reads I82.90 in "DVT" (I.C.21.c.4);
+        # calculous cholecystitis is K80.00 "Calculus of gallbladder with acute cholecystitis"
+        # (K81 Excludes1 cholecystitis with cholelithiasis (K80.-)); DRG 446 (was 445, I82.90 a CC)
+        (
+            "History of DVT years ago, on no treatment now. Admitted with acute calculous "
+            "cholecystitis.",
+            65,
+            "M",
+            "K80.00",
+            ["Z86.718"],
+            ["I82.90", "K81.0"],
+            "446",
+            None,
+        ),
+        # Index: Pancreatitis, acute, biliary (gallstone) K85.1-
+        (
+            "Admitted with acute gallstone pancreatitis.",
+            72,
+            "M",
+            "K85.10",
+            [],
+            ["K85.90", "K80.20"],
+            "440",
+            None,
+        ),
+        # acute kidney injury is N17.9 (Index: Injury, kidney, acute (nontraumatic)), not a
+        # trauma's "injury of kidney"; DRG 684 (it was dropped: DRG 700)
+        (
+            "Admitted with acute kidney injury. CKD stage 3a, type 2 diabetic.",
+            74,
+            "F",
+            "N17.9",
+            ["E11.22", "N18.31"],
+            [],
+            "684",
+            None,
+        ),
+        # an organism named beside an infection coded without it (Index: Pneumonia, in (due
+        # to) Klebsiella J15.0); DRG 179 (was J18.9, DRG 195)
+        ("Pneumonia due to Klebsiella.", 70, "M", "J15.0", [], ["J18.9", "B96.1"], "179", None),
+        # influenza of a told type is of an identified virus, J10 (I.C.10.c)
+        (
+            "Admitted with influenza A pneumonia.",
+            70,
+            "M",
+            "J10.00",
+            [],
+            ["J11.00", "J11.1"],
+            "195",
+            None,
+        ),
     ],
 )
 def test_linked_conditions_and_other_peoples_diseases(
@@ -735,6 +827,16 @@ def test_a_final_diagnosis_named_in_one_word_is_still_coded(reference: Settings)
             40,
             "F",
             ["T22.011A", "X12.XXXA"],
+        ),
+        # the shin bone is the tibia, its shaft by default (Index: Fracture, tibia (shaft)
+        # S82.20-), the left one (S82.202A; it was an unspecified lower-leg fracture,
+        # S82.92XA); a motorcycle rider (driver) in a collision with a car, traffic (V23.49XA)
+        (
+            "I was on my motorcycle and a car pulled out in front of me on the highway and hit "
+            "me. Broke my left shin bone.",
+            28,
+            "M",
+            ["S82.202A", "V23.49XA"],
         ),
     ],
 )

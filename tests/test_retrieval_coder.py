@@ -193,6 +193,27 @@ def test_an_uncertain_diagnosis_is_coded_as_if_established(sentence: str, condit
     assert not set(condition.split()) & set(_dropped(sentence))
 
 
+@pytest.mark.parametrize(
+    ("sentence", "condition"),
+    [
+        ("Community-acquired pneumonia, organism not identified.", "pneumonia"),
+        ("Pneumonia, organism unknown.", "pneumonia"),
+        ("Sepsis, source not identified.", "sepsis"),
+        ("Urinary tract infection, organism was not isolated.", "urinary tract infection"),
+        ("Diabetes mellitus, type not specified.", "diabetes"),
+    ],
+)
+def test_what_the_record_does_not_know_is_no_negation(sentence: str, condition: str) -> None:
+    # I.A.9.b: an unspecified code is for a record that says no more ("pneumonia, organism not
+    # identified" is J18.9); the qualifier negates the detail, never the condition
+    assert not set(condition.split()) & set(_dropped(sentence))
+
+
+def test_a_condition_not_documented_is_not_coded() -> None:
+    # Section I.A.19 / III: a coder codes what the record documents
+    assert "cystitis" in _dropped("Cystitis not documented.")
+
+
 def test_what_a_work_up_set_out_to_rule_out_or_ruled_out_is_not_coded() -> None:
     # NegEx (Chapman 2001): "ruled out" closes the question; "to rule out" is a test's aim
     assert "embolism" in _dropped("A CT scan was done to rule out pulmonary embolism.")

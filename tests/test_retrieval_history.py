@@ -67,6 +67,17 @@ def test_only_codes_named_only_in_history_clauses_are_replaced(codeset: MemoryCo
         [(0.9, "I639"), (0.8, "G459")], {"I639": (True, 0.0), "G459": (True, 0.0)}, codeset
     )
     assert [c for _, c in twice] == ["Z8673"]
+    # a code no clause names, of a condition told only as history ("History of DVT" names
+    # I82.409; learned evidence reads I82.90 in "DVT"): the same past condition (I.C.21.c.4)
+    learned = personal_history(
+        [(0.9, "K8000"), (0.8, "I82409"), (0.7, "I8290")],
+        {"K8000": (False, 0.5), "I82409": (True, 0.0)},
+        codeset,
+    )
+    assert [c for _, c in learned] == ["K8000", "Z86718"]
+    # ... but not beside no history code of its own kind: a learned I82.90 stays current
+    alone = personal_history([(0.9, "I8290")], {}, codeset)
+    assert [c for _, c in alone] == ["I8290"]
 
 
 @pytest.mark.parametrize(
@@ -82,6 +93,10 @@ def test_only_codes_named_only_in_history_clauses_are_replaced(codeset: MemoryCo
         ("Previous myocardial infarction.", [True]),
         # "prior to" dates something of this stay
         ("Chest pain prior to admission.", [False]),
+        # a condition dated months or years back is past; days or weeks back, this illness's
+        ("Had a stroke 3 years ago.", [True]),
+        ("Myocardial infarction last year.", [True]),
+        ("Chest pain that started 3 days ago.", [False]),
     ],
 )
 def test_history_clauses(text: str, history: list[bool]) -> None:

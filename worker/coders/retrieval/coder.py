@@ -80,6 +80,13 @@ _LEX_DESCRIPTION: Final = FEATURES.index("lex_description")
 # Catch-all codes of a whole chapter's residue: "Illness, unspecified", "Unspecified infectious
 # disease", "Other infectious disease" (see :func:`_explained_catch_alls`).
 CATCH_ALL: Final = frozenset({"R69", "B999", "B998"})
+_NOT_DEFINITIVE: Final = _NOT_PRINCIPAL | frozenset("RZ")
+# The least probability of a code named as the reason for the stay that the threshold left out
+# (see _reason_for_stay): below it, the learned model has seen the words coded otherwise.
+STAY_FLOOR: Final = 0.05
+# "Not elsewhere classified" codes of a condition that other codes classify by site or kind:
+# the NEC code -> the stem a code that classifies the condition has in its texts.
+NEC_BY_CONDITION: Final[dict[str, str]] = {"R58": stem(["hemorrhage"])[0]}
 # Hedges of an uncertain diagnosis (Official Guidelines II.H), stemmed as text.stem does.
 # With "known" ("known CHF and CKD"), they qualify a condition and name none.
 _HEDGES: Final = frozenset(
@@ -225,10 +232,13 @@ class RetrievalCoder(Coder):
         taken = {c for _, c in ranked}
         ranked += _spelled_out(codes, features, probabilities, taken, scorer.index.codeset)
         ranked = ranked[: self.settings.max_codes]
+        stay = {c for c, (history, at) in lexical.named.items() if at == REASON and not history}
         if not ranked:
-            stay = {c for c, (history, at) in lexical.named.items() if at == REASON and not history}
             ranked = _fallback(codes, features, probabilities, stay)
+        else:
+            ranked += _reason_for_stay(codes, features, probabilities, stay, taken)
         ranked = _explained_catch_alls(ranked, mentions.phrases, scorer)
+        ranked = _classified_elsewhere(ranked, scorer)
         ranked = _inside_named(ranked, dict(zip(codes, features, strict=True)), mentions, scorer)
         readings = _named_readings(ranked, codes, features, lexical.named, mentions, scorer)
         ranked = replaced(ranked, readings.get)
@@ -272,6 +282,24 @@ def _explained_catch_alls(
         # J44.1 "chronic obstructive pulmonary disease with (acute) exacerbation" does not say
         if support and all(clinical_stems(stems) <= words_of_others for stems in support):
             dropped.add(code)
+    return [(p, c) for p, c in ranked if c not in dropped]
+
+
+def _classified_elsewhere(
+    ranked: list[tuple[float, str]], scorer: Scorer
+) -> list[tuple[float, str]]:
+    """``ranked`` without a "not elsewhere classified" code (:data:`NEC_BY_CONDITION`) beside
+    a code that classifies its condition: R58 "Hemorrhage, not elsewhere classified" goes
+    beside I61.9 "Nontraumatic intracerebral hemorrhage, unspecified" or K92.2
+    "Gastrointestinal hemorrhage, unspecified" (Official Guidelines I.A.9.a: NEC is for a
+    condition the classification has no specific code for). Learned evidence brings R58 in
+    from any word of a hemorrhage ("massive", "ruptured aneurysm")."""
+    codes = {c for _, c in ranked}
+    dropped = {
+        nec
+        for nec, condition in NEC_BY_CONDITION.items()
+        if nec in codes and any(condition in scorer.code_stems(c) for c in codes if c != nec)
+    }
     return [(p, c) for p, c in ranked if c not in dropped]
 
 
@@ -439,6 +467,35 @@ def _spelled_out(
         )
     ]
     return sorted(found, key=lambda pc: (-pc[0], pc[1]))
+
+
+def _reason_for_stay(
+    codes: Sequence[str],
+    rows: Sequence[Sequence[float]],
+    probabilities: Sequence[float],
+    stay: Collection[str],
+    taken: Collection[str],
+) -> list[tuple[float, str]]:
+    """The codes a clause names in full as the reason for the stay (``stay``: "admitted for",
+    "came in because", under a "Final diagnosis" heading) that the threshold left out while
+    other codes passed it: the principal diagnosis is the condition established to be chiefly
+    responsible for the admission (Section II), and a comorbidity the training documents code
+    more often must not take its place ("Type 2 diabetes. Admitted for an acute gout flare" is
+    M10.9 first, not E11.9 alone). At least :data:`STAY_FLOOR` probable; a definitive
+    diagnosis only, never a sign or symptom (chapter 18), a Z code or an external cause: a
+    symptom that brought the patient in is not coded once the diagnosis that explains it is
+    (I.B.5, Section II.A), which a stay's account often gives later ("admitted for vomiting
+    ... gastric adenocarcinoma")."""
+    return [
+        (p, code)
+        for code, row, p in zip(codes, rows, probabilities, strict=True)
+        if code in stay
+        and code not in taken
+        and p >= STAY_FLOOR
+        and code[0] not in _NOT_DEFINITIVE
+        and _mentioned(code, row)
+        and row[_LEX_FULL] > 0.0
+    ]
 
 
 def _fallback(

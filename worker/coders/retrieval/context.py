@@ -79,6 +79,16 @@ _RELATIVE_VERBS: Final = (
     ),
 )
 _BE: Final = ("was", "were", "is", "are", "been", "be")
+# the details of a condition a record may not know (see DESCRIPTORS)
+_DETAILS: Final = (
+    *("organism", "organisms", "pathogen", "bacteria", "bug", "cause", "source", "etiology"),
+    *("aetiology", "type", "strain", "site", "stage", "grade", "laterality", "side"),
+)
+_FOUND: Final = ("identified", "isolated", "found", "grown", "determined", "specified")
+_UNKNOWN: Final = (
+    *(f"not {w}" for w in (*_FOUND, "known", "documented", "stated", "confirmed")),
+    *("unknown", "unidentified", "undetermined", "unspecified"),
+)
 _POST_WORDS: Final = (
     "ruled out",
     "excluded",
@@ -93,6 +103,7 @@ _POST_WORDS: Final = (
     "not present",
     "not confirmed",
     "not evident",
+    "not documented",  # a coder codes only what the record documents
 )
 
 PSEUDO: Final = _phrases(
@@ -229,6 +240,18 @@ DESCRIPTORS: Final = _phrases(
     "ventricular response",
     "ventricular rate",
     "rvr",
+    # what the record does not know about a condition it states is no negation of it:
+    # "pneumonia, organism not identified" is J18.9 (Index: Pneumonia, unspecified organism;
+    # I.A.9.b: unspecified codes are for a record that says no more)
+    *(
+        f"{what} {be}{unknown}"
+        for what in _DETAILS
+        for be in ("", *(f"{b} " for b in _BE))
+        for unknown in _UNKNOWN
+    ),
+    *(f"no {what} {found}" for what in _DETAILS for found in _FOUND),
+    *(f"{what} unknown" for what in _DETAILS),
+    "not otherwise specified",
 )
 
 

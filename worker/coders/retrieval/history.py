@@ -62,11 +62,24 @@ def personal_history(
     codeset: MemoryCodeSet,
 ) -> list[tuple[float, str]]:
     """``ranked`` (probability, code) with each code that only history clauses name (``named``:
-    code -> (named only in history, position)) replaced by its personal history code, once."""
+    code -> (named only in history, position)) replaced by its personal history code, once.
+    A code no clause names, which only learned evidence brings ("DVT" -> I82.90 beside the
+    I82.409 that "history of DVT" names), is the same past condition when its history code is
+    one of those: it is replaced too, not coded as current."""
+    told = {
+        target
+        for code, (only_history, _) in named.items()
+        if only_history and (target := history_code(code, codeset)) is not None
+    }
 
     def history(code: str) -> str | None:
         only_history = named.get(code, (False, 0.0))[0]
-        return history_code(code, codeset) if only_history else None
+        if only_history:
+            return history_code(code, codeset)
+        if code not in named and told:
+            target = history_code(code, codeset)
+            return target if target in told else None
+        return None
 
     return replaced(ranked, history)
 

@@ -499,7 +499,8 @@ _SINGULAR_SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "toes": (("toe",),),
     "ankle": (("ankle",),),
     "leg": (("lower", "leg"),),
-    "shin": (("lower", "leg"), ("tibia",)),
+    "shin": (("tibia",), ("lower", "leg")),  # a broken shin is its bone; a cut one, the leg
+    "shinbone": (("tibia",),),
     "calf": (("lower", "leg"),),
     "knee": (("knee",),),
     "kneecap": (("patella",),),

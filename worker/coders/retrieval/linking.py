@@ -162,6 +162,11 @@ _ORGANISMS: Final = frozenset(
 # Organism words (stemmed) -> the organism's B95-B96 code (tabular titles of B95-B96; a
 # Staphylococcus aureus not called resistant is methicillin susceptible: B95.61 "MSSA ... NOS").
 # The more specific reading first: "methicillin resistant staphylococcus aureus" before "aureus".
+# the organisms' words as they are written (a substring test before any sentence is read)
+_ORGANISM_TEXT: Final = (
+    *("coli", "strep", "staph", "enterococ", "pneumococ", "klebsiella", "proteus"),
+    *("pseudomonas", "influenzae", "mrsa", "mssa", "aureus", "fragilis", "perfringens"),
+)
 ORGANISM_WORDS: Final[tuple[tuple[frozenset[str], str], ...]] = tuple(
     (frozenset(stem(list(words_))), code)
     for words_, code in (
@@ -261,6 +266,9 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     # the sentences are read only when a link is possible (most claims: never)
     lowered = narrative.lower()
     organism = any(_organism_code(c) for c in out) or not _OF_ORGANISM.isdisjoint(out)
+    # ... or an organism only named, beside an infection coded without it ("pneumonia due to
+    # Klebsiella": J18.9 coded, no B96.1)
+    organism = organism or any(w in lowered for w in _ORGANISM_TEXT)
     sepsis = any(c.startswith(SEPSIS) for c in out)
     if sepsis or organism or any(w in lowered for w in _COVID_WORDS):
         said = [affirmed(words(sentence)) for sentence in sentences(narrative)]

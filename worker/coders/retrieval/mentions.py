@@ -23,6 +23,10 @@ _HISTORY: Final = frozenset({"histori", "hx", "pmh"})
 # ... unless it is the history of the present illness: the reason for this stay
 _PRESENT_ILLNESS: Final = frozenset({"present", "ill"})
 _PRIOR: Final = frozenset({"prior", "previous", "remote"})
+# ... and a condition dated months or years back (see _is_prior); not one dated by its year
+# ("diagnosed with prostate cancer in 2016" may well be under treatment still)
+_LONG_AGO: Final = frozenset({"year", "years", "months", "decade", "decades"})
+_LAST: Final = frozenset({"year", "decade"})
 # Verbs that open a new clause inside a sentence ("right lower quadrant pain | was found to have
 # acute appendicitis"), and "and": a mention ends there, so each condition is looked up on its own.
 _MENTION_CUTS: Final = frozenset(
@@ -155,10 +159,14 @@ def _is_history(stems: Sequence[str]) -> bool:
 
 def _is_prior(tokens: Sequence[str]) -> bool:
     """ "prior stroke", "previous myocardial infarction": a past event, but not "prior to
-    admission", which dates something of this stay."""
+    admission", which dates something of this stay. So is one dated months or years back
+    ("had a stroke 3 years ago", "an MI last year"); days or weeks back date the present
+    illness ("chest pain 3 days ago")."""
     return any(
-        token in _PRIOR and (i + 1 == len(tokens) or tokens[i + 1] != "to")
-        for i, token in enumerate(tokens)
+        (word in _PRIOR and (i + 1 == len(tokens) or tokens[i + 1] != "to"))
+        or (word == "ago" and i > 0 and tokens[i - 1] in _LONG_AGO)
+        or (word in _LAST and i > 0 and tokens[i - 1] == "last")
+        for i, word in enumerate(tokens)
     )
 
 

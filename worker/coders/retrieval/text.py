@@ -26,14 +26,16 @@ _ROMAN_DIGIT: Final = {"i": "1", "ii": "2", "iii": "3", "iv": "4"}
 # "NOS", "not elsewhere classified"): they carry no evidence in either direction. Negation words
 # are listed too because negation is decided before stop words are dropped (see context.py).
 # "Uncomplicated" is the default a code text spells out and a narrative does not; "mellitus" is
-# what "diabetes" means unless "insipidus" follows.
+# what "diabetes" means unless "insipidus" follows; "nontraumatic" is the Index's nonessential
+# modifier of the hemorrhages a narrative tells without it ("Hemorrhage, intracerebral
+# (nontraumatic) I61.9"; a traumatic one is told so, and its S06 text says "traumatic").
 STOPWORDS: Final = frozenset(
     """a an and are as at be been being but by for from had has have he her hers him his i if in
     into is it its me my of on or our she so such than that the their them then there these they
     this those to us was we were which who whom whose will with within would you your also after
     before during while both either each any all some may might can could should shall do does did
     done no not nor without unspecified unspecific specified other others nos elsewhere classified
-    otherwise site uncomplicated mellitus""".split()  # noqa: SIM905 - a word list reads as text
+    otherwise site uncomplicated mellitus nontraumatic""".split()  # noqa: SIM905 - a word list reads as text
 )
 
 # Words the tabular list never uses, mapped to the words it does use: a patient's phrasing, and
@@ -61,7 +63,10 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("gerd",): ("gastro", "esophageal", "reflux", "disease"),
     ("gastroesophageal",): ("gastro", "esophageal"),
     ("uti",): ("urinary", "tract", "infection"),
-    ("aki",): ("acute", "kidney", "injury"),
+    # acute kidney injury is acute kidney failure (Index: Injury, kidney, acute (nontraumatic)
+    # N17.9); the tabular list's "injury of kidney" is a trauma's (S37.0-)
+    ("aki",): ("acute", "kidney", "failure"),
+    ("acute", "kidney", "injury"): ("kidney", "failure"),
     ("dvt",): ("deep", "vein", "thrombosis"),
     ("afib",): ("atrial", "fibrillation"),
     ("nstemi",): ("non", "st", "elevation", "myocardial", "infarction"),
@@ -114,6 +119,14 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("pleuritic", "pain"): ("pleurodynia",),
     ("stone",): ("calculus",),
     ("stones",): ("calculus",),
+    # gallstones: cholecystitis with them is K80.0-/K80.1- "Calculus of gallbladder with ...
+    # cholecystitis" (K81 Excludes1 "cholecystitis with cholelithiasis (K80.-)"); pancreatitis
+    # from them is biliary (Index: Pancreatitis, acute, biliary K85.1-; gallstone K85.1-)
+    ("calculous",): ("calculus", "gallbladder"),
+    ("gallstones",): ("calculus", "gallbladder"),  # "gallstone pancreatitis" is no K80
+    ("gallstone", "pancreatitis"): ("biliary",),
+    ("shin", "bone"): ("tibia",),
+    ("shinbone",): ("tibia",),
     ("twisted",): ("sprain",),
     # the tabular list says "lower limb" where a narrative says "leg" (cellulitis, ulcer,
     # thrombosis, L03.11-, I80.-), and "lower leg" for injuries (S80-S89), which "leg" covers
