@@ -29,6 +29,7 @@ out" is what a work-up looks for. A relative's clause is excluded whole, "family
 included, so no family-history code (Z80-Z84) comes from it either.
 """
 
+import functools
 from collections.abc import Iterable, Sequence
 from itertools import product
 from typing import Final
@@ -263,17 +264,25 @@ UNCERTAIN: Final = _phrases(
     "working diagnosis",
 )
 
-_ALL: Final = PSEUDO | PRE | POST | TERMINATION | DESCRIPTORS | UNCERTAIN
-_LONGEST: Final = max(len(p) for p in _ALL)
-_FIRST: Final = frozenset(p[0] for p in _ALL)
+
+
+@functools.cache
+def _sizes(phrases: frozenset[Phrase]) -> dict[str, tuple[int, ...]]:
+    """The lengths of the phrases of ``phrases`` that start with each word, longest first."""
+    by_first: dict[str, set[int]] = {}
+    for phrase in phrases:
+        by_first.setdefault(phrase[0], set()).add(len(phrase))
+    return {word: tuple(sorted(sizes, reverse=True)) for word, sizes in by_first.items()}
 
 
 def _match(tokens: Sequence[str], start: int, phrases: frozenset[Phrase]) -> int:
     """Length of the longest phrase of ``phrases`` at ``start``; 0 when none."""
-    if tokens[start] not in _FIRST:
+    sizes = _sizes(phrases).get(tokens[start])
+    if sizes is None:
         return 0
-    for size in range(min(_LONGEST, len(tokens) - start), 0, -1):
-        if tuple(tokens[start : start + size]) in phrases:
+    left = len(tokens) - start
+    for size in sizes:
+        if size <= left and tuple(tokens[start : start + size]) in phrases:
             return size
     return 0
 
