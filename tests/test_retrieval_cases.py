@@ -708,6 +708,18 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
         # an organism named beside an infection coded without it (Index: Pneumonia, in (due
         # to) Klebsiella J15.0); DRG 179 (was J18.9, DRG 195)
         ("Pneumonia due to Klebsiella.", 70, "M", "J15.0", [], ["J18.9", "B96.1"], "179", None),
+        # "asthma attack" is asthma, no "attack" of G45.9 "Transient cerebral ischemic attack"
+        # that training documents code for the word alone (a CC: DRG 202); DRG 203
+        (
+            "Admitted with an asthma attack. No other medical problems.",
+            25,
+            "F",
+            "J45.909",
+            [],
+            ["G45.9"],
+            "203",
+            None,
+        ),
         # influenza of a told type is of an identified virus, J10 (I.C.10.c)
         (
             "Admitted with influenza A pneumonia.",

@@ -25,7 +25,7 @@ from worker.coders.retrieval.config import RetrievalSettings
 from worker.coders.retrieval.context import excluded
 from worker.coders.retrieval.evidence import load
 from worker.coders.retrieval.mentions import Narrative, split
-from worker.coders.retrieval.text import words
+from worker.coders.retrieval.text import in_clinical_words, words
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +207,13 @@ def test_what_the_record_does_not_know_is_no_negation(sentence: str, condition: 
     # I.A.9.b: an unspecified code is for a record that says no more ("pneumonia, organism not
     # identified" is J18.9); the qualifier negates the detail, never the condition
     assert not set(condition.split()) & set(_dropped(sentence))
+
+
+def test_a_lay_phrase_whose_words_mean_nothing_alone_is_read_as_its_clinical_words() -> None:
+    # "asthma attack" is no "attack" (G45.9 transient ischemic attack); Index: Attack, panic F41.0
+    assert in_clinical_words(words("an asthma attack at night")) == ["an", "asthma", "at", "night"]
+    assert in_clinical_words(words("panic attack")) == ["panic", "disorder"]
+    assert in_clinical_words(words("heart failure")) == ["heart", "failure"]
 
 
 def test_a_condition_not_documented_is_not_coded() -> None:

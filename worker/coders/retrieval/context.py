@@ -265,7 +265,6 @@ UNCERTAIN: Final = _phrases(
 )
 
 
-
 @functools.cache
 def _sizes(phrases: frozenset[Phrase]) -> dict[str, tuple[int, ...]]:
     """The lengths of the phrases of ``phrases`` that start with each word, longest first."""

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from worker.coders.retrieval.context import NORMAL_WORKUP, RULE_OUT, excluded, uncertain
-from worker.coders.retrieval.text import CLAUSE_BREAKS, content_stems, lay_expansions, sentences
+from worker.coders.retrieval.text import (
+    CLAUSE_BREAKS,
+    content_stems,
+    in_clinical_words,
+    lay_expansions,
+    sentences,
+)
 from worker.coders.retrieval.text import words as split_words
 
 MAX_PHRASE: Final = 3  # learned phrases are 1- to 3-stem runs of one mention
@@ -116,7 +122,7 @@ def split(text: str) -> Narrative:
         admitted = _admitted_for(tokens)
         for want, found in ((False, mentions), (True, negated)):
             for start, run in _runs(tokens, drop, want, _clause_starts(admitted)):
-                stems = content_stems(run) + content_stems(lay_expansions(run))
+                stems = content_stems(in_clinical_words(run)) + content_stems(lay_expansions(run))
                 if diabetes_type and _DIABETES in stems and "type" not in stems:
                     stems += diabetes_type
                 if stems:

@@ -51,7 +51,6 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("broken",): ("fracture",),
     ("break",): ("fracture",),
     ("cracked",): ("fracture",),
-    ("heart", "attack"): ("myocardial", "infarction"),
     ("stroke",): ("cerebral", "infarction"),
     ("mrsa",): ("methicillin", "resistant", "staphylococcus", "aureus"),
     # abbreviations of US discharge summaries that the tabular list spells out
@@ -165,6 +164,16 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("rectal",): ("rectum",),
 }
 _LAY_MAX: Final = max(len(k) for k in _LAY)
+# Two-word lay phrases whose words mean nothing on their own: read as the clinical words only
+# (see in_clinical_words). "Asthma attack" is no "attack" of G45.9 "Transient cerebral ischemic
+# attack", which training documents code for the word alone (a CC: DRG 202 for 203).
+_LAY_WHOLE: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
+    ("heart", "attack"): ("myocardial", "infarction"),
+    ("asthma", "attack"): ("asthma",),
+    ("asthmatic", "attack"): ("asthma",),
+    ("panic", "attack"): ("panic", "disorder"),  # Index: Attack, panic F41.0
+    ("panic", "attacks"): ("panic", "disorder"),
+}
 
 _local = threading.local()
 
@@ -245,6 +254,21 @@ def lay_expansions(tokens: Sequence[str]) -> list[str]:
             if clinical is not None:
                 extra.extend(clinical)
     return extra
+
+
+def in_clinical_words(tokens: Sequence[str]) -> list[str]:
+    """``tokens`` with each lay phrase of :data:`_LAY_WHOLE` replaced by its clinical words."""
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        pair = tuple(tokens[i : i + 2])
+        if pair in _LAY_WHOLE:
+            out.extend(_LAY_WHOLE[pair])
+            i += 2
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out
 
 
 def content_stems(tokens: Sequence[str]) -> list[str]:
