@@ -74,6 +74,17 @@ def fixed(rules: Conventions, *codes: str) -> tuple[str, ...]:
         # beside another of E11.6- (a foot ulcer is no hypoglycemia)
         (("E11.22", "N18.4", "E16.2"), ("E11.22", "E11.649", "N18.4")),
         (("E11.621", "E16.2"), ("E11.621", "E11.649")),
+        # Index: Diabetes, with, foot ulcer E11.621 (a heel or other part of the foot, L97.4-,
+        # L97.5-), with skin ulcer NEC E11.622 (another lower-limb site, L97.1-L97.3, L97.8-,
+        # L97.9-); the L97 code stays for the site ("use additional code"), after its diabetes
+        # code by the "code first" note
+        (("L97.412", "E11.9"), ("E11.621", "L97.412")),
+        (("E10.9", "L97.212"), ("E10.622", "L97.212")),
+        (("L97.412", "E11.22", "N18.4"), ("E11.621", "L97.412", "E11.22", "N18.4")),
+        # ... a foot ulcer and a calf ulcer: both diabetes codes (I.C.4.a)
+        (("E11.9", "L97.412", "L97.212"), ("E11.621", "E11.622", "L97.412", "L97.212")),
+        # ... a diabetic foot ulcer coded already gets no second one
+        (("E11.621", "L97.412"), ("E11.621", "L97.412")),
     ],
 )
 def test_diabetes_combines_with_what_the_index_lists_under_it(

@@ -708,6 +708,21 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
         # an organism named beside an infection coded without it (Index: Pneumonia, in (due
         # to) Klebsiella J15.0); DRG 179 (was J18.9, DRG 195)
         ("Pneumonia due to Klebsiella.", 70, "M", "J15.0", [], ["J18.9", "B96.1"], "179", None),
+        # a heel ulcer is a non-pressure chronic ulcer of heel and midfoot (Index: Ulcer, lower
+        # limb (nonpressure), heel L97.4-), which diabetes "with" foot ulcer is linked to
+        # (I.A.15: E11.621, L97.412 for the site); E11.22 with the CKD; DRG 638 (the ulcer was
+        # missed: DRG 700)
+        (
+            "Type 2 diabetic with CKD stage 4, admitted for a right heel ulcer with fat layer "
+            "exposed.",
+            66,
+            "M",
+            "E11.621",
+            ["L97.412", "E11.22", "N18.4"],
+            [],
+            "638",
+            None,
+        ),
         # "asthma attack" is asthma, no "attack" of G45.9 "Transient cerebral ischemic attack"
         # that training documents code for the word alone (a CC: DRG 202); DRG 203
         (

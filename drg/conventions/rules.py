@@ -84,18 +84,27 @@ DIABETES_WITH: Final[tuple[tuple[str, str, bool], ...]] = (
     ("E162", "649", False),  # Diabetes, with, hypoglycemia (without coma): E16.2 is in it
     ("R739", "65", False),  # Diabetes, with, hyperglycemia: R73.9 is in it
     ("K3184", "43", True),  # Diabetes, with, gastroparesis (E11.43; code also K31.84)
+    # Diabetes, with, foot ulcer E11.621 and skin ulcer NEC E11.622, each "use additional code
+    # to identify site of ulcer" (E11.621: L97.4-, L97.5-; E11.622: L97.1-L97.9, L98.41-L98.49)
+    ("L974", "621", True),
+    ("L975", "621", True),
+    *((f"L97{n}", "622", True) for n in (1, 2, 3, 8, 9)),
+    ("L984", "622", True),
 )
 DIABETES: Final = frozenset({"E08", "E09", "E10", "E11", "E13"})
 #: What a diabetes code says of its complications when it may take a linked one's place:
 #: "without complications" (E11.9), and "neuropathy, unspecified" for a polyneuropathy (E11.40).
-#: How many characters of a linked code name its group of complications (E11.2- kidney).
-_DIABETES_GROUP: Final = {"649": 5, "65": 5, "43": 5}
+#: How many characters of a linked code name its group of complications (E11.2- kidney); a
+#: foot ulcer and another skin ulcer are each coded (E11.621 and E11.622, one per site kind).
+_DIABETES_GROUP: Final = {"649": 5, "65": 5, "43": 5, "621": 6, "622": 6}
 _DIABETES_UNLINKED: Final = {
     "22": ("9",),
     "42": ("9", "40"),
     "649": ("9",),
     "65": ("9",),
     "43": ("9", "40"),
+    "621": ("9",),
+    "622": ("9",),
 }
 
 

@@ -124,6 +124,14 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("calculous",): ("calculus", "gallbladder"),
     ("gallstones",): ("calculus", "gallbladder"),  # "gallstone pancreatitis" is no K80
     ("gallstone", "pancreatitis"): ("biliary",),
+    # an ulcer of a lower-limb site is non-pressure and chronic unless told a pressure ulcer
+    # (Index: Ulcer, lower limb (nonpressure) L97.9-, heel L97.4-: the title words are the
+    # Index's nonessential modifiers); the heel's code is "heel and midfoot"
+    **{
+        (site, "ulcer"): ("non", "pressure", "chronic")
+        for site in ("foot", "toe", "ankle", "calf", "leg", "thigh", "shin", "midfoot")
+    },
+    ("heel", "ulcer"): ("non", "pressure", "chronic", "midfoot"),
     ("shin", "bone"): ("tibia",),
     ("shinbone",): ("tibia",),
     ("twisted",): ("sprain",),
