@@ -126,10 +126,12 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("gallstone", "pancreatitis"): ("biliary",),
     # an ulcer of a lower-limb site is non-pressure and chronic unless told a pressure ulcer
     # (Index: Ulcer, lower limb (nonpressure) L97.9-, heel L97.4-: the title words are the
-    # Index's nonessential modifiers); the heel's code is "heel and midfoot"
+    # Index's nonessential modifiers); the heel's code is "heel and midfoot". A "foot ulcer"
+    # names no site code of its own (L97.4 heel and midfoot, L97.5 other part of foot): a
+    # diabetic one is E11.621, whose site linking.py reads
     **{
         (site, "ulcer"): ("non", "pressure", "chronic")
-        for site in ("foot", "toe", "ankle", "calf", "leg", "thigh", "shin", "midfoot")
+        for site in ("ankle", "calf", "leg", "thigh", "shin", "midfoot")
     },
     ("heel", "ulcer"): ("non", "pressure", "chronic", "midfoot"),
     ("shin", "bone"): ("tibia",),
