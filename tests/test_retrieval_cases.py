@@ -735,6 +735,68 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "203",
             None,
         ),
+        # a relative who "passed from" a cancer had it, not the patient; a bleeding duodenal
+        # ulcer is K26.4 "... with hemorrhage" (Index: Bleeding - see Hemorrhage); DRG 379
+        # (was K26.9 and C56.9, DRG 384)
+        (
+            "Grandma passed from ovarian cancer. 61F admitted with a bleeding duodenal ulcer.",
+            61,
+            "F",
+            "K26.4",
+            [],
+            ["C56.9", "K26.9"],
+            "379",
+            None,
+        ),
+        # "TB" is tuberculosis; a probable one at discharge is coded as established (II.H),
+        # of the lung (A15.0); only codes named by their own texts join the reason for the
+        # stay (it got A17.0 tuberculous meningitis first and eight other A17-A18 codes, DRG
+        # 095)
+        (
+            "Discharge dx: probable pulmonary tuberculosis, started on RIPE, cultures pending.",
+            41,
+            "M",
+            "A15.0",
+            [],
+            ["A17.0", "A18.01"],
+            "179",
+            None,
+        ),
+        # Index: Boil - see Furuncle; a butt cheek is the buttock (L02.32); the MRSA its agent
+        # (B95.62); DRG 603 (it got B95.62 alone, no DRG)
+        (
+            "Big boil on my left butt cheek that had to be drained, they told me it was MRSA.",
+            38,
+            "M",
+            "L02.32",
+            ["B95.62"],
+            [],
+            "603",
+            None,
+        ),
+        # a type A dissection is of the ascending aorta (I71.010); it got no code
+        (
+            "Acute type A aortic dissection, transferred to the university hospital for surgery.",
+            62,
+            "M",
+            "I71.010",
+            [],
+            [],
+            "301",
+            None,
+        ),
+        # acute myeloid leukemia is the tabular list's acute myeloblastic leukemia (C92.00;
+        # Index: Leukemia, myeloid, acute C92.0-), DRG 836 (was C92.90, DRG 842)
+        (
+            "Newly diagnosed acute myeloid leukemia, not in remission.",
+            67,
+            "M",
+            "C92.00",
+            [],
+            ["C92.90"],
+            "836",
+            None,
+        ),
         # influenza of a told type is of an identified virus, J10 (I.C.10.c)
         (
             "Admitted with influenza A pneumonia.",

@@ -97,6 +97,9 @@ def test_only_codes_named_only_in_history_clauses_are_replaced(codeset: MemoryCo
         ("Had a stroke 3 years ago.", [True]),
         ("Myocardial infarction last year.", [True]),
         ("Chest pain that started 3 days ago.", [False]),
+        # ... or told over and done with (I.C.2.d: eradicated, no treatment: Z85.-)
+        ("Hodgkin lymphoma as a teenager.", [True]),
+        ("Breast cancer cured with surgery.", [True]),
     ],
 )
 def test_history_clauses(text: str, history: list[bool]) -> None:

@@ -495,6 +495,7 @@ def _reason_for_stay(
         and code[0] not in _NOT_DEFINITIVE
         and _mentioned(code, row)
         and row[_LEX_FULL] > 0.0
+        and row[_LEX_REFERENCE] == 0.0  # its own text, not an Excludes note that points at it
     ]
 
 

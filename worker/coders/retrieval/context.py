@@ -60,7 +60,7 @@ _RELATIVE_VERBS: Final = (
     # "son is diabetic", "both parents are obese", "mother was a smoker"
     *("is", "are", "was", "were"),
     *("who", ", who"),  # "her mother, who had breast cancer"
-    *("died", "deceased", "dead", "passed away", "suffered", "suffers", "diagnosed"),
+    *("died", "deceased", "dead", "passed away", "passed", "suffered", "suffers", "diagnosed"),
     *("drank", "drinks", "smoked", "smokes", "late"),  # "my mom drank herself to death"
     *(
         f"{aux} {verb}"

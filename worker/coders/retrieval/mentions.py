@@ -33,6 +33,10 @@ _PRIOR: Final = frozenset({"prior", "previous", "remote"})
 # ("diagnosed with prostate cancer in 2016" may well be under treatment still)
 _LONG_AGO: Final = frozenset({"year", "years", "months", "decade", "decades"})
 _LAST: Final = frozenset({"year", "decade"})
+# ... or told over and done with: "cured", "as a child", "in childhood" (I.C.2.d: a malignancy
+# eradicated, no further treatment, is its personal history Z85.-)
+_OVER: Final = frozenset({"cured", "childhood"})
+_AS_A: Final = frozenset({"child", "kid", "teen", "teenager", "toddler", "baby", "youth"})
 # Verbs that open a new clause inside a sentence ("right lower quadrant pain | was found to have
 # acute appendicitis"), and "and": a mention ends there, so each condition is looked up on its own.
 _MENTION_CUTS: Final = frozenset(
@@ -166,12 +170,14 @@ def _is_history(stems: Sequence[str]) -> bool:
 def _is_prior(tokens: Sequence[str]) -> bool:
     """ "prior stroke", "previous myocardial infarction": a past event, but not "prior to
     admission", which dates something of this stay. So is one dated months or years back
-    ("had a stroke 3 years ago", "an MI last year"); days or weeks back date the present
-    illness ("chest pain 3 days ago")."""
+    ("had a stroke 3 years ago", "an MI last year"), or told over ("cured", "as a child");
+    days or weeks back date the present illness ("chest pain 3 days ago")."""
     return any(
         (word in _PRIOR and (i + 1 == len(tokens) or tokens[i + 1] != "to"))
         or (word == "ago" and i > 0 and tokens[i - 1] in _LONG_AGO)
         or (word in _LAST and i > 0 and tokens[i - 1] == "last")
+        or word in _OVER
+        or (word in _AS_A and i > 1 and tokens[i - 2 : i] == ["as", "a"])
         for i, word in enumerate(tokens)
     )
 

@@ -134,6 +134,30 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
         for site in ("ankle", "calf", "leg", "thigh", "shin", "midfoot")
     },
     ("heel", "ulcer"): ("non", "pressure", "chronic", "midfoot"),
+    # Index: Boil - see Furuncle (L02.-; "boiling" water is none: it does not stem to "boil")
+    ("boil",): ("furuncle",),
+    ("boils",): ("furuncle",),
+    ("butt",): ("buttock",),
+    ("tb",): ("tuberculosis",),
+    # Index: Bleeding - see Hemorrhage, for the lesions whose codes say "with hemorrhage"
+    # ("bleeding duodenal ulcer" K26.4); not a bleeding alone, which the narrative's other
+    # codes usually explain (R58 "Hemorrhage NEC" on CodiEsp dev: 13 wrong of 15)
+    **{
+        ("bleeding", lesion): ("hemorrhage",)
+        for lesion in (
+            *("ulcer", "ulcers", "duodenal", "gastric", "peptic", "esophageal", "varices"),
+            *("diverticulum", "diverticulosis", "hemorrhoids", "hemorrhoid"),
+        )
+    },
+    # acute myeloid leukemia is the tabular list's "acute myeloblastic leukemia" (C92.0-;
+    # Index: Leukemia, myeloid, acute C92.0-)
+    ("aml",): ("acute", "myeloblastic", "leukemia"),
+    ("acute", "myeloid"): ("myeloblastic",),
+    ("mca",): ("middle", "cerebral", "artery"),
+    ("aortic",): ("aorta",),
+    # a type A dissection is of the ascending aorta, type B of the descending (I71.01-)
+    ("type", "a", "aortic"): ("ascending",),
+    ("type", "b", "aortic"): ("descending",),
     ("shin", "bone"): ("tibia",),
     ("shinbone",): ("tibia",),
     ("twisted",): ("sprain",),
