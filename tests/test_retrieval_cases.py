@@ -797,6 +797,58 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "836",
             None,
         ),
+        # a symptom the stay is for, after a list of comorbidities, is the principal when no
+        # definitive diagnosis explains it (Section II.A); "syncope and collapse" is named by
+        # either word (Index: Syncope R55); DRG 312 (was G47.33 first, DRG 156)
+        (
+            "PMH: CAD s/p CABG, HFrEF, OSA on CPAP. Admitted because of a syncopal episode, no "
+            "cause found.",
+            77,
+            "M",
+            "R55",
+            ["G47.33"],
+            [],
+            "312",
+            None,
+        ),
+        # ... and the diagnosis the work-up found when there is one (Section II: the condition
+        # established after study), not the hypertension told first; DRG 395 (was I10, 305)
+        (
+            "Hypertension. Admitted for abdominal pain, found to have acute appendicitis.",
+            40,
+            "M",
+            "K35.80",
+            ["I10"],
+            [],
+            "395",
+            None,
+        ),
+        # E87.1 "Hypo-osmolality and hyponatremia" is named by either condition (Index:
+        # Hyponatremia E87.1), the reason for the stay; I12.9 with the CKD (I.C.9.a.2); DRG 641
+        # (was I12.9 first, DRG 683)
+        (
+            "Afib on warfarin, CKD 3a, hypertension, hypothyroid. Hospitalized with "
+            "hyponatremia, sodium 118.",
+            84,
+            "F",
+            "E87.1",
+            ["I12.9", "I48.91"],
+            [],
+            "641",
+            None,
+        ),
+        # "embolism and thrombosis of right femoral vein" is named by the thrombosis alone
+        # (Index: Thrombosis, vein, femoral I82.41-): I82.411, not I82.90
+        (
+            "Acute DVT of the right femoral vein with leg swelling and pain.",
+            58,
+            "F",
+            "I82.411",
+            [],
+            ["I82.90"],
+            "301",
+            None,
+        ),
         # influenza of a told type is of an identified virus, J10 (I.C.10.c)
         (
             "Admitted with influenza A pneumonia.",

@@ -77,6 +77,7 @@ _SPELLED_WORDS: Final = 3
 _SPELLED_DESCRIPTION_WORDS: Final = 2
 _SPELLED_FLOOR: Final = 0.08
 _LEX_DESCRIPTION: Final = FEATURES.index("lex_description")
+_POSITION: Final = FEATURES.index("position")
 # Catch-all codes of a whole chapter's residue: "Illness, unspecified", "Unspecified infectious
 # disease", "Other infectious disease" (see :func:`_explained_catch_alls`).
 CATCH_ALL: Final = frozenset({"R69", "B999", "B998"})
@@ -252,7 +253,10 @@ class RetrievalCoder(Coder):
         named = {c: _LAY_NAMED for _, c in ranked if c not in before} | dict(lexical.named)
         ranked = _unspecified_read_as_specific(ranked, named, scorer.index)
         ranked = _chronic_beside_acute_injury(ranked, named)
-        ranked = _principal_first(ranked, named, _unspecified_with_siblings(ranked, scorer.index))
+        symptom = _stay_principal(ranked, named, dict(zip(codes, features, strict=True)), mentions)
+        ranked = _principal_first(
+            ranked, named, _unspecified_with_siblings(ranked, scorer.index), symptom
+        )
         linked = link([c for _, c in ranked], narrative, scorer.index.codeset)
         scores = dict(zip(codes, probabilities, strict=True)) | {c: p for p, c in ranked}
         return Coded(tuple(linked), tuple(round(scores.get(c, 0.0), 6) for c in linked))
@@ -578,10 +582,44 @@ def _chronic_beside_acute_injury(
     return [(p, c) for p, c in ranked if c[0] != "M" or c in named]
 
 
+def _stay_principal(
+    ranked: Sequence[tuple[float, str]],
+    named: Mapping[str, tuple[bool, float]],
+    rows: Mapping[str, Sequence[float]],
+    narrative: Narrative,
+) -> str | None:
+    """The principal of a stay whose stated reason is a sign or symptom (chapter 18): the
+    definitive diagnosis told in or after the reason's sentence, where a work-up's diagnosis
+    is ("Hypertension. Admitted for abdominal pain, found to have acute appendicitis": K35.80,
+    Section II: the condition established after study); with none, the symptom itself, when
+    every definitive code is told before the reason's sentence (a list of comorbidities) or
+    only as history ("PMH: CAD, HFrEF, OSA. Admitted because of a syncopal episode": R55, not
+    the sleep apnea; Section II.A: a symptom is the principal when no related definitive
+    diagnosis is established). None when the reason is no symptom (the usual rank decides)."""
+    reasons = [m.position for m in narrative.mentions if m.reason]
+    if not reasons:
+        return None
+    reason_at = min(reasons)
+    symptoms = [
+        c for _, c in ranked if c[0] == "R" and named.get(c, (True, 0.0)) == (False, REASON)
+    ]
+    if not symptoms:
+        return None
+    found = []
+    for order, (_, code) in enumerate(ranked):
+        if code[0] in _NOT_PRINCIPAL | _PRINCIPAL_LAST:
+            continue
+        history, at = named.get(code, (False, rows[code][_POSITION] if code in rows else 0.0))
+        if not history and (at == REASON or at >= reason_at):
+            found.append((at != REASON, at, order, code))
+    return min(found)[3] if found else symptoms[0]
+
+
 def _principal_first(
     ranked: list[tuple[float, str]],
     named: Mapping[str, tuple[bool, float]],
     unspecified: frozenset[str] = frozenset(),
+    symptom: str | None = None,
 ) -> list[tuple[float, str]]:
     """The principal diagnosis first: a definitive diagnosis if there is one, else a symptom or
     status code, never an external cause. Among those, a code the narrative gives as the
@@ -590,6 +628,9 @@ def _principal_first(
     comorbidities), then codes named in history clauses, then codes only learned evidence
     suggests; ``unspecified`` codes after the others of their rank, ties to the more probable.
     The rest stay in order of probability."""
+    if symptom is not None:
+        i = next(i for i, (_, code) in enumerate(ranked) if code == symptom)
+        return [ranked[i], *ranked[:i], *ranked[i + 1 :]]
     unnamed = (True, math.inf)
 
     def rank(i: int) -> tuple[bool, bool, bool, float, int]:

@@ -42,6 +42,14 @@ _BRACKETS: Final = re.compile(r"\[([^\[\]]*)\]")  # synonyms and abbreviations: 
 _ALTERNATIVES: Final = re.compile(
     r"\b(?!with\b|without\b)(?P<a>[a-z]+) or (?!with\b|without\b)(?P<b>[a-z]+)\b", re.IGNORECASE
 )
+# Two one-word conditions a code text names together, either being enough (Index: Syncope R55,
+# Collapse R55; Hyponatremia E87.1; Thrombosis, vein, femoral I82.41-): a whole text "syncope
+# and collapse", "hypo-osmolality and hyponatremia", or a head "embolism and thrombosis of ...".
+_BOTH: Final = re.compile(
+    r"^(?P<lead>(?:acute |chronic )?)(?P<a>[a-z-]+) and (?P<b>[a-z-]+)(?P<rest>$| of .*)",
+    re.IGNORECASE,
+)
+_NOT_CONDITIONS: Final = frozenset({"other", "unspecified", "with", "without", "in", "of"})
 # An Excludes note that names one code: "renal colic (N23)", "abdomen pain (R10.-)".
 _REFERENCE: Final = re.compile(rf"^(?P<text>[^()]+?)\s*\((?P<code>{DOTTED_CODE})\.?-?\)$")
 # "Other specified fever" is "fever" once generic words go: such descriptions would match every
@@ -112,6 +120,11 @@ def _texts(record: CodeRecord) -> list[tuple[str, str, int]]:
             for match in _ALTERNATIVES.finditer(written):
                 for word in (match["a"], match["b"]):
                     texts.append(written[: match.start()] + word + written[match.end() :])
+            # a billable code's own text only: a category's ("nausea and vomiting", R11)
+            # resolves to a default leaf that has both (R11.2)
+            both = _BOTH.match(written.strip()) if record.billable and code == record.code else None
+            if both and not {both["a"].lower(), both["b"].lower()} & _NOT_CONDITIONS:
+                texts += [both["lead"] + word + both["rest"] for word in (both["a"], both["b"])]
         expanded += [(code, t, kind) for t in texts]
     return expanded
 

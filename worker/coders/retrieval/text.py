@@ -149,10 +149,9 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
             *("diverticulum", "diverticulosis", "hemorrhoids", "hemorrhoid"),
         )
     },
-    # acute myeloid leukemia is the tabular list's "acute myeloblastic leukemia" (C92.0-;
-    # Index: Leukemia, myeloid, acute C92.0-)
+    # AML is the tabular list's "acute myeloblastic leukemia" (C92.0-; Index: Leukemia,
+    # myeloid, acute C92.0-)
     ("aml",): ("acute", "myeloblastic", "leukemia"),
-    ("acute", "myeloid"): ("myeloblastic",),
     ("mca",): ("middle", "cerebral", "artery"),
     ("aortic",): ("aorta",),
     # a type A dissection is of the ascending aorta, type B of the descending (I71.01-)
@@ -207,6 +206,9 @@ _LAY_WHOLE: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("asthmatic", "attack"): ("asthma",),
     ("panic", "attack"): ("panic", "disorder"),  # Index: Attack, panic F41.0
     ("panic", "attacks"): ("panic", "disorder"),
+    # acute myeloid leukemia is the tabular list's acute myeloblastic leukemia (C92.0-), not
+    # also C92.9- "Myeloid leukemia, unspecified"
+    ("acute", "myeloid"): ("acute", "myeloblastic"),
 }
 
 _local = threading.local()
