@@ -81,7 +81,8 @@ _POSITION: Final = FEATURES.index("position")
 # Catch-all codes of a whole chapter's residue: "Illness, unspecified", "Unspecified infectious
 # disease", "Other infectious disease" (see :func:`_explained_catch_alls`).
 CATCH_ALL: Final = frozenset({"R69", "B999", "B998"})
-_NOT_DEFINITIVE: Final = _NOT_PRINCIPAL | frozenset("RZ")
+# Not a definitive diagnosis: external causes, signs and symptoms, status codes.
+_NOT_DEFINITIVE: Final = _NOT_PRINCIPAL | _PRINCIPAL_LAST
 # The least probability of a code named as the reason for the stay that the threshold left out
 # (see _reason_for_stay): below it, the learned model has seen the words coded otherwise.
 STAY_FLOOR: Final = 0.05
@@ -240,7 +241,8 @@ class RetrievalCoder(Coder):
             ranked += _reason_for_stay(codes, features, probabilities, stay, taken)
         ranked = _explained_catch_alls(ranked, mentions.phrases, scorer)
         ranked = _classified_elsewhere(ranked, scorer)
-        ranked = _inside_named(ranked, dict(zip(codes, features, strict=True)), mentions, scorer)
+        by_code = dict(zip(codes, features, strict=True))
+        ranked = _inside_named(ranked, by_code, mentions, scorer)
         readings = _named_readings(ranked, codes, features, lexical.named, mentions, scorer)
         ranked = replaced(ranked, readings.get)
         # resolved conditions told only as history: their personal history codes (history.py)
@@ -253,9 +255,9 @@ class RetrievalCoder(Coder):
         named = {c: _LAY_NAMED for _, c in ranked if c not in before} | dict(lexical.named)
         ranked = _unspecified_read_as_specific(ranked, named, scorer.index)
         ranked = _chronic_beside_acute_injury(ranked, named)
-        symptom = _stay_principal(ranked, named, dict(zip(codes, features, strict=True)), mentions)
+        first = _stay_principal(ranked, named, by_code, mentions)
         ranked = _principal_first(
-            ranked, named, _unspecified_with_siblings(ranked, scorer.index), symptom
+            ranked, named, _unspecified_with_siblings(ranked, scorer.index), first
         )
         linked = link([c for _, c in ranked], narrative, scorer.index.codeset)
         scores = dict(zip(codes, probabilities, strict=True)) | {c: p for p, c in ranked}
@@ -497,7 +499,6 @@ def _reason_for_stay(
         and code not in taken
         and p >= STAY_FLOOR
         and code[0] not in _NOT_DEFINITIVE
-        and _mentioned(code, row)
         and row[_LEX_FULL] > 0.0
         and row[_LEX_REFERENCE] == 0.0  # its own text, not an Excludes note that points at it
     ]
@@ -607,7 +608,7 @@ def _stay_principal(
         return None
     found = []
     for order, (_, code) in enumerate(ranked):
-        if code[0] in _NOT_PRINCIPAL | _PRINCIPAL_LAST:
+        if code[0] in _NOT_DEFINITIVE:
             continue
         history, at = named.get(code, (False, rows[code][_POSITION] if code in rows else 0.0))
         if not history and (at == REASON or at >= reason_at):
@@ -619,7 +620,7 @@ def _principal_first(
     ranked: list[tuple[float, str]],
     named: Mapping[str, tuple[bool, float]],
     unspecified: frozenset[str] = frozenset(),
-    symptom: str | None = None,
+    first: str | None = None,
 ) -> list[tuple[float, str]]:
     """The principal diagnosis first: a definitive diagnosis if there is one, else a symptom or
     status code, never an external cause. Among those, a code the narrative gives as the
@@ -627,9 +628,10 @@ def _principal_first(
     outside a "history of" clause (discharge summaries state the reason for the stay before
     comorbidities), then codes named in history clauses, then codes only learned evidence
     suggests; ``unspecified`` codes after the others of their rank, ties to the more probable.
-    The rest stay in order of probability."""
-    if symptom is not None:
-        i = next(i for i, (_, code) in enumerate(ranked) if code == symptom)
+    The rest stay in order of probability. ``first``, the principal a symptom told as the
+    reason for the stay decides (:func:`_stay_principal`), goes first without ranking."""
+    if first is not None:
+        i = next(i for i, (_, code) in enumerate(ranked) if code == first)
         return [ranked[i], *ranked[:i], *ranked[i + 1 :]]
     unnamed = (True, math.inf)
 

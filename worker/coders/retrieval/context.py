@@ -251,7 +251,6 @@ DESCRIPTORS: Final = _phrases(
         for unknown in _UNKNOWN
     ),
     *(f"no {what} {found}" for what in _DETAILS for found in _FOUND),
-    *(f"{what} unknown" for what in _DETAILS),
     "not otherwise specified",
 )
 

@@ -37,10 +37,11 @@ from worker.coders.retrieval.index import CodeIndex, SeventhCharacter, index_for
 from worker.coders.retrieval.scoring import FULL
 from worker.coders.retrieval.text import (
     BODY_SITES,
-    SITE_GAP,
+    SIDES,
     broken_thing,
     content_stems,
     sentences,
+    sides_before_site,
     words,
 )
 
@@ -568,7 +569,6 @@ _SITE_WORDS: Final[dict[str, str]] = {
     "upper": "upper",
     "lower": "lower",
 }
-_SIDES: Final = frozenset({"left", "right"})
 _MARKS: Final = frozenset({"other", "unspecified"})
 
 
@@ -1053,11 +1053,7 @@ def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> 
                 pairs.setdefault(at, []).append(nature)
     found: list[str] = []
     unspecified: set[str] = set()
-    sides = {
-        t
-        for i, t in enumerate(tokens)
-        if t in _SIDES and not BODY_SITES.isdisjoint(tokens[i + 1 : i + 1 + SITE_GAP])
-    }
+    sides = set(sides_before_site(tokens, BODY_SITES))
     only_side = next(iter(sides)) if len(sides) == 1 else None
     for at, natures in pairs.items():
         definite = [n for n in natures if n is not _UNSPECIFIED] or natures[:1]
@@ -1103,7 +1099,7 @@ def _injury_code(
     """``only_side``: the one side the whole account names, for a site told without its own
     ("landed on my right wrist. Broke my distal radius": the right radius, S52.501A)."""
     before = tokens[max(0, at - 3) : at]
-    side = next((t for t in reversed(before) if t in _SIDES), only_side)
+    side = next((t for t in reversed(before) if t in SIDES), only_side)
     refine = [_SITE_WORDS[t] for t in before if t in _SITE_WORDS]
     if nature.lay is BURN:  # its depth, when told ("second degree": T22.211A, I.C.19.d)
         refine += [t for t in tokens[max(0, at - _NEAR) : at + _NEAR] if t in _BURN_DEGREES]

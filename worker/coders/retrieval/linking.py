@@ -159,14 +159,15 @@ _ORGANISMS: Final = frozenset(
         ]
     )
 )
-# Organism words (stemmed) -> the organism's B95-B96 code (tabular titles of B95-B96; a
-# Staphylococcus aureus not called resistant is methicillin susceptible: B95.61 "MSSA ... NOS").
-# The more specific reading first: "methicillin resistant staphylococcus aureus" before "aureus".
-# the organisms' words as they are written (a substring test before any sentence is read)
+# the organisms' words (_ORGANISMS) as they are written: a substring test before any sentence
+# is read
 _ORGANISM_TEXT: Final = (
     *("coli", "strep", "staph", "enterococ", "pneumococ", "klebsiella", "proteus"),
     *("pseudomonas", "influenzae", "mrsa", "mssa", "aureus", "fragilis", "perfringens"),
 )
+# Organism words (stemmed) -> the organism's B95-B96 code (tabular titles of B95-B96; a
+# Staphylococcus aureus not called resistant is methicillin susceptible: B95.61 "MSSA ... NOS").
+# The more specific reading first: "methicillin resistant staphylococcus aureus" before "aureus".
 ORGANISM_WORDS: Final[tuple[tuple[frozenset[str], str], ...]] = tuple(
     (frozenset(stem(list(words_))), code)
     for words_, code in (

@@ -19,9 +19,15 @@ import numpy.typing as npt
 from worker.coders.retrieval.evidence import Evidence
 from worker.coders.retrieval.index import DESCRIPTION, REFERENCE, CodeIndex, SeventhCharacter
 from worker.coders.retrieval.mentions import Narrative
-from worker.coders.retrieval.text import BODY_SITES, SITE_GAP, content_stems, stem, words
+from worker.coders.retrieval.text import (
+    BODY_SITES,
+    SIDES,
+    content_stems,
+    sides_before_site,
+    stem,
+    words,
+)
 
-_SIDES: Final = frozenset({"left", "right"})  # stems that pick a side (see CodeIndex.resolve)
 _SITE_STEMS: Final = frozenset(stem(sorted(BODY_SITES)))
 FULL: Final = 0.999  # coverage that counts as "every required word mentioned"
 # A phrase names its own code when it shares a stem with it and carries it in this share of its
@@ -170,7 +176,8 @@ class Scorer:
         done: dict[tuple[int, ...], list[_Pick]] = {}
         # the one side a narrative names, for a mention that names none ("landed on my right
         # wrist. Broke my distal radius": S52.501A, not unspecified side S52.509A)
-        only_side = _side([s for mention in narrative.mentions for s in _sited(mention.stems)])
+        sited = (sides_before_site(m.stems, _SITE_STEMS) for m in narrative.mentions)
+        only_side = _side([side for sides in sited for side in sides])
         for mention in narrative.mentions:
             query = tuple(index.ids(mention.stems))
             if not query:
@@ -304,18 +311,9 @@ class Scorer:
         return result
 
 
-def _sited(stems: Sequence[str]) -> list[str]:
-    """The side stems of ``stems`` that a body site follows within ``SITE_GAP`` stems."""
-    return [
-        s
-        for i, s in enumerate(stems)
-        if s in _SIDES and not _SITE_STEMS.isdisjoint(stems[i + 1 : i + 1 + SITE_GAP])
-    ]
-
-
 def _side(stems: Sequence[str]) -> str | None:
     """The side one mention names, if it names exactly one."""
-    sides = [side for side in _SIDES if side in stems]
+    sides = [side for side in SIDES if side in stems]
     return sides[0] if len(sides) == 1 else None
 
 

@@ -9,6 +9,7 @@ import functools
 import re
 import threading
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Final
 
 import Stemmer
@@ -230,6 +231,17 @@ BODY_SITES: Final = frozenset(
     collarbone rib ribs patella kneecap""".split()  # noqa: SIM905 - a word list reads as text
 )
 SITE_GAP: Final = 2  # words a side may stand before its site ("right lower leg")
+SIDES: Final = frozenset({"left", "right"})  # words and stems alike
+
+
+def sides_before_site(words: Sequence[str], sites: AbstractSet[str]) -> list[str]:
+    """The side words of ``words`` (words or stems) that a body site of ``sites`` follows
+    within :data:`SITE_GAP` words: "right lower leg", not "left ventricular" nor "I left"."""
+    return [
+        w
+        for i, w in enumerate(words)
+        if w in SIDES and not sites.isdisjoint(words[i + 1 : i + 1 + SITE_GAP])
+    ]
 
 
 # Latin species epithets that the stemmer would fold into a disease's name: "Klebsiella
