@@ -67,6 +67,18 @@ def fixed(rules: Conventions, *codes: str) -> tuple[str, ...]:
         # Index: Diabetes, with, hypoglycemia E11.649 (without coma), which includes E16.2;
         # with hyperglycemia E11.65, which includes R73.9
         (("E16.2", "E11.9"), ("E11.649",)),
+        # ... with coma E11.641: E15 "Nondiabetic hypoglycemic coma" Excludes1 it (I.A.15),
+        # and the coma R40.20 is in its title (I.B.5)
+        (("E10.9", "E15"), ("E10.641",)),
+        # I.C.9.b: atherosclerotic heart disease with angina is one code, the angina goes
+        (("I20.0", "I25.10"), ("I25.110",)),
+        (("I25.10", "I20.9", "I20.0"), ("I25.110",)),
+        (("I25.119", "I20.9"), ("I25.119",)),
+        # Index: Disease, lung, obstructive, with lower respiratory infection J44.0; the
+        # infection stays ("code also"); beside J44.1 J44.0 is added
+        (("J15.1", "J44.9"), ("J15.1", "J44.0")),
+        (("J44.1", "J18.9"), ("J44.1", "J44.0", "J18.9")),
+        (("R40.20", "E11.649", "E15"), ("E11.641",)),
         (("E10.9", "R73.9"), ("E10.65",)),
         # Index: Diabetes, with, gastroparesis E11.43; K31.84 stays (coded also)
         (("E11.9", "K31.84"), ("E11.43", "K31.84")),
@@ -173,6 +185,11 @@ def test_hypertension_combines_with_heart_and_kidney_disease(
         # gastroenteritis
         (("K92.2", "R58"), ("K92.2",)),
         (("A08.4", "R19.7"), ("A08.4",)),
+        # ... hematemesis beside an ulcer "with hemorrhage" (K25.0)
+        (("K92.0", "K25.0"), ("K25.0",)),
+        # ... coma beside a diabetes code "with coma" (E10.641, E11.11)
+        (("E10.641", "R40.20"), ("E10.641",)),
+        (("E11.11", "R40.20"), ("E11.11",)),
     ],
 )
 def test_redundant_contradictory_and_integral_codes_go(

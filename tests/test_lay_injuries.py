@@ -184,6 +184,21 @@ CASES = [
         "T22211A",
         "X150XXA",
     ),
+    # a vehicle that "slammed into" or "turned into" the person collided (V00-V99: a transport
+    # accident on a public highway is traffic): V43.53XA Car driver injured in collision with
+    # pick-up truck in traffic accident; V13.4XXA Pedal cycle driver injured in collision with
+    # car, pick-up truck or van in traffic accident
+    (
+        "I was driving my car on the highway when a pickup truck slammed into my side; "
+        "I broke my right wrist.",
+        "S62101A",
+        "V4353XA",
+    ),
+    (
+        "I was riding my bike on the street when a car turned into me; I broke my left wrist.",
+        "S62102A",
+        "V134XXA",
+    ),
     # a follow-up visit: 7th character D, subsequent encounter, for the injury and its cause
     # (I.C.19.a, I.C.20.a.2): S62.101D; W00.0XXD Fall on same level due to ice and snow
     (
@@ -310,3 +325,28 @@ def test_broken_glass_is_no_fracture(coder: RetrievalCoder) -> None:
     # S61.412A Laceration without foreign body of left hand; W25.XXXA Contact with sharp glass
     coded = codes(coder, "I cut my left hand on broken glass.")
     assert coded == ("S61412A", "W25XXXA")
+
+
+@pytest.mark.parametrize(
+    ("narrative", "expected"),
+    [
+        # a subdural hemorrhage told with an injury is traumatic (Index: Hemorrhage, subdural,
+        # traumatic S06.5X-; I62 Excludes1 traumatic), its 6th character the loss of
+        # consciousness as told: denied 0, told 9, not told A (status unknown)
+        (
+            "I fell off a ladder. The CT showed a small subdural bleed. I never passed out.",
+            ("S065X0A", "W11XXXA"),
+        ),
+        ("Subdural hematoma after a fall.", ("S065XAA", "W19XXXA")),
+        ("Assaulted, lost consciousness; CT: subarachnoid hemorrhage.", ("S066X9A",)),
+        # no injury told, or told spontaneous: nontraumatic
+        ("Spontaneous subdural hematoma after a fall.", ("I6200",)),
+        ("Subarachnoid hemorrhage from a ruptured aneurysm.", ("I609",)),
+    ],
+)
+def test_an_intracranial_hemorrhage_told_with_an_injury_is_traumatic(
+    coder: RetrievalCoder, narrative: str, expected: tuple[str, ...]
+) -> None:
+    got = coder.code_one(narrative, release="2026-04").codes
+    assert got[: len(expected)] == expected
+    assert "S0990XA" not in got  # S09.90 unspecified injury of head says no more (I.A.9.b)

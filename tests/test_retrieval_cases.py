@@ -332,6 +332,29 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "872",
             "7446.31",
         ),
+        # "septic" is sepsis, not septic shock (Index: Sepsis A41.9; Shock, septic R65.21 only
+        # as told): the organism's sepsis code first (I.C.1.d.1.a, I.C.1.d.4), no R65.21; DRG
+        # 872 septicemia without MV >96 hours without MCC (871 with R65.21)
+        (
+            "Admitted septic with an E. coli UTI.",
+            70,
+            "F",
+            "A41.51",
+            ["N39.0"],
+            ["R65.21", "R65.20", "B99.9"],
+            "872",
+            None,
+        ),
+        (
+            "He was septic from a left lower lobe pneumonia due to Streptococcus pneumoniae.",
+            70,
+            "M",
+            "A40.3",
+            ["J13"],
+            ["R65.21", "A41.9"],
+            "871",  # J13 is an MCC (CMS MS-DRG v43.1 CC/MCC list)
+            None,
+        ),
         # COVID-19 pneumonia: U07.1 first, then J12.82 (I.C.1.g.1.a); DRG 177 respiratory
         # infections and inflammations with MCC (J12.82 is the MCC)
         (
@@ -588,12 +611,14 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "3958.56",
         ),
         # what the rules above must not read: the comorbidity before "came in with" is no
-        # reason for the stay (Section II: J18.9 first, DRG 195); "gram-negative" is an
+        # reason for the stay (Section II: J18.9 first; COPD with it is J44.0, Index: Disease,
+        # lung, obstructive, with lower respiratory infection, I.A.15, a CC: DRG 194 simple
+        # pneumonia and pleurisy with CC); "gram-negative" is an
         # organism, no normal work-up, so "rule out sepsis" stays open and is coded (II.H:
         # A41.9, DRG 872); "type 1" of an MI is no type of diabetes (E11.9, the default for an
         # untyped diabetes, I.C.4.a.2); "left ventricular" is no side of a leg (L03.116 would
         # claim a left leg the narrative never names)
-        ("COPD patient came in with pneumonia.", 70, "M", "J18.9", ["J44.9"], [], "195", None),
+        ("COPD patient came in with pneumonia.", 70, "M", "J18.9", ["J44.0"], [], "194", None),
         (
             "Fever, rule out sepsis. Blood cultures grew gram-negative rods.",
             70,
@@ -849,6 +874,93 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             "301",
             None,
         ),
+        # COPD with a lower respiratory infection is J44.0, the infection's code beside it
+        # (Index: Disease, lung, obstructive, with lower respiratory infection; I.A.15); DRG
+        # 178 respiratory infections with CC (J44.0 the CC), not 179
+        (
+            "66M admitted for Pseudomonas aeruginosa pneumonia. PMH: COPD.",
+            66,
+            "M",
+            "J15.1",
+            ["J44.0"],
+            ["J44.9", "J18.9"],
+            "178",
+            "7102.12",
+        ),
+        # coronary atherosclerosis with angina is one code, no I20 beside it (I.C.9.b;
+        # Index: Disease, coronary I25.10); DRG 303 atherosclerosis without MCC, not 311 angina
+        (
+            "Admitted with unstable angina. Known CAD.",
+            64,
+            "M",
+            "I25.110",
+            [],
+            ["I20.0", "I25.10"],
+            "303",
+            None,
+        ),
+        # an ulcer "with active bleeding" is its "with hemorrhage" code, and blood vomited is
+        # hematemesis, part of it (Index: Vomiting, blood - see Hematemesis; I.B.5); DRG 379
+        (
+            "Came in vomiting blood; EGD found an acute gastric ulcer with active bleeding.",
+            70,
+            "M",
+            "K25.0",
+            [],
+            ["K25.9", "K25.3", "K92.0", "R11.10"],
+            "379",
+            None,
+        ),
+        # a diabetic's ulcer "on the left heel" is E11.621 with its site L97.42- (I.A.15;
+        # E11.621 "use additional code to identify site of ulcer"); DRG 638 diabetes with CC
+        (
+            "Type 2 diabetic admitted for an ulcer on the left heel, skin breakdown only.",
+            70,
+            "F",
+            "E11.621",
+            ["L97.421"],
+            ["E11.9"],
+            "638",
+            "6521.43",
+        ),
+        # a post COVID-19 condition: the condition first, then U09.9, never U07.1
+        # (I.C.1.g.1.c); DRG 198 interstitial lung disease without CC/MCC
+        (
+            "Post-COVID condition: pulmonary fibrosis, admitted for hypoxia management.",
+            60,
+            "F",
+            "J84.10",
+            ["U09.9"],
+            ["U07.1"],
+            "198",
+            None,
+        ),
+        # diverticulitis with no site told (Index: Diverticulitis K57.92); it got no code
+        ("Admitted with diverticulitis.", 60, "F", "K57.92", [], [], "392", None),
+        # appendicitis as told: generalized peritonitis with perforation, no abscess K35.201
+        # (Index: Appendicitis, with generalized peritonitis; K65 Excludes1 appendicitis); DRG
+        # 373 major GI disorders and peritoneal infections without CC/MCC
+        (
+            "Dx: acute appendicitis with perforation and generalized peritonitis, no abscess.",
+            30,
+            "M",
+            "K35.201",
+            [],
+            ["K65.0", "K35.80", "K35.32"],
+            "373",
+            "5293.12",
+        ),
+        # a sister "was just diagnosed": her cancer is not the patient's (ConText experiencer)
+        (
+            "My sister was just diagnosed with breast cancer. I came in with a kidney stone.",
+            45,
+            "F",
+            "N20.0",
+            [],
+            ["C50.919", "C50.911", "C50.912"],
+            "694",
+            None,
+        ),
         # influenza of a told type is of an identified virus, J10 (I.C.10.c)
         (
             "Admitted with influenza A pneumonia.",
@@ -978,6 +1090,25 @@ def test_a_final_diagnosis_named_in_one_word_is_still_coded(reference: Settings)
             28,
             "M",
             ["S82.202A", "V23.49XA"],
+        ),
+        # a subdural bleed after a fall is traumatic (Index: Hemorrhage, subdural, traumatic
+        # S06.5X-; I62 Excludes1 it), without loss of consciousness as told (S06.5X0A); fall
+        # from a ladder (W11.XXXA)
+        (
+            "I fell off a ladder cleaning the gutters. The CT showed a small subdural bleed. I "
+            "never passed out.",
+            70,
+            "M",
+            ["S06.5X0A", "W11.XXXA"],
+        ),
+        # a pickup truck that "slammed into" the car collided with it: car driver injured in
+        # collision with pick-up truck in traffic accident (V43.53XA)
+        (
+            "I was driving my car on the highway when a pickup truck slammed into my side; I "
+            "broke my right wrist.",
+            52,
+            "M",
+            ["S62.101A", "V43.53XA"],
         ),
     ],
 )

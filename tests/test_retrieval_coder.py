@@ -137,6 +137,15 @@ def _dropped(sentence: str) -> list[str]:
         ("FH: colon cancer.", "colon cancer"),
         ("Family history significant for diabetes.", "diabetes"),
         ("Diabetes in his mother.", "diabetes"),
+        # a word between the relative and the verb, a list's label, an aside
+        ("My sister was just diagnosed with breast cancer.", "breast cancer"),
+        ("Her mother also has lupus.", "lupus"),
+        ("Brother got lymphoma last year.", "lymphoma"),
+        ("Father developed colon cancer at 50.", "colon cancer"),
+        ("His twin brother recently underwent surgery for a brain tumor.", "brain tumor"),
+        ("Sister: breast cancer.", "breast cancer"),
+        ("Grandmother (breast cancer), father (MI).", "breast cancer mi"),
+        ("Mother, deceased, had breast cancer.", "breast cancer"),
     ],
 )
 def test_a_relatives_condition_is_not_the_patients(sentence: str, condition: str) -> None:
@@ -207,6 +216,38 @@ def test_what_the_record_does_not_know_is_no_negation(sentence: str, condition: 
     # I.A.9.b: an unspecified code is for a record that says no more ("pneumonia, organism not
     # identified" is J18.9); the qualifier negates the detail, never the condition
     assert not set(condition.split()) & set(_dropped(sentence))
+
+
+@pytest.mark.parametrize(
+    ("narrative", "expected"),
+    [
+        # Index: Diverticulitis K57.92, Diverticulosis K57.90 (of intestine, part unspecified,
+        # a site no narrative says); of the sigmoid colon, the large intestine K57.32
+        ("Diverticulitis.", ("K5792",)),
+        ("Diverticulosis.", ("K5790",)),
+        ("Diverticulitis of the sigmoid colon.", ("K5732",)),
+        # Index: Disease, coronary (artery) I25.10; with unstable angina I25.110 (I.C.9.b)
+        ("CAD.", ("I2510",)),
+        ("Coronary artery disease with unstable angina.", ("I25110",)),
+        # Index: Failure, heart, with reduced ejection fraction - see Failure, heart, systolic;
+        # with preserved ejection fraction - see Failure, heart, diastolic
+        ("HFrEF.", ("I5020",)),
+        ("HFpEF.", ("I5030",)),
+        # Index: Hematoma, subdural (nontraumatic) I62.00
+        ("Spontaneous subdural hematoma.", ("I6200",)),
+        # "with bleeding" said of a lesion is its "with hemorrhage" code (K25.0)
+        ("Acute gastric ulcer with bleeding.", ("K250",)),
+        # Ludwig's angina (K12.2) is no angina pectoris (CodiEsp dev S1130-05582014000400006-2)
+        ("Definitive diagnosis: Ludwig's angina complicated with congenital syphilis.", ()),
+    ],
+)
+def test_index_terms_a_code_title_does_not_say(
+    coder: RetrievalCoder, narrative: str, expected: tuple[str, ...]
+) -> None:
+    got = codes(coder, narrative)
+    assert got[: len(expected)] == expected
+    if not expected:
+        assert not any(c.startswith("I20") for c in got)
 
 
 def test_a_lay_phrase_whose_words_mean_nothing_alone_is_read_as_its_clinical_words() -> None:

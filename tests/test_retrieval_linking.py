@@ -176,6 +176,54 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         (["J111"], "Negative for influenza A and B. Influenza-like illness.", ["J111"]),
         # no type told: unidentified
         (["J111"], "Admitted with the flu. A cough for a week.", ["J111"]),
+        # Index: Appendicitis, with generalized peritonitis K35.2- (perforation told 1, denied
+        # 0, not told 9; abscess 5th character), perforation NOS K35.32, peritoneal abscess
+        # K35.33, localized peritonitis K35.30, gangrene K35.891; K65 Excludes1 appendicitis
+        (
+            ["K650", "K3580", "K3532"],
+            "Dx: acute appendicitis with perforation and generalized peritonitis, no abscess.",
+            ["K35201"],
+        ),
+        (["K3580", "K659"], "Acute appendicitis with generalized peritonitis.", ["K35209"]),
+        (["K3580"], "Acute appendicitis with diffuse peritonitis and abscess.", ["K35219"]),
+        (["K37"], "Perforated appendicitis.", ["K3532"]),
+        (["K3580"], "Ruptured appendix with an abscess.", ["K3533"]),
+        (["K3580", "K659"], "Acute appendicitis with localized peritonitis.", ["K3530"]),
+        (["K3580"], "Gangrenous appendicitis, no perforation.", ["K35891"]),
+        (["K3580"], "Acute appendicitis, no perforation.", ["K3580"]),
+        # I.C.1.g.1.c: a post COVID-19 condition is U09.9 after the condition, never U07.1
+        (["J8410", "U071"], "Post-COVID condition: pulmonary fibrosis.", ["J8410", "U099"]),
+        (["R5383"], "Long COVID with fatigue.", ["R5383", "U099"]),
+        (["J8410"], "Pulmonary fibrosis, sequelae of COVID-19.", ["J8410", "U099"]),
+        # I.C.4.a.2: the type not documented is E11, not "other specified" E13 that the
+        # words alone find; a type or cause told keeps its category (I.C.4.a.6, E09)
+        (["E1352"], "Diabetic foot gangrene.", ["E1152"]),
+        (["E1365", "E119"], "Diabetes with hyperglycemia.", ["E1165", "E119"]),
+        (["E0965"], "Steroid-induced diabetes with hyperglycemia.", ["E0965"]),
+        (["E1365"], "Diabetes after pancreatectomy, with hyperglycemia.", ["E1365"]),
+        # R65.2- as the narrative says it (I.C.1.d.1.b, I.C.1.d.2; Index: Shock, septic R65.21;
+        # Sepsis, severe R65.20): "septic" alone is sepsis, no septic shock
+        (["N390", "B9620", "R6521"], "Admitted septic with E. coli UTI.", ["N390", "A4151"]),
+        (["J13", "R6521"], "Septic and hypotensive from pneumonia.", ["J13", "A419"]),
+        (["A419", "R6521"], "Severe sepsis from cellulitis.", ["A419", "R6520"]),
+        (["A419", "N179"], "Severe sepsis with acute kidney failure.", ["A419", "N179", "R6520"]),
+        (["J13"], "Septic shock from pneumococcal pneumonia.", ["J13", "A403", "R6521"]),
+        # "septic" says sepsis (Index: Sepsis A41.9): the organism named with it links (A40.3)
+        (["J13"], "He was septic from a pneumococcal pneumonia.", ["J13", "A403"]),
+        # ... not as another condition's adjective (Index: Arthritis, septic M00.9), nor
+        # urosepsis (I.C.1.d.1.a.ii) or bacteremia (R78.81)
+        (["M009"], "Septic arthritis of the knee.", ["M009"]),
+        (["N390"], "Urosepsis.", ["N390"]),
+        (["R7881", "N390"], "Bacteremia with a urinary tract infection.", ["R7881", "N390"]),
+        (["N390"], "No sign of sepsis. Urinary tract infection.", ["N390"]),
+        # B99.9 "Unspecified infectious disease" goes beside sepsis (I.A.9.b), stays beside
+        # another infection the annotators of CodiEsp code it with
+        (
+            ["N390", "B999"],
+            "Patient became septic; blood cultures grew Klebsiella. Source was a UTI.",
+            ["N390", "A4159"],
+        ),
+        (["B1920", "B999"], "Hepatitis C. Infectious work-up.", ["B1920", "B999"]),
     ],
 )
 def test_links(codeset: MemoryCodeSet, codes: list[str], narrative: str, linked: list[str]) -> None:

@@ -82,6 +82,9 @@ DIABETES_WITH: Final[tuple[tuple[str, str, bool], ...]] = (
     ("N18", "22", True),  # Diabetes, with, chronic kidney disease
     ("G629", "42", False),  # Diabetes, with, polyneuropathy (Neuropathy, peripheral: see it)
     ("E162", "649", False),  # Diabetes, with, hypoglycemia (without coma): E16.2 is in it
+    # Diabetes, with, hypoglycemia, with coma: E15 "Nondiabetic hypoglycemic coma" Excludes1
+    # diabetes with hypoglycemic coma (E09.641, E10.641, E11.641, E13.641)
+    ("E15", "641", False),
     ("R739", "65", False),  # Diabetes, with, hyperglycemia: R73.9 is in it
     ("K3184", "43", True),  # Diabetes, with, gastroparesis (E11.43; code also K31.84)
     # Diabetes, with, foot ulcer E11.621 and skin ulcer NEC E11.622, each "use additional code
@@ -96,11 +99,12 @@ DIABETES: Final = frozenset({"E08", "E09", "E10", "E11", "E13"})
 #: "without complications" (E11.9), and "neuropathy, unspecified" for a polyneuropathy (E11.40).
 #: How many characters of a linked code name its group of complications (E11.2- kidney); a
 #: foot ulcer and another skin ulcer are each coded (E11.621 and E11.622, one per site kind).
-_DIABETES_GROUP: Final = {"649": 5, "65": 5, "43": 5, "621": 6, "622": 6}
+_DIABETES_GROUP: Final = {"649": 5, "641": 5, "65": 5, "43": 5, "621": 6, "622": 6}
 _DIABETES_UNLINKED: Final = {
     "22": ("9",),
     "42": ("9", "40"),
     "649": ("9",),
+    "641": ("9", "649"),
     "65": ("9",),
     "43": ("9", "40"),
     "621": ("9",),
@@ -120,9 +124,13 @@ def combination(codes: list[str], ctx: Context) -> list[Adjustment]:
     polyneuropathy; beside E16.2, E11.649.
 
     A condition told both acute and chronic with one code for the pair is that code
-    (:func:`_acute_on_chronic`, I.B.9)."""
+    (:func:`_acute_on_chronic`, I.B.9). Coronary atherosclerosis with angina is one code
+    (:func:`_coronary_with_angina`, I.C.9.b), and COPD with a lower respiratory infection
+    J44.0 (:func:`_copd_with_infection`, I.A.15)."""
     changes = _acute_on_chronic(codes, ctx)
     changes += _diabetes_with(codes, ctx)
+    changes += _coronary_with_angina(codes, ctx)
+    changes += _copd_with_infection(codes, ctx)
     htn = [c for c in codes if c in HYPERTENSION]
     if not htn:
         return changes
@@ -162,6 +170,84 @@ def combination(codes: list[str], ctx: Context) -> list[Adjustment]:
             codes.remove(code)
             changes.append(Adjustment(code, "dropped", "combination", target, guideline))
     return changes
+
+
+# --- I.C.9.b: atherosclerotic heart disease with angina pectoris ------------------------------
+
+#: Angina (I20) -> the combination code of native coronary atherosclerosis with it (I25.11-
+#: titles; I25.10 says "without angina pectoris").
+CORONARY_WITH_ANGINA: Final[dict[str, str]] = {
+    "I200": "I25110",  # unstable angina
+    "I201": "I25111",  # with documented spasm
+    "I202": "I25112",  # refractory
+    "I208": "I25118",  # other forms (I20.81 microvascular dysfunction, I20.89)
+    "I209": "I25119",  # unspecified
+}
+CORONARY_WITHOUT_ANGINA: Final = "I2510"
+
+
+def _coronary_with_angina(codes: list[str], ctx: Context) -> list[Adjustment]:
+    """I25.10 beside angina (I20.-) is the I25.11- code of that angina, and the angina goes:
+    "A causal relationship can be assumed in a patient with both atherosclerosis and angina
+    pectoris ... it is not necessary to use an additional code for angina pectoris"
+    (I.C.9.b). Beside an I25.11- code already, the I20 code goes. The most specific angina
+    decides (I20.0 before I20.9)."""
+    angina = [c for c in codes if c.startswith("I20")]
+    if not angina:
+        return []
+    combined = next((c for c in codes if c.startswith("I2511")), None)
+    changes: list[Adjustment] = []
+    if combined is None:
+        if CORONARY_WITHOUT_ANGINA not in codes:
+            return []
+        first = min(angina, key=lambda c: c.startswith("I209"))
+        target = CORONARY_WITH_ANGINA.get(first[:4], "")
+        record = ctx.codeset.records.get(target)
+        if record is None or not record.billable:
+            return []
+        changes.append(_combine(codes, CORONARY_WITHOUT_ANGINA, target, "I.C.9.b"))
+        combined = target
+    for code in angina:
+        codes.remove(code)
+        changes.append(Adjustment(code, "dropped", "combination", combined, "I.C.9.b"))
+    return changes
+
+
+# --- I.A.15: chronic obstructive pulmonary disease with a lower respiratory infection -----------
+
+COPD_UNSPECIFIED: Final = "J449"
+COPD_WITH_EXACERBATION: Final = "J441"
+COPD_WITH_INFECTION: Final = "J440"
+#: Acute lower respiratory infections (influenza and pneumonia J09-J18, acute bronchitis and
+#: bronchiolitis J20-J21, unspecified acute lower respiratory infection J22).
+LOWER_RESPIRATORY_INFECTION: Final = ("J09-J18", "J20-J22")
+
+
+def _copd_with_infection(codes: list[str], ctx: Context) -> list[Adjustment]:
+    """COPD beside an acute lower respiratory infection is J44.0 "Chronic obstructive pulmonary
+    disease with (acute) lower respiratory infection" (Index: Disease, lung, obstructive
+    (chronic), with, lower respiratory infection (acute) J44.0; I.A.15 "with"), whose tabular
+    note says "Code also to identify the infection": the infection stays. J44.9 is replaced;
+    beside J44.1 "with (acute) exacerbation", which says nothing of an infection, J44.0 is
+    added after it (each "with" its own code). "Pseudomonas pneumonia. PMH: COPD" is J15.1,
+    J44.0: DRG 178 with CC, not J44.9's 179."""
+    if COPD_WITH_INFECTION in codes or not any(
+        _matches(c, p) for c in codes for p in LOWER_RESPIRATORY_INFECTION
+    ):
+        return []
+    record = ctx.codeset.records.get(COPD_WITH_INFECTION)
+    if record is None or not record.billable:
+        return []
+    if COPD_UNSPECIFIED in codes:
+        return [_combine(codes, COPD_UNSPECIFIED, COPD_WITH_INFECTION, "I.A.15")]
+    if COPD_WITH_EXACERBATION in codes:
+        codes.insert(codes.index(COPD_WITH_EXACERBATION) + 1, COPD_WITH_INFECTION)
+        return [
+            Adjustment(
+                COPD_WITH_INFECTION, "added", "combination", COPD_WITH_EXACERBATION, "I.A.15"
+            )
+        ]
+    return []
 
 
 # --- I.B.8, I.B.9: one condition, acute and chronic, where one code says both ------------------
@@ -414,6 +500,22 @@ INTEGRAL_SYMPTOMS: Final[dict[str, tuple[str, ...]]] = {
     "R6510": ("A40-A41",),  # SIRS of non-infectious origin: not beside sepsis (I.C.1.d.1)
     "R58": ("K920-K922",),  # hemorrhage NEC: a gastrointestinal hemorrhage
     "R197": ("A00-A09",),  # diarrhea: an intestinal infectious disease (gastroenteritis)
+    # hematemesis, melena, gastrointestinal hemorrhage NOS: a gastric, duodenal, peptic or
+    # gastrojejunal ulcer "with hemorrhage" (K25-K28, 4th character 0, 2, 4 or 6)
+    **{
+        symptom: tuple(f"K2{c}{d}" for c in "5678" for d in "0246")
+        for symptom in ("K920", "K921", "K922")
+    },
+    # coma: a diabetes code "with coma" (hyperosmolarity E1x.01, ketoacidosis E1x.11,
+    # hypoglycemia E1x.641) or E15 "Nondiabetic hypoglycemic coma", whose titles say it
+    "R402": (
+        *(
+            f"{category}{suffix}"
+            for category in ("E08", "E09", "E10", "E11", "E13")
+            for suffix in ("01", "11", "641")
+        ),
+        "E15",
+    ),
 }
 
 

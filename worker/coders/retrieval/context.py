@@ -62,9 +62,21 @@ _RELATIVE_VERBS: Final = (
     *("who", ", who"),  # "her mother, who had breast cancer"
     *("died", "deceased", "dead", "passed away", "passed", "suffered", "suffers", "diagnosed"),
     *("drank", "drinks", "smoked", "smokes", "late"),  # "my mom drank herself to death"
+    # "brother got lymphoma", "father developed colon cancer", "twin underwent surgery for"
+    *("got", "gets", "developed", "develops", "underwent", "succumbed", "battled", "fought"),
+    *("survived", "carries", "carried", "lost"),
+    # a list's label: "Sister: breast cancer", "Grandmother (breast cancer), father (MI)"
+    *(":", "("),
+    # an aside before the verb: "mother, deceased, had", "father, now deceased,"
+    *(f", {w}" for w in ("deceased", "late", "died", "now deceased", "since deceased")),
     *(
-        f"{aux} {verb}"
-        for aux, verb in product(("was", "is", "were", "also"), ("diagnosed", "had", "has"))
+        f"{aux}{when}{verb}"
+        for aux, when, verb in product(
+            ("", "was ", "is ", "were ", "has been ", "had been ", "has ", "have "),
+            ("", "also ", "just ", "recently ", "newly ", "previously ", "once ", "later "),
+            ("diagnosed", "had", "has", "died", "developed", "passed", "underwent", "got"),
+        )
+        if aux or when
     ),
     # "mom and grandma both had", "my brothers all have"
     *(

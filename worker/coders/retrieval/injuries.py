@@ -39,6 +39,7 @@ from worker.coders.retrieval.text import (
     BODY_SITES,
     SIDES,
     broken_thing,
+    contains,
     content_stems,
     sentences,
     sides_before_site,
@@ -382,10 +383,14 @@ _FIXED: Final = _w(
     "tree pole lamppost post wall guardrail barrier fence building sign pillar bridge"
 )
 _ANIMAL_OR_PEDESTRIAN: Final = frozenset(_ANIMALS) | _w("pedestrian pedestrians animal moose")
-COLLISION: Final = _w("hit struck collided crashed crash collision ran run rammed smashed knocked")
+COLLISION: Final = _w(
+    "hit hits hitting struck collided collide collides crashed crash collision ran run rammed"
+) | _w("smashed knocked slammed slams plowed ploughed sideswiped clipped boned rear")
+# "a car turned into me", "a van backed into my bike": a vehicle that came into the person
+_INTO_ME: Final = (("into", "me"), ("into", "my"), ("into", "us"), ("into", "our"))
 NONCOLLISION: Final = _w(
-    "fell fall thrown overturned flipped rolled skidded skid lost swerved handlebars handlebar"
-)
+    "fell fall falling thrown overturned flipped rolled skidded skid lost swerved handlebars"
+) | _w("handlebar")
 ACCIDENT: Final = _w("accident crash wreck")
 # Words placing a vehicle accident off a public highway (V00-V99 definitions: a nontraffic
 # accident occurs entirely in a place other than a public highway; traffic is the default).
@@ -678,8 +683,8 @@ def with_lay_injuries(
     external cause code is never principal and always goes with the injury or condition it
     explains: Official Guidelines I.C.20). Codes already coded are not repeated. Added codes
     carry ``probability`` (the coder's threshold): they come from rules, not from the model."""
-    out = list(ranked)
     lay = lay_injuries(narrative, codeset)
+    out = _traumatic_hemorrhage(list(ranked), narrative, lay, codeset)
     taken = {code for _, code in out}
     if not any(_in_chapter_19(code) and not _no_site(code) for code in taken):
         if lay.injuries:
@@ -690,6 +695,70 @@ def with_lay_injuries(
         out += [(probability, code) for code in lay.injuries if code not in taken]
     if any(_in_chapter_19(code) for _, code in out):
         out += [(probability, code) for code in lay.external_causes if code not in taken]
+    return out
+
+
+#: Nontraumatic intracranial hemorrhage -> its traumatic code up to the 6th character (Index:
+#: Hemorrhage, subdural, traumatic S06.5X-; extradural, traumatic S06.4X-; subarachnoid,
+#: traumatic S06.6X-; intracerebral (brain), traumatic S06.36-).
+_TRAUMATIC_HEMORRHAGE: Final[dict[str, str]] = {
+    "I620": "S065X",
+    "I621": "S064X",
+    "I60": "S066X",
+    "I61": "S0636",
+}
+_TRAUMA_WORDS: Final = _w("traumatic trauma injury injured accident assault assaulted")
+_NOT_TRAUMA: Final = _w("nontraumatic spontaneous atraumatic")
+#: Loss of consciousness as told, one sentence's words at a time.
+_LOSS_OF_CONSCIOUSNESS: Final = (
+    ("passed", "out"),
+    ("blacked", "out"),
+    ("knocked", "out"),
+    ("lost", "consciousness"),
+    ("loss", "of", "consciousness"),
+    ("loc",),
+    ("unconscious",),
+)
+_UNSPECIFIED_HEAD_INJURY: Final = "S0990XA"
+
+
+def _traumatic_hemorrhage(
+    ranked: list[tuple[float, str]], narrative: str, lay: LayInjuries, codeset: MemoryCodeSet
+) -> list[tuple[float, str]]:
+    """A nontraumatic intracranial hemorrhage (I60, I61, I62.0-, I62.1) coded where the
+    narrative tells an injury (a mechanism lay_injuries reads, or "trauma", "injury") and
+    nowhere "spontaneous" or "nontraumatic": the traumatic code (S06, Index: Hemorrhage,
+    <site>, traumatic; I60-I62 Excludes1 the traumatic ones). Its 6th character tells loss
+    of consciousness: told 9 (unspecified duration), denied 0 ("I never passed out"), not told
+    A (status unknown, FY2023's code for that). S09.90 "Unspecified injury of head" goes beside
+    it (I.A.9.b). "I fell off a ladder ... a small subdural bleed. I never passed out" is
+    S06.5X0A and W11, DRG 087, not I62.00 and S09.90XA (DRG 914)."""
+    if not any(code.startswith(tuple(_TRAUMATIC_HEMORRHAGE)) for _, code in ranked):
+        return ranked  # the sentences are read only when such a code is coded
+    said = [words(sentence) for sentence in sentences(narrative)]
+    if any(not _NOT_TRAUMA.isdisjoint(tokens) for tokens in said):
+        return ranked
+    kept = [affirmed(tokens) for tokens in said]
+    if not lay.external_causes and all(_TRAUMA_WORDS.isdisjoint(t) for t in kept):
+        return ranked
+    sixth = "A"
+    for tokens, affirmed_tokens in zip(said, kept, strict=True):
+        for phrase in _LOSS_OF_CONSCIOUSNESS:
+            if contains(affirmed_tokens, phrase):
+                sixth = "9"
+            elif contains(tokens, phrase) and sixth == "A":
+                sixth = "0"
+    out: list[tuple[float, str]] = []
+    for p, code in ranked:
+        stem = next((s for c, s in _TRAUMATIC_HEMORRHAGE.items() if code.startswith(c)), None)
+        if stem is not None:
+            traumatic = f"{stem}{sixth}A"
+            record = codeset.records.get(traumatic)
+            code = traumatic if record is not None and record.billable else code
+        if all(code != c for _, c in out):
+            out.append((p, code))
+    if any(code.startswith("S06") for _, code in out):
+        out = [(p, c) for p, c in out if c != _UNSPECIFIED_HEAD_INJURY]
     return out
 
 
@@ -901,6 +970,8 @@ def _transport(
     specified), then the kind of counterpart or conveyance."""
     tokens = [t for sentence in told for t in sentence]
     present = set(tokens)
+    if any(contains(sentence, pair) for sentence in told for pair in _INTO_ME):
+        present.add("collided")
     role, own = _role(tokens)
     counterpart = _counterpart(tokens, own, role)
     if role is None:

@@ -41,7 +41,14 @@ use it.
   and so is a pneumonia of unspecified organism named in another sentence of a confirmed
   case (I.C.1.g.1.a.i); acute bronchitis named with it is J20.8. Sequencing (U07.1 first) is
   ``apply_conventions``'s. An exposure to COVID-19 ("exposed to", "contact with") is Z20.822,
-  never U07.1 (I.C.1.g.1.e).
+  never U07.1 (I.C.1.g.1.e). A post COVID-19 condition ("post-COVID", "long COVID",
+  "sequelae of COVID-19") is U09.9 after the condition it caused, never U07.1 (I.C.1.g.1.c).
+- **Sepsis as told** (I.C.1.d.1.a, I.C.1.d.1.b, I.C.1.d.2): "septic" alone, "sepsis" or
+  "septicemia" affirmed and certain is A41.9 when no systemic infection is coded (the organism
+  link then names it); R65.21 only where a sentence says sepsis and shock, R65.20 where it
+  says sepsis and severe or organ dysfunction; B99.- goes beside a sepsis code.
+- **Diabetes of no told type** (I.C.4.a.2): E08, E09, E13 become E11 unless a diabetes
+  sentence tells a cause or other type.
 - **The reason for the stay: antineoplastic therapy** (I.C.2.e.2): a sentence that says the
   stay or encounter is for chemotherapy, radiation therapy or immunotherapy ("admitted for
   chemotherapy", "encounter for radiotherapy", "here for cycle 3 of chemo") gets Z51.11, Z51.0 or
@@ -72,8 +79,8 @@ from typing import Final
 
 from drg.codeset.memory import MemoryCodeSet
 from drg.conventions.rules import DIABETES
-from worker.coders.retrieval.context import affirmed
-from worker.coders.retrieval.text import sentences, stem, words
+from worker.coders.retrieval.context import affirmed, uncertain
+from worker.coders.retrieval.text import contains, is_word, sentences, stem, words
 
 #: Organism code (prefix, B95-B96) -> the sepsis code of that organism (A40-A41 titles).
 SEPSIS_BY_ORGANISM: Final[dict[str, str]] = {
@@ -101,6 +108,9 @@ MRSA: Final = "B9562"
 #: R65.2- severe sepsis (R65.20 without, R65.21 with septic shock).
 SEVERE_SEPSIS: Final = "R652"
 SEPTIC_SHOCK: Final = "R6521"
+SEVERE_SEPSIS_WITHOUT_SHOCK: Final = "R6520"
+#: B99 "Other and unspecified infectious diseases", chapter 1's residual category.
+_RESIDUAL_INFECTION: Final = "B99"
 #: Sepsis codes of A40-A41 (streptococcal, other), which a narrative must say.
 SEPSIS: Final = ("A40", "A41")
 UNSPECIFIED_SHOCK: Final = "R579"
@@ -149,6 +159,18 @@ HYPERTENSIVE_DISEASE: Final = frozenset({"I11", "I12", "I13"})
 
 # Stems, as text.stem gives them
 _SEPSIS: Final = frozenset(stem(["sepsis", "septic", "septicemia", "urosepsis", "bacteremia"]))
+_SHOCK: Final = stem(["shock"])[0]
+_SAID_SEPTIC_SHOCK: Final = ("septic", "shock")
+_SAID_SEVERE_SEPSIS: Final = ("severe", "sepsis")
+_SEPTIC: Final = "septic"
+_SEPSIS_NOUNS: Final = frozenset({"sepsis", "septicemia", "septicaemia"})
+#: Words after "septic" that leave it standing alone, as the systemic infection: "septic
+#: shock", "septic from pneumonia", "septic with an E. coli UTI", "septic and hypotensive".
+_SEPTIC_ALONE: Final = frozenset(
+    {"shock", "from", "with", "due", "secondary", "and", "on", "after", "but", "in", "picture"}
+)
+#: What makes a sepsis severe as told (Index: Sepsis, severe; with organ dysfunction).
+_SEVERE: Final = frozenset(stem(["severe", "dysfunction", "failure"]))
 _ORGANISMS: Final = frozenset(
     stem(
         [
@@ -203,6 +225,11 @@ _NOT_THE_DISEASE: Final = frozenset(
     | {"tests", "testing", "tested", "screen", "screening", "swab", "pcr", "antigen"}
 )
 _EXPOSURE: Final = frozenset({"exposure", "exposed", "contact", "contacts"})
+#: Words just before COVID-19, or anywhere in its sentence, that make it a post COVID-19
+#: condition ("post-COVID pulmonary fibrosis", "long COVID", "sequelae of COVID-19").
+_POST_COVID: Final = frozenset({"post", "long", "after", "following"})
+_SEQUELA: Final = frozenset({"sequela", "sequelae", "pasc"})
+POST_COVID: Final = "U099"
 COVID_EXPOSURE: Final = "Z20822"
 _UNCERTAIN: Final = frozenset(
     {"suspected", "suspect", "possible", "possibly", "probable", "probably", "likely", "query"}
@@ -236,6 +263,26 @@ _DIABETES_TYPE: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "E10": (("type", "1"), ("type", "one"), ("insulin", "dependent"), ("juvenile",)),
     "E11": (("type", "2"), ("type", "two"), ("non", "insulin", "dependent")),
 }
+#: Words of a diabetes sentence that say a type other than 1 or 2 (E08 due to an underlying
+#: condition, E09 drug or chemical induced, E13 other specified: Index, Diabetes, due to ...;
+#: induced by ...; specified type NEC; postpancreatectomy; postprocedural; MODY).
+_OTHER_DIABETES_WORDS: Final = frozenset(
+    {
+        *("secondary", "due", "underlying", "caused", "induced", "steroid", "steroids"),
+        *("drug", "chemical", "pancreatectomy", "postpancreatectomy", "postprocedural"),
+        *("mody", "monogenic", "genetic", "specified", "cystic", "pancreatogenic", "3c"),
+        *("pancreatitis", "cushing", "hemochromatosis", "glucocorticoid", "post"),
+    }
+)
+_OTHER_DIABETES: Final = ("E08", "E09", "E13")
+_DEFAULT_DIABETES: Final = "E11"
+_APPENDICITIS: Final = ("K35", "K37")
+_GENERALIZED: Final = frozenset({"generalized", "generalised", "diffuse"})
+_PERFORATION: Final = frozenset({"perforation", "perforated", "ruptured", "rupture"})
+_ABSCESS: Final = frozenset({"abscess", "abscesses"})
+_GANGRENE: Final = frozenset({"gangrene", "gangrenous"})
+#: K35.2-'s 6th character: with perforation 1, without 0, unspecified as to perforation 9.
+_PERFORATION_CHARACTER: Final[dict[bool | None, str]] = {True: "1", False: "0", None: "9"}
 # words that give influenza a type or strain (I.C.10.c), and those that make it novel or avian
 _INFLUENZA: Final = frozenset({"influenza", "flu"})
 _INFLUENZA_TYPE: Final = frozenset({"a", "b"})
@@ -263,9 +310,13 @@ _ACUTE: Final = frozenset(stem(["acute"]))
 def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
     """``codes`` (undotted, principal first) with the links above made, in place of the codes
     they combine. Never adds a code the release does not bill."""
-    out = _severe_sepsis(list(codes))
-    # the sentences are read only when a link is possible (most claims: never)
+    out = list(codes)
     lowered = narrative.lower()
+    if "sep" in lowered:  # sepsis, septic, septicemia: the sentences are read only then
+        said = [affirmed(words(sentence)) for sentence in sentences(narrative)]
+        out = _said_sepsis(_unsaid_severe_sepsis(out, said), [certain(t) for t in said])
+    out = _severe_sepsis(out)
+    # the sentences are read only when a link is possible (most claims: never)
     organism = any(_organism_code(c) for c in out) or not _OF_ORGANISM.isdisjoint(out)
     # ... or an organism only named, beside an infection coded without it ("pneumonia due to
     # Klebsiella": J18.9 coded, no B96.1)
@@ -281,9 +332,11 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
             affirmed(words(s)) for s in sentences(narrative) if _THERAPY_WORDS.search(s.lower())
         ]
         out = _therapy_encounter(out, said, codeset)
-    out = _diabetes_type(out, narrative)
-    out = _diabetic_ulcer_site(out, narrative, codeset)
+    out = _default_diabetes_type(_diabetes_type(out, narrative), narrative, codeset)
+    out = _ulcer_severity(_diabetic_ulcer_site(out, narrative, codeset), narrative, codeset)
     out = _identified_influenza(out, narrative, codeset)
+    out = _specified_infection(out)
+    out = _appendicitis(out, narrative, codeset)
     return _hypertension(out)
 
 
@@ -298,9 +351,15 @@ _ULCER_SITES: Final[tuple[tuple[frozenset[str], str], ...]] = (
 #: Told severity -> the 6th character of an L97 code.
 _ULCER_SEVERITY: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("breakdown", "of", "skin"), "1"),
+    (("skin", "breakdown"), "1"),
     (("fat", "layer", "exposed"), "2"),
+    (("exposed", "fat"), "2"),
     (("necrosis", "of", "muscle"), "3"),
+    (("muscle", "necrosis"), "3"),
     (("necrosis", "of", "bone"), "4"),
+    (("bone", "necrosis"), "4"),
+    (("muscle", "involvement"), "5"),
+    (("bone", "involvement"), "6"),
 )
 _DIABETIC_ULCER: Final = ("621", "622")
 
@@ -315,13 +374,29 @@ def _diabetic_ulcer_site(codes: list[str], narrative: str, codeset: MemoryCodeSe
         if site is None:
             continue
         side = "2" if "left" in tokens else "1" if "right" in tokens else "0"
-        severity = next((d for phrase, d in _ULCER_SEVERITY if _contains(tokens, phrase)), "9")
+        severity = next((d for phrase, d in _ULCER_SEVERITY if contains(tokens, phrase)), "9")
         code = f"L97{site}{side}{severity}"
         if _bills(code, codeset):
             out = list(codes)
             out.insert(out.index(ulcer) + 1, code)
             return out
     return codes
+
+
+def _ulcer_severity(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """A non-pressure chronic ulcer coded "with unspecified severity" (L97.--9, L98.4-9) as the
+    severity the narrative tells (L97 6th characters; "skin breakdown only" is 1)."""
+    unspecified = [c for c in codes if c.startswith(("L97", "L984")) and c.endswith("9")]
+    if not unspecified:
+        return codes
+    tokens = [t for s in sentences(narrative) for t in affirmed(words(s))]
+    severity = next((d for phrase, d in _ULCER_SEVERITY if contains(tokens, phrase)), None)
+    if severity is None:
+        return codes
+    return [
+        f"{c[:-1]}{severity}" if c in unspecified and _bills(f"{c[:-1]}{severity}", codeset) else c
+        for c in codes
+    ]
 
 
 def _unsaid_sepsis(
@@ -349,6 +424,82 @@ def _unsaid_sepsis(
         if pneumonia not in out and _bills(organism, codeset):
             out.append(organism)
     return out
+
+
+def _unsaid_severe_sepsis(codes: list[str], said: Sequence[Sequence[str]]) -> list[str]:
+    """R65.2- only as the narrative says it (I.C.1.d.1.b, I.C.1.d.2; Index: Shock, septic
+    R65.21; Sepsis, severe R65.20; Sepsis, with organ dysfunction R65.20): R65.21 where one
+    affirmed sentence says sepsis (septic, ...) and shock, R65.20 where one says sepsis and
+    severe or organ dysfunction or failure. A septic shock not said but a severe sepsis said is
+    R65.20; neither said, R65.2- goes. Learned evidence brings R65.21 in from "septic" alone
+    ("admitted septic with E. coli UTI": A41.51, N39.0, DRG 872, not R65.21's 871)."""
+    stems_of = [set(stem(list(tokens))) for tokens in said]
+    septic = [s for s in stems_of if not _SEPSIS.isdisjoint(s)]
+    shock = any(_SHOCK in s for s in septic)
+    severe = any(not _SEVERE.isdisjoint(s) for s in septic)
+    out: list[str] = []
+    for code in codes:
+        if code.startswith(SEVERE_SEPSIS) and not (code == SEPTIC_SHOCK and shock):
+            code = SEVERE_SEPSIS_WITHOUT_SHOCK if severe else ""
+        if code and code not in out:
+            out.append(code)
+    return out
+
+
+def certain(tokens: Sequence[str]) -> list[str]:
+    """The tokens of one sentence that no uncertainty covers ("rule out sepsis", "suspected
+    sepsis"): whether such a diagnosis is coded is the retrieval's to decide (Section II.H,
+    settled by a final diagnosis told afterwards: mentions.py), not a link's."""
+    return [t for t, unsure in zip(tokens, uncertain(tokens), strict=True) if not unsure]
+
+
+def _said_sepsis(codes: list[str], said: Sequence[Sequence[str]]) -> list[str]:
+    """R65.21 where an affirmed sentence says "septic shock", R65.20 where it says "severe
+    sepsis" and no R65.2- is coded (Index: Shock, septic; Sepsis, severe). Then A41.9 "Sepsis,
+    unspecified organism" when an affirmed sentence says sepsis and no code
+    of a systemic infection (:data:`SYSTEMIC_INFECTION`) is coded (Index: Sepsis
+    (generalized) A41.9; Septicemia A41.9; I.C.1.d.1.a: the systemic infection is coded);
+    the organism link then makes it that organism's. "He was septic from a pneumococcal
+    pneumonia" is A40.3, J13: retrieval reads "septic" as R65.21 "septic shock" only.
+    "Septic" says sepsis when it stands alone ("was septic", "septic from", "septic shock"),
+    not as the adjective of another condition (septic arthritis M00.9, septic emboli); and
+    urosepsis and bacteremia are no sepsis (I.C.1.d.1.a.ii; Index: Bacteremia R78.81).
+    ``said``: each sentence's affirmed tokens that no uncertainty covers (an uncertain sepsis
+    is retrieval's to code, Section II.H)."""
+    out = list(codes)
+    if not any(c.startswith(SEVERE_SEPSIS) for c in out):
+        for tokens in said:
+            pairs = set(itertools.pairwise(tokens))
+            if _SAID_SEPTIC_SHOCK in pairs or _SAID_SEVERE_SEPSIS in pairs:
+                shock = _SAID_SEPTIC_SHOCK in pairs
+                out.append(SEPTIC_SHOCK if shock else SEVERE_SEPSIS_WITHOUT_SHOCK)
+                break
+    if any(c.startswith((*SYSTEMIC_INFECTION, SEVERE_SEPSIS)) for c in out):
+        return out  # R65.2- gets its A41.9 before it (_severe_sepsis)
+    for tokens in said:
+        for i, word in enumerate(tokens):
+            after = tokens[i + 1] if i + 1 < len(tokens) else ""
+            if word in _SEPSIS_NOUNS or (
+                word == _SEPTIC and (not is_word(after) or after in _SEPTIC_ALONE)
+            ):
+                return [*out, UNSPECIFIED_SEPSIS]
+    return out
+
+
+def _specified_infection(codes: list[str]) -> list[str]:
+    """No B99.8 "Other infectious disease" or B99.9 "Unspecified infectious disease" beside a
+    code of a systemic infection (:data:`SYSTEMIC_INFECTION`: the sepsis codes): the
+    infection is classified, and an unspecified code is for what the record says no more of
+    (I.A.9.b; [retrieval] issue: B99.9 only when the text supports it). "Patient became
+    septic; blood cultures grew Klebsiella" is A41.59, not also B99.9, which learned evidence
+    reads in "septic" and "cultures". Only beside sepsis: CodiEsp's annotators code B99.9 for
+    an infection the text mentions apart from a specific one (serologies, "infectious
+    process") 9 times in 13 on dev beside other chapter 1 codes."""
+    if any(c.startswith(_RESIDUAL_INFECTION) for c in codes) and any(
+        c.startswith(SYSTEMIC_INFECTION) for c in codes
+    ):
+        return [c for c in codes if not c.startswith(_RESIDUAL_INFECTION)]
+    return codes
 
 
 def _severe_sepsis(codes: list[str]) -> list[str]:
@@ -489,6 +640,15 @@ def _covid(codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeS
         at = _names_covid(tokens)
         if at is None or not _UNCERTAIN.isdisjoint(tokens[:at]):
             continue
+        if not _POST_COVID.isdisjoint(tokens[max(0, at - 2) : at]) or not _SEQUELA.isdisjoint(
+            tokens
+        ):
+            # a post COVID-19 condition: U09.9 with its manifestation, no U07.1 unless the
+            # infection is current (I.C.1.g.1.c)
+            out = [c for c in out if c != COVID_19]
+            if _bills(POST_COVID, codeset) and POST_COVID not in out:
+                out.append(POST_COVID)
+            continue
         if not _EXPOSURE.isdisjoint(tokens[:at]):
             out = [c for c in out if c != COVID_19]
             if _bills(COVID_EXPOSURE, codeset) and COVID_EXPOSURE not in out:
@@ -523,12 +683,88 @@ def _diabetes_type(codes: list[str], narrative: str) -> list[str]:
     said = {
         category
         for category, phrases in _DIABETES_TYPE.items()
-        if any(_contains(tokens, phrase) for phrase in phrases)
+        if any(contains(tokens, phrase) for phrase in phrases)
     }
     if len(said) != 1:
         return codes
     (kept,) = said
     return [c for c in codes if not (c[:3] in _DIABETES_TYPE and c[:3] != kept)]
+
+
+def _default_diabetes_type(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """E08, E09 and E13 codes as the E11 code of the same complication where no sentence that
+    says diabetes tells a cause or type other than 1 or 2 (I.C.4.a.2: "If the type of diabetes
+    mellitus is not documented in the medical record the default is E11.-"; I.C.4.a.3 and
+    I.C.4.a.6 for secondary diabetes). Retrieval reads "diabetic foot gangrene" as E13.52,
+    "Other specified diabetes mellitus with diabetic peripheral angiopathy with gangrene", by
+    its words alone: it is E11.52. A code with no billable E11 counterpart stays."""
+    if not any(c.startswith(_OTHER_DIABETES) for c in codes):
+        return codes  # the sentences are read only when such a code is coded
+    told = set().union(
+        *(
+            set(tokens)
+            for tokens in (words(s) for s in sentences(narrative))
+            if any(t.startswith("diabet") for t in tokens)
+        )
+    )
+    if not _OTHER_DIABETES_WORDS.isdisjoint(told):
+        return codes
+    out: list[str] = []
+    for code in codes:
+        if code.startswith(_OTHER_DIABETES) and _bills(_DEFAULT_DIABETES + code[3:], codeset):
+            code = _DEFAULT_DIABETES + code[3:]
+        if code not in out:
+            out.append(code)
+    return out
+
+
+def _told(said: Sequence[str], kept: Sequence[str], words_: frozenset[str]) -> bool | None:
+    """True when ``kept`` (the affirmed words) holds one of ``words_``, False when only the
+    negated words do ("no abscess"), None when the narrative does not say."""
+    if not words_.isdisjoint(kept):
+        return True
+    return False if not words_.isdisjoint(said) else None
+
+
+def _appendicitis(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """Appendicitis (K35, K37) as the sentences that name it tell its complications, one code
+    (Index: Appendicitis, with generalized peritonitis K35.2-, localized peritonitis K35.30,
+    perforation NOS or peritonitis NEC K35.32, peritoneal abscess K35.33, gangrene K35.891):
+    generalized (diffuse) peritonitis is K35.2 with abscess told (1) or not (0), perforation
+    told (1), denied (0) or not told (9); otherwise perforation is K35.32 (K35.33 with an
+    abscess), an abscess K35.33, peritonitis K35.30 (K35.31 gangrenous); gangrene alone
+    K35.891. A peritonitis code beside it goes (K65 Excludes1 "peritonitis with or following
+    appendicitis (K35.-)"). "Acute appendicitis with perforation and generalized peritonitis,
+    no abscess" is K35.201, DRG 373, not K65.0, K35.80 and K35.32 (DRG 371)."""
+    if not any(c.startswith(_APPENDICITIS) for c in codes):
+        return codes
+    said: list[str] = []
+    kept: list[str] = []
+    for sentence in sentences(narrative):
+        tokens = words(sentence)
+        if any(t.startswith("append") for t in tokens):
+            said += tokens
+            kept += affirmed(tokens)
+    peritonitis = _told(said, kept, frozenset({"peritonitis"}))
+    generalized = peritonitis and not _GENERALIZED.isdisjoint(kept)
+    perforation = _told(said, kept, _PERFORATION)
+    abscess = _told(said, kept, _ABSCESS)
+    gangrene = _told(said, kept, _GANGRENE)
+    if generalized:
+        target = f"K352{1 if abscess else 0}{_PERFORATION_CHARACTER[perforation]}"
+    elif perforation or abscess:
+        target = "K3533" if abscess else "K3532"
+    elif peritonitis:
+        target = "K3531" if gangrene else "K3530"
+    elif gangrene:
+        target = "K35891"
+    else:
+        return codes
+    if not _bills(target, codeset):
+        return codes
+    return _replace(
+        [c for c in codes if not c.startswith("K65")], lambda c: c.startswith(_APPENDICITIS), target
+    )
 
 
 def _identified_influenza(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
@@ -573,10 +809,6 @@ def _identified_at(tokens: Sequence[str]) -> int | None:
             if after and after[0] in _INFLUENZA_TYPE | _STRAINS:
                 return i
     return None
-
-
-def _contains(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
-    return any(tuple(tokens[i : i + len(phrase)]) == phrase for i in range(len(tokens)))
 
 
 def _replace(codes: list[str], unspecified: Callable[[str], bool], specific: str) -> list[str]:

@@ -135,6 +135,17 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
         for site in ("ankle", "calf", "leg", "thigh", "shin", "midfoot")
     },
     ("heel", "ulcer"): ("non", "pressure", "chronic", "midfoot"),
+    # ... told after the ulcer: "an ulcer on the left heel", "ulcer of the right calf"
+    **{
+        ("ulcer", link, *side, site): (
+            ("non", "pressure", "chronic", "midfoot")
+            if site == "heel"
+            else ("non", "pressure", "chronic")
+        )
+        for link in ("on", "of", "over")
+        for side in ((), ("the",), ("the", "left"), ("the", "right"), ("left",), ("right",))
+        for site in ("ankle", "calf", "leg", "thigh", "shin", "midfoot", "heel")
+    },
     # Index: Boil - see Furuncle (L02.-; "boiling" water is none: it does not stem to "boil")
     ("boil",): ("furuncle",),
     ("boils",): ("furuncle",),
@@ -150,6 +161,18 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
             *("diverticulum", "diverticulosis", "hemorrhoids", "hemorrhoid"),
         )
     },
+    # "with bleeding" said of a lesion is the tabular list's "with hemorrhage" ("acute gastric
+    # ulcer with active bleeding" K25.0); blood vomited is hematemesis (Index: Vomiting,
+    # blood - see Hematemesis K92.0)
+    **{
+        (lesion, "with", *active, "bleeding"): ("hemorrhage",)
+        for lesion in (
+            *("ulcer", "ulcers", "ulceration", "varices", "diverticulosis", "diverticulitis"),
+            *("hemorrhoids", "gastritis", "duodenitis", "esophagitis", "angiodysplasia"),
+        )
+        for active in ((), ("active",))
+    },
+    ("coughing", "up", "blood"): ("hemoptysis",),
     # AML is the tabular list's "acute myeloblastic leukemia" (C92.0-; Index: Leukemia,
     # myeloid, acute C92.0-)
     ("aml",): ("acute", "myeloblastic", "leukemia"),
@@ -196,8 +219,50 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("uterine",): ("uterus",),
     ("colonic",): ("colon",),
     ("rectal",): ("rectum",),
+    # diverticular disease with no site told is of the intestine, part unspecified (Index:
+    # Diverticulitis K57.92; Diverticulosis K57.90; Disease, diverticular K57.90), which no
+    # narrative says; the colon's is of the large intestine told after the disease too
+    # ("diverticulitis of the sigmoid colon": K57.32)
+    **{(disease,): ("intestine",) for disease in ("diverticulitis", "diverticulosis")},
+    ("diverticular", "disease"): ("diverticulosis", "intestine"),
+    **{
+        (disease, *between, site): ("large", "intestine")
+        for disease in ("diverticulitis", "diverticulosis")
+        for between in (("of", "the"), ("of",), ("in", "the"), ("involving", "the"))
+        for site in ("sigmoid", "colon", "cecum", "descending", "ascending")
+    },
+    # coronary artery disease is atherosclerotic heart disease of the native coronary artery
+    # (Index: Disease, coronary (artery) I25.10; Arteriosclerosis, coronary (artery), native
+    # vessel I25.10, with angina pectoris I25.11-)
+    ("cad",): ("coronary", "artery", "disease", "atherosclerotic", "heart", "native"),
+    ("coronary", "artery", "disease"): ("atherosclerotic", "heart", "native"),
+    ("coronary", "disease"): ("atherosclerotic", "heart", "native", "artery"),
+    # heart failure with reduced ejection fraction is systolic, with preserved ejection fraction
+    # diastolic (Index: Failure, heart, with reduced ejection fraction - see Failure, heart,
+    # systolic I50.2-; with preserved ejection fraction - see Failure, heart, diastolic I50.3-)
+    # Index: Angina (attack) (cardiac) (chest) (heart) (pectoris) (syndrome) I20.9: the
+    # tabular list's "angina pectoris" (I25.11- "... with unstable angina pectoris")
+    ("angina",): ("pectoris",),
+    ("hfref",): ("systolic", "heart", "failure"),
+    ("hfpef",): ("diastolic", "heart", "failure"),
+    ("reduced", "ejection", "fraction"): ("systolic",),
+    ("preserved", "ejection", "fraction"): ("diastolic",),
+    # a hematoma or bleed inside the skull is a hemorrhage there (Index: Hematoma, subdural
+    # (nontraumatic) I62.00, traumatic S06.5-; epidural I62.1, S06.4-; brain I61.9); a
+    # "brain bleed" is an intracranial hemorrhage (Index: Hemorrhage, brain I61.9)
+    **{
+        (site, lay): (site, "hemorrhage")
+        for site in ("subdural", "epidural", "extradural", "subarachnoid", "intracerebral")
+        for lay in ("hematoma", "bleed", "bleeding")
+    },
+    ("brain", "bleed"): ("intracerebral", "hemorrhage"),
+    ("brain", "hemorrhage"): ("intracerebral",),
 }
-_LAY_MAX: Final = max(len(k) for k in _LAY)
+#: First word of a lay phrase -> the lengths of the lay phrases it opens, longest first.
+_LAY_SIZES: Final[dict[str, tuple[int, ...]]] = {
+    first: tuple(sorted({len(k) for k in _LAY if k[0] == first}, reverse=True))
+    for first in {k[0] for k in _LAY}
+}
 # Two-word lay phrases whose words mean nothing on their own: read as the clinical words only
 # (see in_clinical_words). "Asthma attack" is no "attack" of G45.9 "Transient cerebral ischemic
 # attack", which training documents code for the word alone (a CC: DRG 202 for 203).
@@ -210,6 +275,10 @@ _LAY_WHOLE: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     # acute myeloid leukemia is the tabular list's acute myeloblastic leukemia (C92.0-), not
     # also C92.9- "Myeloid leukemia, unspecified"
     ("acute", "myeloid"): ("acute", "myeloblastic"),
+    # blood vomited is hematemesis (Index: Vomiting, blood - see Hematemesis K92.0), no R11
+    ("vomiting", "blood"): ("hematemesis",),
+    ("vomited", "blood"): ("hematemesis",),
+    ("vomits", "blood"): ("hematemesis",),
 }
 
 _local = threading.local()
@@ -275,6 +344,11 @@ def words(text: str) -> list[str]:
     return _TOKEN.findall(lowered)
 
 
+def contains(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
+    """Whether ``phrase`` occurs in ``tokens`` as consecutive tokens."""
+    return any(tuple(tokens[i : i + len(phrase)]) == phrase for i in range(len(tokens)))
+
+
 def is_word(token: str) -> bool:
     return token not in CLAUSE_BREAKS
 
@@ -291,13 +365,27 @@ def broken_thing(tokens: Sequence[str], i: int) -> bool:
     return tokens[i] == "broken" and i + 1 < len(tokens) and tokens[i + 1] in BROKEN_THINGS
 
 
+#: Eponyms and sites whose "angina" is no angina pectoris: Ludwig's angina K12.2 (cellulitis
+#: of the floor of the mouth), Vincent's angina A69.1, abdominal (intestinal) angina K55.1.
+_NOT_ANGINA_PECTORIS: Final = frozenset(
+    {"ludwig", "ludwigs", "vincent", "vincents", "abdominal", "intestinal", "mesenteric"}
+)
+
+
 def lay_expansions(tokens: Sequence[str]) -> list[str]:
     """Clinical words for the lay phrases in ``tokens`` (to be added to a query, not replace it)."""
     extra: list[str] = []
     for start in range(len(tokens)):
         if broken_thing(tokens, start):
             continue
-        for size in range(1, min(_LAY_MAX, len(tokens) - start) + 1):
+        if tokens[start] == "angina" and not _NOT_ANGINA_PECTORIS.isdisjoint(
+            tokens[max(0, start - 2) : start]
+        ):
+            continue
+        left = len(tokens) - start
+        for size in reversed(_LAY_SIZES.get(tokens[start], ())):
+            if size > left:
+                continue
             clinical = _LAY.get(tuple(tokens[start : start + size]))
             if clinical is not None:
                 extra.extend(clinical)
