@@ -199,6 +199,23 @@ CASES = [
         "S62102A",
         "V134XXA",
     ),
+    # a bone's part told after it: the shaft (S42.02- "Fracture of shaft of clavicle",
+    # displaced by default, I.C.19.c.1: S42.022A; S72.3- shaft of femur: S72.301A); the thigh
+    # bone is the femur
+    (
+        "I was riding my bike on the street when a car turned into me; I broke my left "
+        "collarbone, the middle part.",
+        "S42022A",
+        "V134XXA",
+    ),
+    (
+        "I fell off the roof and broke my right thigh bone in the middle of the shaft.",
+        "S72301A",
+        "W132XXA",
+    ),
+    # "the back of my calf" is the calf's, not the back (S81.851A Open bite, right lower leg;
+    # W54.0XXA Bitten by dog)
+    ("My neighbor's dog bit me on the back of my right calf.", "S81851A", "W540XXA"),
     # a follow-up visit: 7th character D, subsequent encounter, for the injury and its cause
     # (I.C.19.a, I.C.20.a.2): S62.101D; W00.0XXD Fall on same level due to ice and snow
     (

@@ -191,10 +191,57 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         (["K3580", "K659"], "Acute appendicitis with localized peritonitis.", ["K3530"]),
         (["K3580"], "Gangrenous appendicitis, no perforation.", ["K35891"]),
         (["K3580"], "Acute appendicitis, no perforation.", ["K3580"]),
+        # heart failure's acuity told in another clause of its sentence (I50.2- titles;
+        # Coding Clinic: decompensated is acute, an exacerbation acute on chronic)
+        (["I5020"], "Decompensated HFrEF, acute on chronic.", ["I5023"]),
+        (["I5020"], "Admitted for HFrEF exacerbation.", ["I5023"]),
+        (["I5030"], "Diastolic heart failure, decompensated.", ["I5031"]),
+        (["I5040"], "Combined systolic and diastolic heart failure, chronic.", ["I5042"]),
+        (["I5020", "N179"], "Systolic heart failure. Acute kidney injury.", ["I5020", "N179"]),
+        # diverticular disease as told: the part, perforation or abscess, bleeding (K57 titles)
+        (
+            ["K5792"],
+            "CT: diverticulitis involving the terminal ileum and cecum, perforated, with a "
+            "pericolic abscess; no bleeding.",
+            ["K5740"],
+        ),
+        (["K5732"], "Perforated sigmoid diverticulitis.", ["K5720"]),
+        (["K5790"], "Diverticulosis of the colon with bleeding.", ["K5731"]),
+        (["K5792"], "Small bowel diverticulitis.", ["K5712"]),
+        (["K5732"], "Acute sigmoid diverticulitis.", ["K5732"]),
+        # a STEMI's artery told in any sentence (Index: Infarct, myocardial, ST elevation,
+        # involving right coronary artery I21.11, left anterior descending I21.02)
+        (
+            ["I2119", "I213"],
+            "Inferior wall STEMI. The culprit lesion was in the right coronary artery.",
+            ["I2111"],
+        ),
+        (["I213"], "Anterior STEMI due to LAD occlusion.", ["I2102"]),
+        (["I213"], "STEMI.", ["I213"]),
+        (["I214"], "NSTEMI. Stent to the RCA.", ["I214"]),
+        # I66 Excludes1 occlusion resulting in infarction (I63.-): the infarction due to
+        # embolism of that artery and side when embolic is told (I63.412), else unspecified
+        # occlusion (I63.511)
+        (
+            ["I6602", "R531", "I4891", "I639"],
+            "Final dx: cardioembolic stroke from atrial fibrillation with embolic occlusion of "
+            "the left middle cerebral artery.",
+            ["I63412", "R531", "I4891"],
+        ),
+        (["I639", "I6601"], "Stroke. Occlusion of the right middle cerebral artery.", ["I63511"]),
+        (["I63512"], "Embolic stroke of the left MCA.", ["I63412"]),
+        (["I6602"], "Stenosis of the left middle cerebral artery.", ["I6602"]),
         # I.C.1.g.1.c: a post COVID-19 condition is U09.9 after the condition, never U07.1
         (["J8410", "U071"], "Post-COVID condition: pulmonary fibrosis.", ["J8410", "U099"]),
         (["R5383"], "Long COVID with fatigue.", ["R5383", "U099"]),
         (["J8410"], "Pulmonary fibrosis, sequelae of COVID-19.", ["J8410", "U099"]),
+        # ... "post-COVID" anywhere in the sentence; B99.9 goes beside it (I.A.9.b)
+        (
+            ["J8410", "B999"],
+            "CT shows pulmonary fibrosis, which pulmonology attributes to her COVID-19 infection "
+            "last year (post-COVID condition).",
+            ["J8410", "U099"],
+        ),
         # I.C.4.a.2: the type not documented is E11, not "other specified" E13 that the
         # words alone find; a type or cause told keeps its category (I.C.4.a.6, E09)
         (["E1352"], "Diabetic foot gangrene.", ["E1152"]),

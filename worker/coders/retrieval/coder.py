@@ -88,7 +88,9 @@ _NOT_DEFINITIVE: Final = _NOT_PRINCIPAL | _PRINCIPAL_LAST
 STAY_FLOOR: Final = 0.05
 # "Not elsewhere classified" codes of a condition that other codes classify by site or kind:
 # the NEC code -> the stem a code that classifies the condition has in its texts.
-NEC_BY_CONDITION: Final[dict[str, str]] = {"R58": stem(["hemorrhage"])[0]}
+NEC_BY_CONDITION: Final[dict[str, frozenset[str]]] = {
+    "R58": frozenset(stem(["hemorrhage", "bleeding"]))  # K57.91 "... with bleeding"
+}
 # Hedges of an uncertain diagnosis (Official Guidelines II.H), stemmed as text.stem does.
 # With "known" ("known CHF and CKD"), they qualify a condition and name none.
 _HEDGES: Final = frozenset(
@@ -304,7 +306,8 @@ def _classified_elsewhere(
     dropped = {
         nec
         for nec, condition in NEC_BY_CONDITION.items()
-        if nec in codes and any(condition in scorer.code_stems(c) for c in codes if c != nec)
+        if nec in codes
+        and any(not condition.isdisjoint(scorer.code_stems(c)) for c in codes if c != nec)
     }
     return [(p, c) for p, c in ranked if c not in dropped]
 

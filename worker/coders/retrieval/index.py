@@ -50,6 +50,13 @@ _BOTH: Final = re.compile(
     re.IGNORECASE,
 )
 _NOT_CONDITIONS: Final = frozenset({"other", "unspecified", "with", "without", "in", "of"})
+# A site of two parts after a side, ending a title: "Acute hematogenous osteomyelitis, left
+# tibia and fibula" (M86.062), "..., right ankle and foot": the code of either part (Index:
+# Osteomyelitis, acute, hematogenous, tibia M86.06-).
+_SITE_PAIR: Final = re.compile(
+    r"^(?P<lead>.+, (?:right|left|unspecified|bilateral) )(?P<a>[a-z]+) and (?P<b>[a-z]+)$",
+    re.IGNORECASE,
+)
 # An Excludes note that names one code: "renal colic (N23)", "abdomen pain (R10.-)".
 _REFERENCE: Final = re.compile(rf"^(?P<text>[^()]+?)\s*\((?P<code>{DOTTED_CODE})\.?-?\)$")
 # "Other specified fever" is "fever" once generic words go: such descriptions would match every
@@ -125,6 +132,9 @@ def _texts(record: CodeRecord) -> list[tuple[str, str, int]]:
             both = _BOTH.match(written.strip()) if record.billable and code == record.code else None
             if both and not {both["a"].lower(), both["b"].lower()} & _NOT_CONDITIONS:
                 texts += [both["lead"] + word + both["rest"] for word in (both["a"], both["b"])]
+            pair = _SITE_PAIR.match(written.strip()) if code == record.code else None
+            if pair:
+                texts += [pair["lead"] + pair["a"], pair["lead"] + pair["b"]]
         expanded += [(code, t, kind) for t in texts]
     return expanded
 
@@ -138,8 +148,9 @@ def _present(tokens: Sequence[str]) -> list[str]:
     tokens = _without_part_unspecified(tokens)
     kept: list[str] = []
     absent = False
-    for word in tokens:
-        if word == "without":
+    for i, word in enumerate(tokens):
+        # "without hepatic coma"; "not specified as recurrent", "not having achieved remission"
+        if word == "without" or (word == "not" and tokens[i + 1 : i + 2] != ["elsewhere"]):
             absent = True
         elif absent and word in _WITHOUT_ENDS:
             absent = False

@@ -24,6 +24,7 @@ Negated words ("I did not fall") are dropped first (context.py), as for every ot
 module never logs or returns narrative text.
 """
 
+import itertools
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -510,7 +511,9 @@ _SINGULAR_SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "calf": (("lower", "leg"),),
     "knee": (("knee",),),
     "kneecap": (("patella",),),
-    "thigh": (("thigh",), ("femur",)),
+    # the femur first: S72.9's inclusion term "Fracture of thigh NOS" would take a part told
+    # ("thigh bone, the shaft": S72.30-); a cut or bruise of the thigh has no femur title
+    "thigh": (("femur",), ("thigh",)),
     "hip": (("hip",), ("neck", "femur")),
     "tibia": (("tibia",),),
     "fibula": (("fibula",), ("shaft", "fibula")),  # Index: Fracture, fibula (shaft) S82.40-
@@ -575,6 +578,17 @@ _SITE_WORDS: Final[dict[str, str]] = {
     "lower": "lower",
 }
 _MARKS: Final = frozenset({"other", "unspecified"})
+# Words after a bone's site that name its part ("my left collarbone, the middle part", "thigh
+# bone in the middle of the shaft"): the shaft (S42.02- "Fracture of shaft of clavicle",
+# S72.3- "Fracture of shaft of femur"). Read up to _PART_REACH words after the site.
+_PART_WORDS: Final[dict[str, str]] = {
+    "shaft": "shaft",
+    "midshaft": "shaft",
+    "middle": "shaft",
+    "mid": "shaft",
+}
+_PART_REACH: Final = 6
+_CLAUSE_ENDS: Final = frozenset({";", ".", "and", "but"})
 
 
 # Words of the 7th-character cues (index.SeventhCharacter): "follow-up visit", "sequela".
@@ -1151,11 +1165,13 @@ def _free_ids(index: CodeIndex) -> set[int]:
 
 def _part_of_a_bone(tokens: Sequence[str], at: int) -> bool:
     """ "femoral neck", "neck of the femur", "head of the radius": a part of a bone, not the
-    neck or the head of the body."""
-    if tokens[at] not in _BONE_PARTS:
-        return False
+    neck or the head of the body; "the back of my calf": a side of a site, not the back."""
     before = tokens[at - 1] if at > 0 else ""
     after = tokens[at + 1] if at + 1 < len(tokens) else ""
+    if tokens[at] == "back":  # "the back of my right calf" is the calf's
+        return after == "of"
+    if tokens[at] not in _BONE_PARTS:
+        return False
     return before in _BONES or after == "of"
 
 
@@ -1172,6 +1188,12 @@ def _injury_code(
     before = tokens[max(0, at - 3) : at]
     side = next((t for t in reversed(before) if t in SIDES), only_side)
     refine = [_SITE_WORDS[t] for t in before if t in _SITE_WORDS]
+    # a bone's part told near it: "the shaft of my right femur", "my left collarbone, the
+    # middle part" ("middle" before a site is a finger's)
+    ahead = tokens[max(0, at - _PART_REACH) : at]
+    after = itertools.takewhile(lambda t: t not in _CLAUSE_ENDS, tokens[at + 1 : at + _PART_REACH])
+    parts = [t for t in ahead if t not in _SITE_WORDS] + list(after)
+    refine += list(dict.fromkeys(_PART_WORDS[t] for t in parts if t in _PART_WORDS))
     if nature.lay is BURN:  # its depth, when told ("second degree": T22.211A, I.C.19.d)
         refine += [t for t in tokens[max(0, at - _NEAR) : at + _NEAR] if t in _BURN_DEGREES]
     for site in _SITES[tokens[at]]:

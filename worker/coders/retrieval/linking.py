@@ -225,11 +225,13 @@ _NOT_THE_DISEASE: Final = frozenset(
     | {"tests", "testing", "tested", "screen", "screening", "swab", "pcr", "antigen"}
 )
 _EXPOSURE: Final = frozenset({"exposure", "exposed", "contact", "contacts"})
-#: Words just before COVID-19, or anywhere in its sentence, that make it a post COVID-19
-#: condition ("post-COVID pulmonary fibrosis", "long COVID", "sequelae of COVID-19").
+#: Words just before "COVID" anywhere in its sentence, or a sequela, that make it a post
+#: COVID-19 condition ("post-COVID pulmonary fibrosis", "... (post-COVID condition)", "long
+#: COVID", "sequelae of COVID-19").
 _POST_COVID: Final = frozenset({"post", "long", "after", "following"})
 _SEQUELA: Final = frozenset({"sequela", "sequelae", "pasc"})
 POST_COVID: Final = "U099"
+_COVID_CODES: Final = frozenset({"U071", "U099"})
 COVID_EXPOSURE: Final = "Z20822"
 _UNCERTAIN: Final = frozenset(
     {"suspected", "suspect", "possible", "possibly", "probable", "probably", "likely", "query"}
@@ -276,6 +278,35 @@ _OTHER_DIABETES_WORDS: Final = frozenset(
 )
 _OTHER_DIABETES: Final = ("E08", "E09", "E13")
 _DEFAULT_DIABETES: Final = "E11"
+_HEART_FAILURE_UNSPECIFIED_ACUITY: Final = frozenset({"I5020", "I5030", "I5040"})
+_HEART_FAILURE_WORDS: Final = frozenset({"failure", "hfref", "hfpef", "chf", "hf"})
+_WORSENED: Final = frozenset({"decompensated", "decompensation", "exacerbation", "exacerbated"})
+_SMALL_INTESTINE: Final = frozenset(
+    {"ileum", "ileal", "jejunum", "jejunal", "duodenum", "duodenal", "ileocecal"}
+)
+_LARGE_INTESTINE: Final = frozenset(
+    {"colon", "colonic", "sigmoid", "cecum", "cecal", "rectum", "rectal", "rectosigmoid"}
+    | {"ileocecal"}
+)
+_BLEEDING: Final = frozenset({"bleeding", "bleed", "hemorrhage", "hemorrhagic", "bled"})
+#: I66.0- middle, I66.1- anterior, I66.2- posterior cerebral, I66.3 cerebellar arteries: the
+#: 4th character plus one is the artery's digit in I63.3-I63.5 (I63.41- middle ... I63.44-).
+_OCCLUDED_ARTERY: Final = ("I660", "I661", "I662", "I663")
+#: I63.5-: infarction due to unspecified occlusion or stenosis of a named artery and side.
+_UNSPECIFIED_OCCLUSION: Final = re.compile(r"I635[1-4][1-39]")
+_EMBOLIC: Final = frozenset(stem(["embolic", "embolism", "embolus", "emboli", "cardioembolic"]))
+_THROMBOTIC: Final = frozenset(stem(["thrombotic", "thrombosis", "thrombus"]))
+_STEMI_BY_WALL: Final = frozenset({"I2109", "I2119", "I2129", "I213"})
+#: A coronary artery as told -> the STEMI code that names it.
+_CORONARY_ARTERIES: Final[tuple[tuple[tuple[tuple[str, ...], ...], str], ...]] = (
+    ((("left", "main"), ("lmca",)), "I2101"),
+    ((("left", "anterior", "descending"), ("lad",)), "I2102"),
+    ((("right", "coronary"), ("rca",)), "I2111"),
+    ((("circumflex",), ("lcx",), ("lcf",)), "I2121"),
+)
+#: How many words before the therapy its "for" may be: "for scheduled cycle 2 of inpatient
+#: cisplatin/etoposide chemotherapy" (drug names and the cycle between).
+_THERAPY_REACH: Final = 8
 _APPENDICITIS: Final = ("K35", "K37")
 _GENERALIZED: Final = frozenset({"generalized", "generalised", "diffuse"})
 _PERFORATION: Final = frozenset({"perforation", "perforated", "ruptured", "rupture"})
@@ -337,6 +368,10 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     out = _identified_influenza(out, narrative, codeset)
     out = _specified_infection(out)
     out = _appendicitis(out, narrative, codeset)
+    out = _heart_failure_acuity(out, narrative, codeset)
+    out = _diverticular_disease(out, narrative, codeset)
+    out = _stemi_artery(out, narrative, codeset)
+    out = _infarction_of_occluded_artery(out, narrative, codeset)
     return _hypertension(out)
 
 
@@ -488,7 +523,8 @@ def _said_sepsis(codes: list[str], said: Sequence[Sequence[str]]) -> list[str]:
 
 def _specified_infection(codes: list[str]) -> list[str]:
     """No B99.8 "Other infectious disease" or B99.9 "Unspecified infectious disease" beside a
-    code of a systemic infection (:data:`SYSTEMIC_INFECTION`: the sepsis codes): the
+    code of a systemic infection (:data:`SYSTEMIC_INFECTION`: the sepsis codes) or of COVID-19
+    (U07.1, U09.9 its post condition: "her COVID-19 infection last year"): the
     infection is classified, and an unspecified code is for what the record says no more of
     (I.A.9.b; [retrieval] issue: B99.9 only when the text supports it). "Patient became
     septic; blood cultures grew Klebsiella" is A41.59, not also B99.9, which learned evidence
@@ -496,7 +532,7 @@ def _specified_infection(codes: list[str]) -> list[str]:
     an infection the text mentions apart from a specific one (serologies, "infectious
     process") 9 times in 13 on dev beside other chapter 1 codes."""
     if any(c.startswith(_RESIDUAL_INFECTION) for c in codes) and any(
-        c.startswith(SYSTEMIC_INFECTION) for c in codes
+        c.startswith(SYSTEMIC_INFECTION) or c in _COVID_CODES for c in codes
     ):
         return [c for c in codes if not c.startswith(_RESIDUAL_INFECTION)]
     return codes
@@ -529,7 +565,7 @@ def _therapy_encounter(
                 # of this stay before that
                 # ("he's in for his immunotherapy": "in for" says the stay too)
                 stay = not _STAY.isdisjoint(before) or _IN_FOR in itertools.pairwise(before)
-                if _THERAPY_LEAD.isdisjoint(before[-5:]) or not stay:
+                if _THERAPY_LEAD.isdisjoint(before[-_THERAPY_REACH:]) or not stay:
                     continue
                 if _bills(code, codeset) and code not in out:
                     out.append(code)
@@ -640,8 +676,9 @@ def _covid(codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeS
         at = _names_covid(tokens)
         if at is None or not _UNCERTAIN.isdisjoint(tokens[:at]):
             continue
-        if not _POST_COVID.isdisjoint(tokens[max(0, at - 2) : at]) or not _SEQUELA.isdisjoint(
-            tokens
+        if not _SEQUELA.isdisjoint(tokens) or any(
+            tokens[i] in _POST_COVID and tokens[i + 1] in _COVID_WORDS
+            for i in range(len(tokens) - 1)
         ):
             # a post COVID-19 condition: U09.9 with its manifestation, no U07.1 unless the
             # infection is current (I.C.1.g.1.c)
@@ -765,6 +802,138 @@ def _appendicitis(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> l
     return _replace(
         [c for c in codes if not c.startswith("K65")], lambda c: c.startswith(_APPENDICITIS), target
     )
+
+
+def _diverticular_disease(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """Diverticular disease (K57) as the sentences that name it tell it, one code (K57 titles;
+    Index: Diverticulitis, intestine, large / small / both, with perforation, abscess or
+    peritonitis, with bleeding): the part (small intestine: ileum, jejunum, duodenum; large:
+    colon, sigmoid, cecum, rectum; both, or not told), perforation, abscess or peritonitis
+    told, bleeding told (not denied), and diverticulitis or diverticulosis. "Diverticulitis
+    involving the terminal ileum and cecum, perforated, with a pericolic abscess; no bleeding"
+    is K57.40; words alone found nothing, or K57.92."""
+    if not any(c.startswith("K57") for c in codes):
+        return codes
+    said: list[str] = []
+    kept: list[str] = []
+    for sentence in sentences(narrative):
+        tokens = words(sentence)
+        if any(t.startswith("diverticul") for t in tokens):
+            said += tokens
+            kept += affirmed(tokens)
+    if not kept:
+        return codes
+    small = not _SMALL_INTESTINE.isdisjoint(kept) or contains(kept, ("small", "bowel"))
+    large = not _LARGE_INTESTINE.isdisjoint(kept) or contains(kept, ("large", "bowel"))
+    part = {(True, False): 0, (False, True): 2, (True, True): 4}.get((small, large), 8)
+    complicated = not (_PERFORATION | _ABSCESS | {"peritonitis"}).isdisjoint(kept)
+    bleeding = not _BLEEDING.isdisjoint(kept)
+    inflamed = "diverticulitis" in kept
+    if complicated:
+        target = f"K57{part}{1 if bleeding else 0}"
+    else:
+        target = f"K57{part + 1}{(2 if inflamed else 0) + (1 if bleeding else 0)}"
+    if not _bills(target, codeset):
+        return codes
+    return _replace(codes, lambda c: c.startswith("K57"), target)
+
+
+def _stemi_artery(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """A STEMI coded by its wall or site unspecified (I21.09, I21.19, I21.29, I21.3) as the
+    coronary artery the narrative names, in any sentence (I21.0-I21.2 titles; Index: Infarct,
+    myocardial, ST elevation, involving right coronary artery I21.11, left anterior descending
+    I21.02, left main I21.01, left circumflex I21.21). "Inferior wall STEMI. The culprit
+    lesion was in the right coronary artery" is I21.11, not I21.19 ("other coronary artery
+    of inferior wall")."""
+    if _STEMI_BY_WALL.isdisjoint(codes):
+        return codes
+    tokens = [t for s in sentences(narrative) for t in affirmed(words(s))]
+    target = next(
+        (code for phrases, code in _CORONARY_ARTERIES if any(contains(tokens, p) for p in phrases)),
+        None,
+    )
+    if target is None or not _bills(target, codeset):
+        return codes
+    return _replace(codes, lambda c: c in _STEMI_BY_WALL, target)
+
+
+def _infarction_of_occluded_artery(
+    codes: list[str], narrative: str, codeset: MemoryCodeSet
+) -> list[str]:
+    """An occluded cerebral artery (I66.0- to I66.3) coded beside a cerebral infarction (I63)
+    (or an infarction due to an unspecified occlusion of a named artery, I63.5-) is the
+    infarction's cause: I63.4- "due to embolism" when the narrative says embolic,
+    I63.3- "due to thrombosis" when thrombotic, else I63.5- "due to unspecified occlusion or
+    stenosis", of the same artery and side, and the I66 code and the other I63 codes go (I66
+    Excludes1 "occlusion and stenosis of cerebral arteries resulting in cerebral infarction
+    (I63.-)"; one cerebral infarction an event). "Cardioembolic stroke ... embolic occlusion
+    of the left middle cerebral artery" is I63.412, DRG 066, not I66.02 first (DRG 068)."""
+    if not any(c.startswith("I63") for c in codes):
+        return codes
+    occluded = next((c for c in codes if c.startswith(_OCCLUDED_ARTERY)), None)
+    unspecified_cause = next((c for c in codes if _UNSPECIFIED_OCCLUSION.fullmatch(c)), None)
+    if occluded is not None:  # I66.3 (cerebellar) names no side
+        artery, side = str(int(occluded[3]) + 1), occluded[4:5] or "9"
+    elif unspecified_cause is not None:
+        artery, side = unspecified_cause[4], unspecified_cause[5]
+    else:
+        return codes
+    stems = {t for s in sentences(narrative) for t in stem(affirmed(words(s)))}
+    cause = "5"
+    if not _EMBOLIC.isdisjoint(stems):
+        cause = "4"
+    elif not _THROMBOTIC.isdisjoint(stems):
+        cause = "3"
+    target = f"I63{cause}{artery}{side}"
+    if not _bills(target, codeset):
+        return codes
+    out: list[str] = []  # the target takes the place of the first code it replaces
+    for code in codes:
+        if code == occluded or code.startswith("I63"):
+            code = target
+        if code not in out:
+            out.append(code)
+    return out
+
+
+def _heart_failure_acuity(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """Systolic, diastolic or combined heart failure coded "unspecified" as to acuity (I50.20,
+    I50.30, I50.40) as the acuity a sentence naming the heart failure tells, in any clause of
+    it: acute on chronic (3) for "acute on chronic", or for an exacerbation or decompensation
+    of a chronic one ("exacerbation" says it was chronic), acute (1) for "acute" or
+    "decompensated" alone, chronic (2) for "chronic" alone (I50.2- to I50.4- titles; Index:
+    Failure, heart, systolic, acute on chronic I50.23; Coding Clinic reads decompensated as
+    acute and an exacerbation as acute on chronic). "Decompensated HFrEF, acute on chronic" is
+    I50.23: the acuity, in its own clause, did not reach the clause of the heart failure."""
+    unspecified = [c for c in codes if c in _HEART_FAILURE_UNSPECIFIED_ACUITY]
+    if not unspecified:
+        return codes
+    acuity = None
+    for sentence in sentences(narrative):
+        tokens = affirmed(words(sentence))
+        if _HEART_FAILURE_WORDS.isdisjoint(tokens):
+            continue
+        told = set(tokens)
+        chronic = "chronic" in told
+        worse = not _WORSENED.isdisjoint(told)
+        if (
+            contains(tokens, ("acute", "on", "chronic"))
+            or ("exacerbation" in told)
+            or (worse and chronic)
+        ):
+            acuity = "3"
+        elif "acute" in told or worse:
+            acuity = "1"
+        elif chronic:
+            acuity = "2"
+        if acuity is not None:
+            break
+    if acuity is None:
+        return codes
+    return [
+        f"{c[:-1]}{acuity}" if c in unspecified and _bills(f"{c[:-1]}{acuity}", codeset) else c
+        for c in codes
+    ]
 
 
 def _identified_influenza(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:

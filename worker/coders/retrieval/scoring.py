@@ -297,11 +297,14 @@ class Scorer:
         return codes, rows
 
     def code_stems(self, code: str) -> frozenset[str]:
-        """Stems of a code's description and its ancestors' descriptions."""
+        """Stems of every text the tabular list gives a code: its description and inclusion
+        terms and its ancestors' (E05.0's "Graves' disease" is E05.01's words; R61's "Excessive
+        sweating" makes "sweating" a phrase that names R61: CodiEsp dev +0.0018)."""
         stems = self._stems.get(code)
         if stems is None:
             codeset = self.index.codeset
-            texts = [r.description for r in (codeset.records[code], *codeset.ancestors(code))]
+            records = (codeset.records[code], *codeset.ancestors(code))
+            texts = [t for r in records for t in (r.description, *r.inclusion_terms)]
             stems = frozenset(s for t in texts for s in content_stems(words(t)))
             self._stems[code] = stems
         return stems

@@ -36,7 +36,7 @@ STOPWORDS: Final = frozenset(
     this those to us was we were which who whom whose will with within would you your also after
     before during while both either each any all some may might can could should shall do does did
     done no not nor without unspecified unspecific specified other others nos elsewhere classified
-    otherwise site uncomplicated mellitus nontraumatic""".split()  # noqa: SIM905 - a word list reads as text
+    otherwise site uncomplicated mellitus nontraumatic due""".split()  # noqa: SIM905 - a word list reads as text
 )
 
 # Words the tabular list never uses, mapped to the words it does use: a patient's phrasing, and
@@ -243,6 +243,30 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     # Index: Angina (attack) (cardiac) (chest) (heart) (pectoris) (syndrome) I20.9: the
     # tabular list's "angina pectoris" (I25.11- "... with unstable angina pectoris")
     ("angina",): ("pectoris",),
+    # a lobe told alone is the lung's (Index: Neoplasm, lung, upper lobe C34.1-; Pneumonia,
+    # lobar); the abbreviations name the side too
+    ("upper", "lobe"): ("lung",),
+    ("middle", "lobe"): ("lung",),
+    ("lower", "lobe"): ("lung",),
+    ("rul",): ("right", "upper", "lobe", "lung"),
+    ("rml",): ("right", "middle", "lobe", "lung"),
+    ("rll",): ("right", "lower", "lobe", "lung"),
+    ("lul",): ("left", "upper", "lobe", "lung"),
+    ("lll",): ("left", "lower", "lobe", "lung"),
+    # AV is atrioventricular (I44.- "Atrioventricular block"; Index: Block, AV - see Block,
+    # atrioventricular)
+    ("av",): ("atrioventricular",),
+    # C. diff is Clostridium difficile, its colitis an enterocolitis (Index: Colitis,
+    # Clostridium difficile A04.72; Enterocolitis due to Clostridium difficile A04.7-)
+    ("c", "diff"): ("clostridium", "difficile", "enterocolitis"),
+    ("c", "difficile"): ("clostridium", "difficile", "enterocolitis"),
+    ("cdiff",): ("clostridium", "difficile", "enterocolitis"),
+    ("clostridioides",): ("clostridium",),
+    # Graves' disease is thyrotoxicosis with diffuse goiter, its storm a thyrotoxic crisis
+    # (Index: Disease, Graves' E05.00; Thyrotoxicosis, with goiter, diffuse, with thyroid
+    # storm E05.01)
+    ("graves",): ("thyrotoxicosis", "diffuse", "goiter"),
+    ("thyroid", "storm"): ("thyrotoxic", "crisis", "storm"),
     ("hfref",): ("systolic", "heart", "failure"),
     ("hfpef",): ("diastolic", "heart", "failure"),
     ("reduced", "ejection", "fraction"): ("systolic",),
@@ -299,6 +323,13 @@ BODY_SITES: Final = frozenset(
     calf shin ankle foot feet heel toe toes hip femur tibia fibula radius ulna humerus clavicle
     collarbone rib ribs patella kneecap""".split()  # noqa: SIM905 - a word list reads as text
 )
+#: "R" and "L" as the side of a body site, and the sites they are read before (a site of
+#: BODY_SITES, a lung lobe, an extremity, a paired organ).
+_SIDE_LETTERS: Final = {"r": "right", "l": "left"}
+_LETTER_SITES: Final = BODY_SITES | frozenset(
+    """upper lower lung breast kidney eye ear ovary testis groin buttock lobe extremity
+    extremities sided side""".split()  # noqa: SIM905
+)
 SITE_GAP: Final = 2  # words a side may stand before its site ("right lower leg")
 SIDES: Final = frozenset({"left", "right"})  # words and stems alike
 
@@ -338,10 +369,16 @@ def sentences(text: str) -> list[str]:
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased words and clause punctuation, with "n't" spelled "not"."""
+    """Lower-cased words and clause punctuation, with "n't" spelled "not", and "R" and "L"
+    before a body site spelled "right" and "left" ("R calf cellulitis", "L tibia")."""
     lowered = _NOT.sub(" not", text.lower())
     lowered = _ROMAN.sub(lambda m: f"{m.group(1)} {_ROMAN_DIGIT[m.group(2)]}", lowered)
-    return _TOKEN.findall(lowered)
+    tokens: list[str] = _TOKEN.findall(lowered)
+    for i in range(len(tokens) - 1):
+        side = _SIDE_LETTERS.get(tokens[i])
+        if side is not None and (tokens[i + 1] in _LETTER_SITES):
+            tokens[i] = side
+    return tokens
 
 
 def contains(tokens: Sequence[str], phrase: tuple[str, ...]) -> bool:
