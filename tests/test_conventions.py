@@ -185,6 +185,8 @@ def test_hypertension_combines_with_heart_and_kidney_disease(
         # gastroenteritis
         (("K92.2", "R58"), ("K92.2",)),
         (("A08.4", "R19.7"), ("A08.4",)),
+        # ... ascites beside alcoholic cirrhosis "with ascites" (K70.31)
+        (("K70.31", "R18.8"), ("K70.31",)),
         # ... hematemesis beside an ulcer "with hemorrhage" (K25.0)
         (("K92.0", "K25.0"), ("K25.0",)),
         # ... coma beside a diabetes code "with coma" (E10.641, E11.11)

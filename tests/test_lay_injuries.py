@@ -213,6 +213,16 @@ CASES = [
         "S72301A",
         "W132XXA",
     ),
+    # the end of a long bone told by the joint it is near: the lower end of the radius
+    # (S52.502A Unspecified fracture of the lower end of left radius; W11.XXXA Fall from ladder)
+    (
+        "I fell off a ladder and broke the end of my left radius near the wrist.",
+        "S52502A",
+        "W11XXXA",
+    ),
+    # a forearm bone with no part told: the forearm (Index: Fracture, radius - see also
+    # Fracture, forearm: S52.92XA Unspecified fracture of left forearm)
+    ("I fell and broke my left radius.", "S5292XA", "W19XXXA"),
     # "the back of my calf" is the calf's, not the back (S81.851A Open bite, right lower leg;
     # W54.0XXA Bitten by dog)
     ("My neighbor's dog bit me on the back of my right calf.", "S81851A", "W540XXA"),

@@ -267,6 +267,12 @@ def test_index_terms_a_code_title_does_not_say(
         assert not any(c.startswith("I20") for c in got)
 
 
+def test_fy2027_familial_dilated_cardiomyopathy_is_familial_genetic(coder: RetrievalCoder) -> None:
+    # FY2027 I42.01 "Familial-genetic dilated cardiomyopathy" (I42.0 became a header)
+    narrative = "Dx: familial dilated cardiomyopathy (pathogenic LMNA variant)."
+    assert codes(coder, narrative, release="2026-10") == ("I4201",)
+
+
 def test_hemorrhage_nec_goes_beside_a_code_that_says_with_bleeding(coder: RetrievalCoder) -> None:
     # I.A.9.a: R58 "Hemorrhage, not elsewhere classified" is for what no code classifies;
     # K57.91 "Diverticulosis of intestine, part unspecified, without perforation or abscess with

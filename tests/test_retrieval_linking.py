@@ -231,6 +231,19 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         (["I639", "I6601"], "Stroke. Occlusion of the right middle cerebral artery.", ["I63511"]),
         (["I63512"], "Embolic stroke of the left MCA.", ["I63412"]),
         (["I6602"], "Stenosis of the left middle cerebral artery.", ["I6602"]),
+        # one pulmonary embolism, its kind and its cor pulmonale told in two clauses (I26.02)
+        (
+            ["I2692", "I2609"],
+            "Saddle pulmonary embolus with RV strain; cardiology documents acute cor pulmonale.",
+            ["I2602"],
+        ),
+        (["I2699", "I2609"], "Pulmonary embolism. Acute cor pulmonale.", ["I2699", "I2609"]),
+        # K52.9 is noninfective: not beside an intestinal infection (A04.71)
+        (["K529", "J449", "A0471"], "Recurrent C. diff colitis. COPD.", ["J449", "A0471"]),
+        (["K529"], "Colitis.", ["K529"]),
+        # Index: Dependence, alcohol, in remission F10.21, told in another clause
+        (["F1020"], "Alcohol dependence, in early remission.", ["F1021"]),
+        (["F1020"], "Alcohol dependence. Drinks daily.", ["F1020"]),
         # I.C.1.g.1.c: a post COVID-19 condition is U09.9 after the condition, never U07.1
         (["J8410", "U071"], "Post-COVID condition: pulmonary fibrosis.", ["J8410", "U099"]),
         (["R5383"], "Long COVID with fatigue.", ["R5383", "U099"]),

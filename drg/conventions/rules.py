@@ -506,6 +506,8 @@ INTEGRAL_SYMPTOMS: Final[dict[str, tuple[str, ...]]] = {
         symptom: tuple(f"K2{c}{d}" for c in "5678" for d in "0246")
         for symptom in ("K920", "K921", "K922")
     },
+    # ascites: a liver disease "with ascites" (K70.11, K70.31, K71.51)
+    "R18": ("K7011", "K7031", "K7151"),
     # coma: a diabetes code "with coma" (hyperosmolarity E1x.01, ketoacidosis E1x.11,
     # hypoglycemia E1x.641) or E15 "Nondiabetic hypoglycemic coma", whose titles say it
     "R402": (

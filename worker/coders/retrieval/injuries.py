@@ -516,6 +516,11 @@ _SINGULAR_SITES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
     "thigh": (("femur",), ("thigh",)),
     "hip": (("hip",), ("neck", "femur")),
     "tibia": (("tibia",),),
+    # a forearm bone with no part told is the forearm's (Index: Fracture, radius - see also
+    # Fracture, forearm S52.9-)
+    "radius": (("radius",), ("forearm",)),
+    "ulna": (("ulna",), ("forearm",)),
+    "humerus": (("humerus",), ("upper", "arm")),
     "fibula": (("fibula",), ("shaft", "fibula")),  # Index: Fracture, fibula (shaft) S82.40-
     "femur": (("femur",),),
     "head": (("unspecified", "part", "head"), ("head",)),
@@ -589,6 +594,28 @@ _PART_WORDS: Final[dict[str, str]] = {
 }
 _PART_REACH: Final = 6
 _CLAUSE_ENDS: Final = frozenset({";", ".", "and", "but"})
+#: A long bone's lay or clinical word -> the bone.
+_LONG_BONES: Final[dict[str, str]] = {
+    **{bone: bone for bone in ("radius", "ulna", "tibia", "fibula", "femur", "humerus")},
+    "shin": "tibia",
+    "shinbone": "tibia",
+}
+#: (bone, joint) -> the end of the bone the joint is at (S42.2-/S42.4- humerus, S52.1-/S52.5-
+#: radius, S72.1-/S72.4- femur, S82.1-/S82.3- tibia titles: "upper end", "lower end").
+_JOINT_ENDS: Final[dict[tuple[str, str], str]] = {
+    ("radius", "wrist"): "lower",
+    ("ulna", "wrist"): "lower",
+    ("radius", "elbow"): "upper",
+    ("ulna", "elbow"): "upper",
+    ("humerus", "elbow"): "lower",
+    ("humerus", "shoulder"): "upper",
+    ("tibia", "ankle"): "lower",
+    ("fibula", "ankle"): "lower",
+    ("tibia", "knee"): "upper",
+    ("fibula", "knee"): "upper",
+    ("femur", "knee"): "lower",
+    ("femur", "hip"): "upper",
+}
 
 
 # Words of the 7th-character cues (index.SeventhCharacter): "follow-up visit", "sequela".
@@ -1191,9 +1218,17 @@ def _injury_code(
     # a bone's part told near it: "the shaft of my right femur", "my left collarbone, the
     # middle part" ("middle" before a site is a finger's)
     ahead = tokens[max(0, at - _PART_REACH) : at]
-    after = itertools.takewhile(lambda t: t not in _CLAUSE_ENDS, tokens[at + 1 : at + _PART_REACH])
-    parts = [t for t in ahead if t not in _SITE_WORDS] + list(after)
+    after_words = list(
+        itertools.takewhile(lambda t: t not in _CLAUSE_ENDS, tokens[at + 1 : at + _PART_REACH])
+    )
+    parts = [t for t in ahead if t not in _SITE_WORDS] + after_words
     refine += list(dict.fromkeys(_PART_WORDS[t] for t in parts if t in _PART_WORDS))
+    # the end of a long bone told by the joint it is near ("the end of my radius near the
+    # wrist": the lower end, S52.50-)
+    bone = _LONG_BONES.get(tokens[at], "")
+    end = next((_JOINT_ENDS[bone, t] for t in after_words if (bone, t) in _JOINT_ENDS), None)
+    if end is not None:
+        refine += [end, "end"]
     if nature.lay is BURN:  # its depth, when told ("second degree": T22.211A, I.C.19.d)
         refine += [t for t in tokens[max(0, at - _NEAR) : at + _NEAR] if t in _BURN_DEGREES]
     for site in _SITES[tokens[at]]:

@@ -111,6 +111,7 @@ SEPTIC_SHOCK: Final = "R6521"
 SEVERE_SEPSIS_WITHOUT_SHOCK: Final = "R6520"
 #: B99 "Other and unspecified infectious diseases", chapter 1's residual category.
 _RESIDUAL_INFECTION: Final = "B99"
+_NONINFECTIVE_COLITIS: Final = "K529"
 #: Sepsis codes of A40-A41 (streptococcal, other), which a narrative must say.
 SEPSIS: Final = ("A40", "A41")
 UNSPECIFIED_SHOCK: Final = "R579"
@@ -367,11 +368,14 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     out = _ulcer_severity(_diabetic_ulcer_site(out, narrative, codeset), narrative, codeset)
     out = _identified_influenza(out, narrative, codeset)
     out = _specified_infection(out)
+    out = _infectious_enteritis(out)
     out = _appendicitis(out, narrative, codeset)
     out = _heart_failure_acuity(out, narrative, codeset)
     out = _diverticular_disease(out, narrative, codeset)
     out = _stemi_artery(out, narrative, codeset)
     out = _infarction_of_occluded_artery(out, narrative, codeset)
+    out = _embolism_with_cor_pulmonale(out, codeset)
+    out = _dependence_in_remission(out, narrative, codeset)
     return _hypertension(out)
 
 
@@ -535,6 +539,16 @@ def _specified_infection(codes: list[str]) -> list[str]:
         c.startswith(SYSTEMIC_INFECTION) or c in _COVID_CODES for c in codes
     ):
         return [c for c in codes if not c.startswith(_RESIDUAL_INFECTION)]
+    return codes
+
+
+def _infectious_enteritis(codes: list[str]) -> list[str]:
+    """No K52.9 "Noninfective gastroenteritis and colitis, unspecified" beside an intestinal
+    infectious disease (A00-A09): the colitis is the infection's ("recurrent C. diff colitis"
+    is A04.71 alone; K52 is for noninfective ones, and its unspecified code for a record that
+    says no more, I.A.9.b)."""
+    if _NONINFECTIVE_COLITIS in codes and any("A00" <= c[:3] <= "A09" for c in codes):
+        return [c for c in codes if c != _NONINFECTIVE_COLITIS]
     return codes
 
 
@@ -894,6 +908,37 @@ def _infarction_of_occluded_artery(
         if code not in out:
             out.append(code)
     return out
+
+
+def _embolism_with_cor_pulmonale(codes: list[str], codeset: MemoryCodeSet) -> list[str]:
+    """A pulmonary embolism of a told kind coded "without acute cor pulmonale" (I26.9-) beside
+    one "with" it (I26.0-) is that kind with it: one embolism, its two facts told in two
+    clauses ("saddle pulmonary embolus with RV strain; ... acute cor pulmonale": I26.02, not
+    I26.92 and I26.09; I26 titles, "without" beside "with" contradicts, I.A.15)."""
+    with_cor = next((c for c in codes if c.startswith("I260")), None)
+    without = next((c for c in codes if c.startswith("I269") and c != "I2699"), None)
+    if with_cor is None or without is None:
+        return codes
+    target = "I260" + without[4:]
+    if not _bills(target, codeset):
+        return codes
+    return _replace(codes, lambda c: c in (with_cor, without), target)
+
+
+def _dependence_in_remission(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """Substance dependence "uncomplicated" (F10.20-F19.20) as "in remission" (F1x.21) where
+    its sentence says remission, in any clause ("Alcohol dependence, in early remission":
+    F10.21; Index: Dependence, alcohol, in remission F10.21; I.C.5.b.1)."""
+    dependence = [c for c in codes if c[:2] == "F1" and c[3:] == "20"]
+    if not dependence:
+        return codes
+    remission = any(
+        "remission" in tokens and any(t.startswith("depend") for t in tokens)
+        for tokens in (affirmed(words(s)) for s in sentences(narrative))
+    )
+    if not remission:
+        return codes
+    return [f"{c[:3]}21" if c in dependence and _bills(f"{c[:3]}21", codeset) else c for c in codes]
 
 
 def _heart_failure_acuity(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:

@@ -267,6 +267,12 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     # storm E05.01)
     ("graves",): ("thyrotoxicosis", "diffuse", "goiter"),
     ("thyroid", "storm"): ("thyrotoxic", "crisis", "storm"),
+    # a saddle embolus is of the pulmonary artery (I26.02, I26.92: "Saddle embolus of pulmonary
+    # artery"); familial dilated cardiomyopathy is familial-genetic (FY2027 I42.01)
+    ("saddle", "pulmonary"): ("artery",),
+    ("saddle", "embolus"): ("pulmonary", "artery"),
+    ("saddle", "pe"): ("embolus", "pulmonary", "artery"),
+    ("familial", "dilated"): ("genetic",),
     ("hfref",): ("systolic", "heart", "failure"),
     ("hfpef",): ("diastolic", "heart", "failure"),
     ("reduced", "ejection", "fraction"): ("systolic",),
@@ -409,6 +415,15 @@ _NOT_ANGINA_PECTORIS: Final = frozenset(
 )
 
 
+#: Parts of a limb read as the limb (see _LAY), and the bones whose mention makes them a
+#: bone's end instead.
+_LIMB_PARTS: Final = frozenset(
+    {"forearm", "elbow", "wrist", "hand", "thigh", "knee", "calf", "shin", "ankle", "foot"}
+    | {"feet", "heel"}
+)
+_BONES: Final = frozenset({"radius", "ulna", "humerus", "femur", "tibia", "fibula"})
+
+
 def lay_expansions(tokens: Sequence[str]) -> list[str]:
     """Clinical words for the lay phrases in ``tokens`` (to be added to a query, not replace it)."""
     extra: list[str] = []
@@ -419,6 +434,8 @@ def lay_expansions(tokens: Sequence[str]) -> list[str]:
             tokens[max(0, start - 2) : start]
         ):
             continue
+        if tokens[start] in _LIMB_PARTS and not _BONES.isdisjoint(tokens):
+            continue  # "the end of my radius near the wrist": the bone's site, not the limb's
         left = len(tokens) - start
         for size in reversed(_LAY_SIZES.get(tokens[start], ())):
             if size > left:
