@@ -223,6 +223,14 @@ CASES = [
     # a forearm bone with no part told: the forearm (Index: Fracture, radius - see also
     # Fracture, forearm: S52.92XA Unspecified fracture of left forearm)
     ("I fell and broke my left radius.", "S5292XA", "W19XXXA"),
+    # a side told after the site: "three ribs on my left side" (S22.42XA Multiple fractures of
+    # ribs, left side); V43.53XA Car driver injured in collision with pick-up truck, traffic
+    (
+        "I was driving my car and a pickup truck smashed into my door. I broke three ribs on my "
+        "left side.",
+        "S2242XA",
+        "V4353XA",
+    ),
     # "the back of my calf" is the calf's, not the back (S81.851A Open bite, right lower leg;
     # W54.0XXA Bitten by dog)
     ("My neighbor's dog bit me on the back of my right calf.", "S81851A", "W540XXA"),

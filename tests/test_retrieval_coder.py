@@ -253,6 +253,12 @@ def test_what_the_record_does_not_know_is_no_negation(sentence: str, condition: 
         # Graves' disease with thyroid storm (Index: Disease, Graves' E05.00; Thyrotoxicosis,
         # with goiter, diffuse, with thyroid storm E05.01), no R69 "illness" for "disease"
         ("Graves' disease with thyroid storm.", ("E0501",)),
+        # "CVA tenderness" is the costovertebral angle's, a sign of the kidney: no stroke (I63.9)
+        ("Acute pyelonephritis; UA with pyuria, R CVA tenderness.", ("N10",)),
+        # "L" before a ureter is its side; ureteral is the ureter's (N20.1 Calculus of ureter)
+        ("Final dx: L ureteral calculus.", ("N201",)),
+        # a cardioembolic infarct is one due to embolism, of the artery told (I63.412)
+        ("Admitted with an acute cardioembolic infarct in the L MCA territory.", ("I63412",)),
         # Ludwig's angina (K12.2) is no angina pectoris (CodiEsp dev S1130-05582014000400006-2)
         ("Definitive diagnosis: Ludwig's angina complicated with congenital syphilis.", ()),
     ],
@@ -265,6 +271,38 @@ def test_index_terms_a_code_title_does_not_say(
         assert got == expected  # and nothing the narrative does not say
     else:
         assert not any(c.startswith("I20") for c in got)
+
+
+@pytest.mark.parametrize(
+    ("narrative", "principal"),
+    [
+        # the reason for the stay is named although texts of its site's words (C34.31 "...
+        # right lower lobe, bronchus or lung") crowd the whole clause's best hits (Section II)
+        (
+            "Admitted for community-acquired pneumonia of the RLL, organism not identified. He "
+            "also has COPD, stable and not in exacerbation.",
+            "J189",
+        ),
+        # in one sentence, the condition named first (Section II: the condition chiefly
+        # responsible, told first in a list of diagnoses)
+        (
+            "Impression: immune thrombocytopenic purpura, plus an incidental iron deficiency "
+            "anemia.",
+            "D693",
+        ),
+        # a symptom told as the reason: the diagnosis the work-up named, not a code only learned
+        # evidence suggests (Section II)
+        (
+            "Admitted with progressive dyspnea; CT shows pulmonary fibrosis, which pulmonology "
+            "attributes to her COVID-19 infection last year (post-COVID condition).",
+            "J8410",
+        ),
+    ],
+)
+def test_the_principal_is_the_condition_named_for_the_stay(
+    coder: RetrievalCoder, narrative: str, principal: str
+) -> None:
+    assert codes(coder, narrative)[0] == principal
 
 
 def test_fy2027_familial_dilated_cardiomyopathy_is_familial_genetic(coder: RetrievalCoder) -> None:

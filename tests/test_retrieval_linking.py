@@ -239,7 +239,7 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         ),
         (["I2699", "I2609"], "Pulmonary embolism. Acute cor pulmonale.", ["I2699", "I2609"]),
         # K52.9 is noninfective: not beside an intestinal infection (A04.71)
-        (["K529", "J449", "A0471"], "Recurrent C. diff colitis. COPD.", ["J449", "A0471"]),
+        (["K529", "J449", "A0471"], "Recurrent C. diff colitis. COPD.", ["A0471", "J449"]),
         (["K529"], "Colitis.", ["K529"]),
         # Index: Dependence, alcohol, in remission F10.21, told in another clause
         (["F1020"], "Alcohol dependence, in early remission.", ["F1021"]),

@@ -615,8 +615,9 @@ def _stay_principal(
             continue
         history, at = named.get(code, (False, rows[code][_POSITION] if code in rows else 0.0))
         if not history and (at == REASON or at >= reason_at):
-            found.append((at != REASON, at, order, code))
-    return min(found)[3] if found else symptoms[0]
+            # a code the narrative names before one only learned evidence suggests
+            found.append((at != REASON, code not in named, at, order, code))
+    return min(found)[4] if found else symptoms[0]
 
 
 def _principal_first(

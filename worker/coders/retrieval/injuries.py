@@ -1213,7 +1213,11 @@ def _injury_code(
     """``only_side``: the one side the whole account names, for a site told without its own
     ("landed on my right wrist. Broke my distal radius": the right radius, S52.501A)."""
     before = tokens[max(0, at - 3) : at]
-    side = next((t for t in reversed(before) if t in SIDES), only_side)
+    side = next((t for t in reversed(before) if t in SIDES), None)
+    if side is None:  # told after it: "three ribs on my left side"
+        later = tokens[at + 1 : at + _PART_REACH]
+        side = next((t for t, n in itertools.pairwise(later) if t in SIDES and n == "side"), None)
+    side = side or only_side
     refine = [_SITE_WORDS[t] for t in before if t in _SITE_WORDS]
     # a bone's part told near it: "the shaft of my right femur", "my left collarbone, the
     # middle part" ("middle" before a site is a finger's)

@@ -547,9 +547,14 @@ def _infectious_enteritis(codes: list[str]) -> list[str]:
     infectious disease (A00-A09): the colitis is the infection's ("recurrent C. diff colitis"
     is A04.71 alone; K52 is for noninfective ones, and its unspecified code for a record that
     says no more, I.A.9.b)."""
-    if _NONINFECTIVE_COLITIS in codes and any("A00" <= c[:3] <= "A09" for c in codes):
-        return [c for c in codes if c != _NONINFECTIVE_COLITIS]
-    return codes
+    infection = next((c for c in codes if "A00" <= c[:3] <= "A09"), None)
+    if _NONINFECTIVE_COLITIS not in codes or infection is None:
+        return codes
+    # the infection takes the colitis's place (the principal, when the colitis was)
+    at = min(codes.index(_NONINFECTIVE_COLITIS), codes.index(infection))
+    out = [c for c in codes if c not in (_NONINFECTIVE_COLITIS, infection)]
+    out.insert(at, infection)
+    return out
 
 
 def _severe_sepsis(codes: list[str]) -> list[str]:
@@ -769,6 +774,18 @@ def _default_diabetes_type(codes: list[str], narrative: str, codeset: MemoryCode
     return out
 
 
+def _words_of_sentences_naming(narrative: str, prefix: str) -> tuple[list[str], list[str]]:
+    """The words of the sentences with a word starting with ``prefix``, all and affirmed."""
+    said: list[str] = []
+    kept: list[str] = []
+    for sentence in sentences(narrative):
+        tokens = words(sentence)
+        if any(t.startswith(prefix) for t in tokens):
+            said += tokens
+            kept += affirmed(tokens)
+    return said, kept
+
+
 def _told(said: Sequence[str], kept: Sequence[str], words_: frozenset[str]) -> bool | None:
     """True when ``kept`` (the affirmed words) holds one of ``words_``, False when only the
     negated words do ("no abscess"), None when the narrative does not say."""
@@ -789,13 +806,7 @@ def _appendicitis(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> l
     no abscess" is K35.201, DRG 373, not K65.0, K35.80 and K35.32 (DRG 371)."""
     if not any(c.startswith(_APPENDICITIS) for c in codes):
         return codes
-    said: list[str] = []
-    kept: list[str] = []
-    for sentence in sentences(narrative):
-        tokens = words(sentence)
-        if any(t.startswith("append") for t in tokens):
-            said += tokens
-            kept += affirmed(tokens)
+    said, kept = _words_of_sentences_naming(narrative, "append")
     peritonitis = _told(said, kept, frozenset({"peritonitis"}))
     generalized = peritonitis and not _GENERALIZED.isdisjoint(kept)
     perforation = _told(said, kept, _PERFORATION)
@@ -828,13 +839,7 @@ def _diverticular_disease(codes: list[str], narrative: str, codeset: MemoryCodeS
     is K57.40; words alone found nothing, or K57.92."""
     if not any(c.startswith("K57") for c in codes):
         return codes
-    said: list[str] = []
-    kept: list[str] = []
-    for sentence in sentences(narrative):
-        tokens = words(sentence)
-        if any(t.startswith("diverticul") for t in tokens):
-            said += tokens
-            kept += affirmed(tokens)
+    _, kept = _words_of_sentences_naming(narrative, "diverticul")
     if not kept:
         return codes
     small = not _SMALL_INTESTINE.isdisjoint(kept) or contains(kept, ("small", "bowel"))

@@ -117,6 +117,15 @@ class _Candidate:
 REASON: Final = -1.0
 
 
+#: A clause's share of its sentence's position in ``named`` (sentences are >= 1/n apart).
+_CLAUSE_STEP: Final = 1e-6
+#: How many last words a mention with no winner may lose to find its head (see _pick_head).
+_HEAD_TRIES: Final = 6
+#: Only mentions of at most this many words look for their head: a condition and its site,
+#: not a case report's long clause (which the search of its phrases serves; speed).
+_HEAD_LONGEST: Final = 9
+
+
 @dataclass(frozen=True, slots=True)
 class Lexical:
     """What the code-text index says about one narrative. It depends on the index only, so
@@ -178,14 +187,15 @@ class Scorer:
         # wrist. Broke my distal radius": S52.501A, not unspecified side S52.509A)
         sited = (sides_before_site(m.stems, _SITE_STEMS) for m in narrative.mentions)
         only_side = _side([side for sides in sited for side in sides])
-        for mention in narrative.mentions:
+        for order, mention in enumerate(narrative.mentions):
             query = tuple(index.ids(mention.stems))
             if not query:
                 continue
             picked = done.get(query)
             if picked is None:  # the side is the query's (or the narrative's): one per query
                 side = _side(mention.stems) or only_side
-                picked = done[query] = self._pick(query, cues, side)
+                search = self._pick_head if mention.reason else self._pick
+                picked = done[query] = search(query, cues, side)
             for pick in picked:
                 entry = index.entries[pick.entry]
                 cand = found.get(pick.code)
@@ -197,7 +207,10 @@ class Scorer:
                 if pick.winner:
                     v[_LEX_FULL] += 1.0
                     # a diagnosis under a "Final diagnosis:" heading before any position
-                    key = (mention.history, REASON if mention.reason else mention.position)
+                    # (and, in one sentence, the clause that names it first: "Impression:
+                    # immune thrombocytopenic purpura, plus an iron deficiency anemia" is D69.3)
+                    at = REASON if mention.reason else mention.position + order * _CLAUSE_STEP
+                    key = (mention.history, at)
                     named[pick.code] = min(named.get(pick.code, key), key)
                 # the best text of the code: the most covered; among fully covered winners, its
                 # own description or an inclusion term before an Excludes note naming it
@@ -220,6 +233,25 @@ class Scorer:
             if query:
                 negated.update(p.code for p in self._pick(query, cues) if p.coverage >= FULL)
         return Lexical(found, frozenset(negated), named)
+
+    def _pick_head(
+        self, query: Sequence[int], cues: Sequence[str], side: str | None = None
+    ) -> list[_Pick]:
+        """For the reason for the stay (speed: each try is a search), :meth:`_pick`, and when no
+        text of the whole mention is a winner, also the picks of
+        its head, the mention less its last words, up to :data:`_HEAD_TRIES` words less, until
+        one is (mentions of 3 to :data:`_HEAD_LONGEST` words): a condition told before its
+        site ("community-acquired pneumonia of the RLL") is named although texts of the
+        site's words (C34.31 "... right lower lobe, bronchus or lung") crowd the whole
+        mention's best hits. The head's picks are winners only."""
+        picked = self._pick(query, cues, side)
+        if any(p.winner for p in picked) or not 3 <= len(query) <= _HEAD_LONGEST:
+            return picked
+        for size in range(len(query) - 1, max(1, len(query) - _HEAD_TRIES - 1), -1):
+            head = [p for p in self._pick(query[:size], cues, side) if p.winner]
+            if head:
+                return picked + head
+        return picked
 
     def _pick(
         self, query: Sequence[int], cues: Sequence[str], side: str | None = None

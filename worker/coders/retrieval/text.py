@@ -219,6 +219,11 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("uterine",): ("uterus",),
     ("colonic",): ("colon",),
     ("rectal",): ("rectum",),
+    ("ureteral",): ("ureter",),
+    # an embolic or cardioembolic infarct is one "due to embolism" (Index: Infarction,
+    # cerebral, embolic I63.4-)
+    ("cardioembolic",): ("embolism",),
+    ("embolic",): ("embolism",),
     # diverticular disease with no site told is of the intestine, part unspecified (Index:
     # Diverticulitis K57.92; Diverticulosis K57.90; Disease, diverticular K57.90), which no
     # narrative says; the colon's is of the large intestine told after the disease too
@@ -334,7 +339,8 @@ BODY_SITES: Final = frozenset(
 _SIDE_LETTERS: Final = {"r": "right", "l": "left"}
 _LETTER_SITES: Final = BODY_SITES | frozenset(
     """upper lower lung breast kidney eye ear ovary testis groin buttock lobe extremity
-    extremities sided side""".split()  # noqa: SIM905
+    extremities sided side ureter ureteral renal mca aca pca ica carotid vertebral
+    middle anterior posterior internal femoral""".split()  # noqa: SIM905
 )
 SITE_GAP: Final = 2  # words a side may stand before its site ("right lower leg")
 SIDES: Final = frozenset({"left", "right"})  # words and stems alike
@@ -434,6 +440,8 @@ def lay_expansions(tokens: Sequence[str]) -> list[str]:
             tokens[max(0, start - 2) : start]
         ):
             continue
+        if tokens[start : start + 2] == ["cva", "tenderness"]:
+            continue  # costovertebral angle tenderness, a sign of the kidney: no stroke
         if tokens[start] in _LIMB_PARTS and not _BONES.isdisjoint(tokens):
             continue  # "the end of my radius near the wrist": the bone's site, not the limb's
         left = len(tokens) - start
