@@ -273,6 +273,24 @@ def test_index_terms_a_code_title_does_not_say(
         assert not any(c.startswith("I20") for c in got)
 
 
+def test_a_symptoms_work_up_diagnosis_is_told_after_it_else_before_it(
+    coder: RetrievalCoder,
+) -> None:
+    # Section II: the condition established after study is principal; a diagnosis told after
+    # the symptom's clause (the work-up's) before one told before it in the same sentence
+    work_up = (
+        "Type 1 diabetic since age 9, admitted for intractable vomiting; gastric emptying "
+        "study confirmed diabetic gastroparesis."
+    )
+    assert codes(coder, work_up)[0] == "E1043"
+    # ... and with nothing told after it, the diagnosis the pain is of, not R52 (Section II)
+    pain = (
+        "81F: atherosclerosis of the native arteries of the left leg with a non-healing ulcer "
+        "of the left heel, fat layer exposed; admitted for pain control."
+    )
+    assert codes(coder, pain)[0] == "I70244"
+
+
 @pytest.mark.parametrize(
     ("narrative", "principal"),
     [

@@ -41,7 +41,7 @@ from worker.coders.retrieval.index import CodeIndex, index_for
 from worker.coders.retrieval.injuries import is_injury, with_lay_injuries
 from worker.coders.retrieval.linking import link
 from worker.coders.retrieval.mentions import Narrative, split
-from worker.coders.retrieval.scoring import FEATURES, REASON, Scorer
+from worker.coders.retrieval.scoring import CLAUSE_STEP, FEATURES, REASON, Scorer
 from worker.coders.retrieval.text import clinical_stems, stem
 
 log = logging.getLogger(__name__)
@@ -600,10 +600,19 @@ def _stay_principal(
     only as history ("PMH: CAD, HFrEF, OSA. Admitted because of a syncopal episode": R55, not
     the sleep apnea; Section II.A: a symptom is the principal when no related definitive
     diagnosis is established). None when the reason is no symptom (the usual rank decides)."""
-    reasons = [m.position for m in narrative.mentions if m.reason]
+    # where the reason is told: its sentence, and its clause (as Lexical.named orders clauses
+    # in a sentence): "Type 1 diabetic, admitted for intractable vomiting; ... diabetic
+    # gastroparesis" prefers the gastroparesis (E10.43) told after the reason to the diabetes
+    # told before it in its sentence, which is taken only when nothing follows ("atherosclerosis
+    # ... with a heel ulcer; admitted for pain control": I70.244, not R52)
+    reasons = [
+        (m.position, m.position + order * CLAUSE_STEP)
+        for order, m in enumerate(narrative.mentions)
+        if m.reason
+    ]
     if not reasons:
         return None
-    reason_at = min(reasons)
+    reason_at, reason_clause = min(reasons)
     symptoms = [
         c for _, c in ranked if c[0] == "R" and named.get(c, (True, 0.0)) == (False, REASON)
     ]
@@ -616,8 +625,8 @@ def _stay_principal(
         history, at = named.get(code, (False, rows[code][_POSITION] if code in rows else 0.0))
         if not history and (at == REASON or at >= reason_at):
             # a code the narrative names before one only learned evidence suggests
-            found.append((at != REASON, code not in named, at, order, code))
-    return min(found)[4] if found else symptoms[0]
+            found.append((at != REASON, code not in named, at < reason_clause, at, order, code))
+    return min(found)[5] if found else symptoms[0]
 
 
 def _principal_first(

@@ -118,7 +118,7 @@ REASON: Final = -1.0
 
 
 #: A clause's share of its sentence's position in ``named`` (sentences are >= 1/n apart).
-_CLAUSE_STEP: Final = 1e-6
+CLAUSE_STEP: Final = 1e-6
 #: How many last words a mention with no winner may lose to find its head (see _pick_head).
 _HEAD_TRIES: Final = 6
 #: Only mentions of at most this many words look for their head: a condition and its site,
@@ -209,7 +209,7 @@ class Scorer:
                     # a diagnosis under a "Final diagnosis:" heading before any position
                     # (and, in one sentence, the clause that names it first: "Impression:
                     # immune thrombocytopenic purpura, plus an iron deficiency anemia" is D69.3)
-                    at = REASON if mention.reason else mention.position + order * _CLAUSE_STEP
+                    at = REASON if mention.reason else mention.position + order * CLAUSE_STEP
                     key = (mention.history, at)
                     named[pick.code] = min(named.get(pick.code, key), key)
                 # the best text of the code: the most covered; among fully covered winners, its
