@@ -202,8 +202,7 @@ def _coronary_with_angina(codes: list[str], ctx: Context) -> list[Adjustment]:
             return []
         first = min(angina, key=lambda c: c.startswith("I209"))
         target = CORONARY_WITH_ANGINA.get(first[:4], "")
-        record = ctx.codeset.records.get(target)
-        if record is None or not record.billable:
+        if not ctx.codeset.is_billable(target):
             return []
         changes.append(_combine(codes, CORONARY_WITHOUT_ANGINA, target, "I.C.9.b"))
         combined = target
@@ -235,8 +234,7 @@ def _copd_with_infection(codes: list[str], ctx: Context) -> list[Adjustment]:
         _matches(c, p) for c in codes for p in LOWER_RESPIRATORY_INFECTION
     ):
         return []
-    record = ctx.codeset.records.get(COPD_WITH_INFECTION)
-    if record is None or not record.billable:
+    if not ctx.codeset.is_billable(COPD_WITH_INFECTION):
         return []
     if COPD_UNSPECIFIED in codes:
         return [_combine(codes, COPD_UNSPECIFIED, COPD_WITH_INFECTION, "I.A.15")]

@@ -41,7 +41,7 @@ from worker.coders.retrieval.index import CodeIndex, index_for
 from worker.coders.retrieval.injuries import is_injury, with_lay_injuries
 from worker.coders.retrieval.linking import link
 from worker.coders.retrieval.mentions import Narrative, split
-from worker.coders.retrieval.scoring import CLAUSE_STEP, FEATURES, REASON, Scorer
+from worker.coders.retrieval.scoring import FEATURES, REASON, Scorer, clause_position
 from worker.coders.retrieval.text import clinical_stems, stem
 
 log = logging.getLogger(__name__)
@@ -606,7 +606,7 @@ def _stay_principal(
     # told before it in its sentence, which is taken only when nothing follows ("atherosclerosis
     # ... with a heel ulcer; admitted for pain control": I70.244, not R52)
     reasons = [
-        (m.position, m.position + order * CLAUSE_STEP)
+        (m.position, clause_position(order, m))
         for order, m in enumerate(narrative.mentions)
         if m.reason
     ]

@@ -32,7 +32,9 @@ included, so no family-history code (Z80-Z84) comes from it either.
 import functools
 from collections.abc import Iterable, Sequence
 from itertools import product
-from typing import Final
+from typing import Final, NamedTuple
+
+from worker.coders.retrieval.text import sentences, words
 
 SCOPE: Final = 12  # tokens a trigger reaches (NegEx used 5 words; lists in claims run longer)
 
@@ -355,6 +357,21 @@ def affirmed(tokens: Sequence[str]) -> list[str]:
     """The tokens of one sentence that no negation, ruled-out, hypothetical or family scope
     covers, in order."""
     return [t for t, out in zip(tokens, excluded(tokens), strict=True) if not out]
+
+
+class Sentence(NamedTuple):
+    said: tuple[str, ...]  # its words (text.words)
+    kept: tuple[str, ...]  # those no scope excludes (affirmed)
+
+
+@functools.lru_cache(maxsize=16)
+def read(text: str) -> tuple[Sentence, ...]:
+    """Each sentence of ``text``, its words and its affirmed words: read once a narrative
+    however many rules of linking.py and injuries.py ask (the scopes are the costly part)."""
+    return tuple(
+        Sentence(tuple(said), tuple(affirmed(said)))
+        for said in (words(sentence) for sentence in sentences(text))
+    )
 
 
 def _forwards(start: int, n: int, stops: Sequence[bool]) -> Iterable[int]:

@@ -33,11 +33,12 @@ from typing import Final
 
 from drg.codeset.hierarchy import default_child
 from drg.codeset.memory import MemoryCodeSet
-from worker.coders.retrieval.context import affirmed
+from worker.coders.retrieval.context import affirmed, read
 from worker.coders.retrieval.index import CodeIndex, SeventhCharacter, index_for
 from worker.coders.retrieval.scoring import FULL
 from worker.coders.retrieval.text import (
     BODY_SITES,
+    LONG_BONES,
     SIDES,
     broken_thing,
     contains,
@@ -596,7 +597,7 @@ _PART_REACH: Final = 6
 _CLAUSE_ENDS: Final = frozenset({";", ".", "and", "but"})
 #: A long bone's lay or clinical word -> the bone.
 _LONG_BONES: Final[dict[str, str]] = {
-    **{bone: bone for bone in ("radius", "ulna", "tibia", "fibula", "femur", "humerus")},
+    **{bone: bone for bone in LONG_BONES},
     "shin": "tibia",
     "shinbone": "tibia",
 }
@@ -776,26 +777,23 @@ def _traumatic_hemorrhage(
     S06.5X0A and W11, DRG 087, not I62.00 and S09.90XA (DRG 914)."""
     if not any(code.startswith(tuple(_TRAUMATIC_HEMORRHAGE)) for _, code in ranked):
         return ranked  # the sentences are read only when such a code is coded
-    said = [words(sentence) for sentence in sentences(narrative)]
-    if any(not _NOT_TRAUMA.isdisjoint(tokens) for tokens in said):
+    told = read(narrative)
+    if any(not _NOT_TRAUMA.isdisjoint(sentence.said) for sentence in told):
         return ranked
-    kept = [affirmed(tokens) for tokens in said]
-    if not lay.external_causes and all(_TRAUMA_WORDS.isdisjoint(t) for t in kept):
+    if not lay.external_causes and all(_TRAUMA_WORDS.isdisjoint(s.kept) for s in told):
         return ranked
     sixth = "A"
-    for tokens, affirmed_tokens in zip(said, kept, strict=True):
+    for sentence in told:
         for phrase in _LOSS_OF_CONSCIOUSNESS:
-            if contains(affirmed_tokens, phrase):
+            if contains(sentence.kept, phrase):
                 sixth = "9"
-            elif contains(tokens, phrase) and sixth == "A":
+            elif contains(sentence.said, phrase) and sixth == "A":
                 sixth = "0"
     out: list[tuple[float, str]] = []
     for p, code in ranked:
         stem = next((s for c, s in _TRAUMATIC_HEMORRHAGE.items() if code.startswith(c)), None)
-        if stem is not None:
-            traumatic = f"{stem}{sixth}A"
-            record = codeset.records.get(traumatic)
-            code = traumatic if record is not None and record.billable else code
+        if stem is not None and codeset.is_billable(f"{stem}{sixth}A"):
+            code = f"{stem}{sixth}A"
         if all(code != c for _, c in out):
             out.append((p, code))
     if any(code.startswith("S06") for _, code in out):

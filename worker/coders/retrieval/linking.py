@@ -79,8 +79,8 @@ from typing import Final
 
 from drg.codeset.memory import MemoryCodeSet
 from drg.conventions.rules import DIABETES
-from worker.coders.retrieval.context import affirmed, uncertain
-from worker.coders.retrieval.text import contains, is_word, sentences, stem, words
+from worker.coders.retrieval.context import read, uncertain
+from worker.coders.retrieval.text import contains, is_word, stem
 
 #: Organism code (prefix, B95-B96) -> the sepsis code of that organism (A40-A41 titles).
 SEPSIS_BY_ORGANISM: Final[dict[str, str]] = {
@@ -345,7 +345,7 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     out = list(codes)
     lowered = narrative.lower()
     if "sep" in lowered:  # sepsis, septic, septicemia: the sentences are read only then
-        said = [affirmed(words(sentence)) for sentence in sentences(narrative)]
+        said = [sentence.kept for sentence in read(narrative)]
         out = _said_sepsis(_unsaid_severe_sepsis(out, said), [certain(t) for t in said])
     out = _severe_sepsis(out)
     # the sentences are read only when a link is possible (most claims: never)
@@ -355,15 +355,17 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     organism = organism or any(w in lowered for w in _ORGANISM_TEXT)
     sepsis = any(c.startswith(SEPSIS) for c in out)
     if sepsis or organism or any(w in lowered for w in _COVID_WORDS):
-        said = [affirmed(words(sentence)) for sentence in sentences(narrative)]
+        said = [sentence.kept for sentence in read(narrative)]
         out = _unsaid_sepsis(out, said, codeset)
         out = _organisms(out, said, codeset)
         out = _covid(out, said, codeset)
     if _THERAPY_WORDS.search(lowered):
-        said = [
-            affirmed(words(s)) for s in sentences(narrative) if _THERAPY_WORDS.search(s.lower())
+        therapy = [
+            sentence.kept
+            for sentence in read(narrative)
+            if _THERAPY_WORDS.search(" ".join(sentence.said))
         ]
-        out = _therapy_encounter(out, said, codeset)
+        out = _therapy_encounter(out, therapy, codeset)
     out = _default_diabetes_type(_diabetes_type(out, narrative), narrative, codeset)
     out = _ulcer_severity(_diabetic_ulcer_site(out, narrative, codeset), narrative, codeset)
     out = _identified_influenza(out, narrative, codeset)
@@ -408,7 +410,7 @@ def _diabetic_ulcer_site(codes: list[str], narrative: str, codeset: MemoryCodeSe
     ulcer = next((c for c in codes if c[:3] in DIABETES and c[3:] in _DIABETIC_ULCER), None)
     if ulcer is None or any(c.startswith(("L97", "L984")) for c in codes):
         return codes
-    for tokens in (affirmed(words(s)) for s in sentences(narrative)):
+    for tokens in (sentence.kept for sentence in read(narrative)):
         site = next((digit for names, digit in _ULCER_SITES if not names.isdisjoint(tokens)), None)
         if site is None:
             continue
@@ -428,7 +430,7 @@ def _ulcer_severity(codes: list[str], narrative: str, codeset: MemoryCodeSet) ->
     unspecified = [c for c in codes if c.startswith(("L97", "L984")) and c.endswith("9")]
     if not unspecified:
         return codes
-    tokens = [t for s in sentences(narrative) for t in affirmed(words(s))]
+    tokens = [t for sentence in read(narrative) for t in sentence.kept]
     severity = next((d for phrase, d in _ULCER_SEVERITY if contains(tokens, phrase)), None)
     if severity is None:
         return codes
@@ -551,10 +553,7 @@ def _infectious_enteritis(codes: list[str]) -> list[str]:
     if _NONINFECTIVE_COLITIS not in codes or infection is None:
         return codes
     # the infection takes the colitis's place (the principal, when the colitis was)
-    at = min(codes.index(_NONINFECTIVE_COLITIS), codes.index(infection))
-    out = [c for c in codes if c not in (_NONINFECTIVE_COLITIS, infection)]
-    out.insert(at, infection)
-    return out
+    return _replace(codes, lambda c: c == _NONINFECTIVE_COLITIS, infection)
 
 
 def _severe_sepsis(codes: list[str]) -> list[str]:
@@ -735,7 +734,7 @@ def _diabetes_type(codes: list[str], narrative: str) -> list[str]:
     (I.C.4.a.2), and E11 Excludes1 E10."""
     if not all(any(c.startswith(category) for c in codes) for category in _DIABETES_TYPE):
         return codes  # the sentences are read only when both types are coded
-    tokens = [t for sentence in sentences(narrative) for t in affirmed(words(sentence))]
+    tokens = [t for sentence in read(narrative) for t in sentence.kept]
     said = {
         category
         for category, phrases in _DIABETES_TYPE.items()
@@ -758,9 +757,9 @@ def _default_diabetes_type(codes: list[str], narrative: str, codeset: MemoryCode
         return codes  # the sentences are read only when such a code is coded
     told = set().union(
         *(
-            set(tokens)
-            for tokens in (words(s) for s in sentences(narrative))
-            if any(t.startswith("diabet") for t in tokens)
+            set(sentence.said)
+            for sentence in read(narrative)
+            if any(t.startswith("diabet") for t in sentence.said)
         )
     )
     if not _OTHER_DIABETES_WORDS.isdisjoint(told):
@@ -778,11 +777,10 @@ def _words_of_sentences_naming(narrative: str, prefix: str) -> tuple[list[str], 
     """The words of the sentences with a word starting with ``prefix``, all and affirmed."""
     said: list[str] = []
     kept: list[str] = []
-    for sentence in sentences(narrative):
-        tokens = words(sentence)
-        if any(t.startswith(prefix) for t in tokens):
-            said += tokens
-            kept += affirmed(tokens)
+    for sentence in read(narrative):
+        if any(t.startswith(prefix) for t in sentence.said):
+            said += sentence.said
+            kept += sentence.kept
     return said, kept
 
 
@@ -866,7 +864,7 @@ def _stemi_artery(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> l
     of inferior wall")."""
     if _STEMI_BY_WALL.isdisjoint(codes):
         return codes
-    tokens = [t for s in sentences(narrative) for t in affirmed(words(s))]
+    tokens = [t for sentence in read(narrative) for t in sentence.kept]
     target = next(
         (code for phrases, code in _CORONARY_ARTERIES if any(contains(tokens, p) for p in phrases)),
         None,
@@ -897,7 +895,7 @@ def _infarction_of_occluded_artery(
         artery, side = unspecified_cause[4], unspecified_cause[5]
     else:
         return codes
-    stems = {t for s in sentences(narrative) for t in stem(affirmed(words(s)))}
+    stems = {t for sentence in read(narrative) for t in stem(list(sentence.kept))}
     cause = "5"
     if not _EMBOLIC.isdisjoint(stems):
         cause = "4"
@@ -906,13 +904,7 @@ def _infarction_of_occluded_artery(
     target = f"I63{cause}{artery}{side}"
     if not _bills(target, codeset):
         return codes
-    out: list[str] = []  # the target takes the place of the first code it replaces
-    for code in codes:
-        if code == occluded or code.startswith("I63"):
-            code = target
-        if code not in out:
-            out.append(code)
-    return out
+    return _replace(codes, lambda c: c == occluded or c.startswith("I63"), target)
 
 
 def _embolism_with_cor_pulmonale(codes: list[str], codeset: MemoryCodeSet) -> list[str]:
@@ -939,7 +931,7 @@ def _dependence_in_remission(codes: list[str], narrative: str, codeset: MemoryCo
         return codes
     remission = any(
         "remission" in tokens and any(t.startswith("depend") for t in tokens)
-        for tokens in (affirmed(words(s)) for s in sentences(narrative))
+        for tokens in (sentence.kept for sentence in read(narrative))
     )
     if not remission:
         return codes
@@ -959,8 +951,7 @@ def _heart_failure_acuity(codes: list[str], narrative: str, codeset: MemoryCodeS
     if not unspecified:
         return codes
     acuity = None
-    for sentence in sentences(narrative):
-        tokens = affirmed(words(sentence))
+    for tokens in (sentence.kept for sentence in read(narrative)):
         if _HEART_FAILURE_WORDS.isdisjoint(tokens):
             continue
         told = set(tokens)
@@ -991,8 +982,7 @@ def _identified_influenza(codes: list[str], narrative: str, codeset: MemoryCodeS
     if not any(c.startswith(UNIDENTIFIED_INFLUENZA) for c in codes):
         return codes  # the sentences are read only when influenza is coded
     kind = None
-    for sentence in sentences(narrative):
-        tokens = affirmed(words(sentence))
+    for tokens in (sentence.kept for sentence in read(narrative)):
         at = _identified_at(tokens)
         if at is None or not _UNCERTAIN.isdisjoint(tokens[:at]):
             continue
@@ -1031,12 +1021,13 @@ def _identified_at(tokens: Sequence[str]) -> int | None:
 
 
 def _replace(codes: list[str], unspecified: Callable[[str], bool], specific: str) -> list[str]:
-    """The first code ``unspecified`` accepts becomes ``specific`` (the others go); with none,
-    ``specific`` is added."""
+    """``specific`` in the place of the first code ``unspecified`` accepts or of ``specific``
+    itself, whichever comes first (the principal's place, when it was one of them); the other
+    accepted codes go; with none, ``specific`` is added."""
     out: list[str] = []
-    placed = specific in codes
+    placed = False
     for code in codes:
-        if code != specific and unspecified(code):
+        if code == specific or unspecified(code):
             if not placed:
                 out.append(specific)
                 placed = True

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from worker.coders.retrieval.evidence import Evidence
 from worker.coders.retrieval.index import DESCRIPTION, REFERENCE, CodeIndex, SeventhCharacter
-from worker.coders.retrieval.mentions import Narrative
+from worker.coders.retrieval.mentions import Mention, Narrative
 from worker.coders.retrieval.text import (
     BODY_SITES,
     SIDES,
@@ -118,7 +118,15 @@ REASON: Final = -1.0
 
 
 #: A clause's share of its sentence's position in ``named`` (sentences are >= 1/n apart).
-CLAUSE_STEP: Final = 1e-6
+_CLAUSE_STEP: Final = 1e-6
+
+
+def clause_position(order: int, mention: Mention) -> float:
+    """Where the ``order``-th mention of a narrative is told: its sentence's position, and in
+    the sentence its clause's order (what ``Lexical.named`` and the principal compare)."""
+    return mention.position + order * _CLAUSE_STEP
+
+
 #: How many last words a mention with no winner may lose to find its head (see _pick_head).
 _HEAD_TRIES: Final = 6
 #: Only mentions of at most this many words look for their head: a condition and its site,
@@ -182,7 +190,7 @@ class Scorer:
         cues = SeventhCharacter.cues(narrative.phrases.keys())
         found: dict[str, _Candidate] = {}
         named: dict[str, tuple[bool, float]] = {}
-        done: dict[tuple[int, ...], list[_Pick]] = {}
+        done: dict[tuple[tuple[int, ...], bool], list[_Pick]] = {}
         # the one side a narrative names, for a mention that names none ("landed on my right
         # wrist. Broke my distal radius": S52.501A, not unspecified side S52.509A)
         sited = (sides_before_site(m.stems, _SITE_STEMS) for m in narrative.mentions)
@@ -191,11 +199,11 @@ class Scorer:
             query = tuple(index.ids(mention.stems))
             if not query:
                 continue
-            picked = done.get(query)
+            picked = done.get((query, mention.reason))
             if picked is None:  # the side is the query's (or the narrative's): one per query
                 side = _side(mention.stems) or only_side
                 search = self._pick_head if mention.reason else self._pick
-                picked = done[query] = search(query, cues, side)
+                picked = done[query, mention.reason] = search(query, cues, side)
             for pick in picked:
                 entry = index.entries[pick.entry]
                 cand = found.get(pick.code)
@@ -209,7 +217,7 @@ class Scorer:
                     # a diagnosis under a "Final diagnosis:" heading before any position
                     # (and, in one sentence, the clause that names it first: "Impression:
                     # immune thrombocytopenic purpura, plus an iron deficiency anemia" is D69.3)
-                    at = REASON if mention.reason else mention.position + order * CLAUSE_STEP
+                    at = REASON if mention.reason else clause_position(order, mention)
                     key = (mention.history, at)
                     named[pick.code] = min(named.get(pick.code, key), key)
                 # the best text of the code: the most covered; among fully covered winners, its

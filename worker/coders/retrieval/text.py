@@ -10,7 +10,7 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Final
+from typing import Final, NamedTuple
 
 import Stemmer
 
@@ -38,6 +38,15 @@ STOPWORDS: Final = frozenset(
     done no not nor without unspecified unspecific specified other others nos elsewhere classified
     otherwise site uncomplicated mellitus nontraumatic due""".split()  # noqa: SIM905 - a word list reads as text
 )
+
+# Parts of a limb, read as the limb below (_LAY), and the long bones whose mention makes them a
+# bone's end instead ("the end of my radius near the wrist").
+_UPPER_LIMB_PARTS: Final = ("forearm", "elbow", "wrist", "hand")
+_LOWER_LIMB_PARTS: Final = ("thigh", "knee", "calf", "shin", "ankle", "foot", "feet", "heel")
+LONG_BONES: Final = frozenset({"radius", "ulna", "humerus", "femur", "tibia", "fibula"})
+# words from a limb part to a long bone that makes it the bone's end: the whole clause ("landed
+# on my outstretched left hand - the ER doctor said I broke the end of my radius near the wrist")
+_BONE_REACH: Final = 64
 
 # Words the tabular list never uses, mapped to the words it does use: a patient's phrasing, and
 # tumour words that ICD-10-CM only resolves through its Neoplasm Table ("adenocarcinoma of lung" is
@@ -192,11 +201,8 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("arms",): ("upper", "limbs"),
     # and a part of a limb is in it: Index "Cellulitis, foot - see Cellulitis, lower limb"
     # (L03.11-; toes and fingers have codes of their own, L03.0-)
-    **{(part,): ("upper", "limb") for part in ("forearm", "elbow", "wrist", "hand")},
-    **{
-        (part,): ("lower", "limb")
-        for part in ("thigh", "knee", "calf", "shin", "ankle", "foot", "feet", "heel")
-    },
+    **{(part,): ("upper", "limb") for part in _UPPER_LIMB_PARTS},
+    **{(part,): ("lower", "limb") for part in _LOWER_LIMB_PARTS},
     # the tabular list names the ends of long bones "upper" and "lower", not proximal and distal
     ("distal",): ("lower", "end"),
     ("proximal",): ("upper", "end"),
@@ -414,20 +420,34 @@ def broken_thing(tokens: Sequence[str], i: int) -> bool:
     return tokens[i] == "broken" and i + 1 < len(tokens) and tokens[i + 1] in BROKEN_THINGS
 
 
-#: Eponyms and sites whose "angina" is no angina pectoris: Ludwig's angina K12.2 (cellulitis
-#: of the floor of the mouth), Vincent's angina A69.1, abdominal (intestinal) angina K55.1.
-_NOT_ANGINA_PECTORIS: Final = frozenset(
-    {"ludwig", "ludwigs", "vincent", "vincents", "abdominal", "intestinal", "mesenteric"}
-)
+class _Veto(NamedTuple):
+    """A lay phrase's first word is not read as its clinical words when one of ``words`` stands
+    within ``before`` words before it or ``after`` words after it."""
+
+    words: frozenset[str]
+    before: int
+    after: int
 
 
-#: Parts of a limb read as the limb (see _LAY), and the bones whose mention makes them a
-#: bone's end instead.
-_LIMB_PARTS: Final = frozenset(
-    {"forearm", "elbow", "wrist", "hand", "thigh", "knee", "calf", "shin", "ankle", "foot"}
-    | {"feet", "heel"}
-)
-_BONES: Final = frozenset({"radius", "ulna", "humerus", "femur", "tibia", "fibula"})
+#: The readings of _LAY a neighbouring word undoes:
+#: - Ludwig's angina K12.2 (cellulitis of the floor of the mouth), Vincent's angina A69.1 and
+#:   abdominal (intestinal) angina K55.1 are no angina pectoris;
+#: - "CVA tenderness", at the costovertebral angle, a sign of the kidney, is no stroke;
+#: - a limb part beside a named long bone is the bone's end, not the limb ("the end of my
+#:   radius near the wrist": S52.50-, not the "upper" limb's "upper end").
+_VETOES: Final[dict[str, _Veto]] = {
+    "angina": _Veto(
+        frozenset({"ludwig", "ludwigs", "vincent", "vincents", "abdominal", "intestinal"})
+        | {"mesenteric"},
+        before=2,
+        after=0,
+    ),
+    "cva": _Veto(frozenset({"tenderness"}), before=0, after=1),
+    **dict.fromkeys(
+        (*_UPPER_LIMB_PARTS, *_LOWER_LIMB_PARTS),
+        _Veto(LONG_BONES, before=_BONE_REACH, after=_BONE_REACH),
+    ),
+}
 
 
 def lay_expansions(tokens: Sequence[str]) -> list[str]:
@@ -436,14 +456,11 @@ def lay_expansions(tokens: Sequence[str]) -> list[str]:
     for start in range(len(tokens)):
         if broken_thing(tokens, start):
             continue
-        if tokens[start] == "angina" and not _NOT_ANGINA_PECTORIS.isdisjoint(
-            tokens[max(0, start - 2) : start]
+        veto = _VETOES.get(tokens[start])
+        if veto is not None and not veto.words.isdisjoint(
+            tokens[max(0, start - veto.before) : start + 1 + veto.after]
         ):
             continue
-        if tokens[start : start + 2] == ["cva", "tenderness"]:
-            continue  # costovertebral angle tenderness, a sign of the kidney: no stroke
-        if tokens[start] in _LIMB_PARTS and not _BONES.isdisjoint(tokens):
-            continue  # "the end of my radius near the wrist": the bone's site, not the limb's
         left = len(tokens) - start
         for size in reversed(_LAY_SIZES.get(tokens[start], ())):
             if size > left:
