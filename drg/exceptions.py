@@ -5,6 +5,7 @@ missing) or *fatal*. A claim that cannot be estimated is not an error: it is an 
 status ``needs_review`` or ``ungroupable``.
 """
 
+import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -36,10 +37,14 @@ class DatabaseError(ClaimcoderError):
     dead-lettered."""
 
 
-def database_unavailable(exc: SQLAlchemyError) -> bool:
+def database_unavailable(exc: SQLAlchemyError | psycopg.Error) -> bool:
     """True when PostgreSQL could not serve a statement now and a later retry can succeed: the
     connection was refused, lost or timed out, the pool had no connection, or the schema is not
-    migrated yet (a worker started before its init job)."""
+    migrated yet (a worker started before its init job). ``exc``: SQLAlchemy's, or psycopg's
+    own for a connection used without SQLAlchemy (``worker/store.py``)."""
+    if isinstance(exc, psycopg.Error):
+        driver_lost = psycopg.OperationalError | psycopg.InterfaceError
+        return isinstance(exc, driver_lost | pg_errors.UndefinedTable)
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
         return True
     if isinstance(exc, DBAPIError):
@@ -47,7 +52,7 @@ def database_unavailable(exc: SQLAlchemyError) -> bool:
     return False
 
 
-def wrap_database_error(exc: SQLAlchemyError, what: str) -> ClaimcoderError:
+def wrap_database_error(exc: SQLAlchemyError | psycopg.Error, what: str) -> ClaimcoderError:
     """``exc`` as the project's error: DatabaseUnavailableError (recoverable) when PostgreSQL is
     away, DatabaseError (fatal for the batch) otherwise. The message names ``what`` and the
     exception's type only (a statement's parameters can hold claim data)."""

@@ -34,7 +34,7 @@ from worker.errors import is_recoverable
 from worker.intake import accept
 from worker.outputs import Outgoing, coded_output, dead_letter
 from worker.records import Record
-from worker.resources import async_engine, redis_client
+from worker.resources import async_engine, connector, redis_client
 from worker.retry import RetryPolicy, run_stage, wait_for_servers
 from worker.settings import Settings
 from worker.stages import INFERENCE, pipeline_stages
@@ -130,10 +130,14 @@ class ClaimPipeline:
             reference_ttl_s=settings.database.reference_ttl_s,
         )
 
+        store = ResultStore(connector(settings.database, autocommit=True)) if record else None
+
         async def close_clients() -> None:
             assessor.close()
             await redis.aclose()
             await engine.dispose()
+            if store is not None:
+                await store.aclose()
 
         config = settings.coder
         return cls(
@@ -148,7 +152,7 @@ class ClaimPipeline:
                 )
             ),
             assessor,
-            ResultStore(engine) if record else NoStore(),
+            store if store is not None else NoStore(),
             Telemetry(settings.kafka.consumer_group),
             policy=RetryPolicy(
                 claim_retries=config.retries, claim_backoff_s=config.retry_backoff_s

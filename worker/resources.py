@@ -3,6 +3,7 @@ and the timeouts (README, "Statuses and delivery"): every call to either server 
 or fails within its timeout, and a failure is one of "the server is away" that the pipeline
 waits out (``worker/retry.py``)."""
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -18,11 +19,13 @@ def _options(db: DatabaseSettings) -> dict[str, Any]:
     return {"options": f"-c search_path={db.schema_name}"} if db.schema_name else {}
 
 
-def async_engine(db: DatabaseSettings) -> AsyncEngine:
-    """The worker's engine: connections open within ``connect_timeout_s``, each round trip
-    lasts at most ``round_trip_timeout_s`` (``worker/pg_connection.py``), a free connection
-    comes within ``pool_timeout_s``; each raises an OperationalError or a pool TimeoutError,
-    both "PostgreSQL is away" for ``drg.exceptions.database_unavailable``."""
+def connector(
+    db: DatabaseSettings, **libpq: Any
+) -> Callable[[], Awaitable[pg_connection.BoundedConnection]]:
+    """Opens a psycopg connection to the configured database and schema: it opens within
+    ``connect_timeout_s`` and each round trip lasts at most ``round_trip_timeout_s``
+    (``worker/pg_connection.py``), or raises psycopg.OperationalError. ``libpq``: more
+    connection parameters (``autocommit=True``)."""
 
     async def connect() -> pg_connection.BoundedConnection:
         return await pg_connection.connect(
@@ -30,11 +33,20 @@ def async_engine(db: DatabaseSettings) -> AsyncEngine:
             connect_timeout_s=db.connect_timeout_s,
             round_trip_timeout_s=db.round_trip_timeout_s,
             **_options(db),
+            **libpq,
         )
 
+    return connect
+
+
+def async_engine(db: DatabaseSettings) -> AsyncEngine:
+    """The worker's engine: connections open within ``connect_timeout_s``, each round trip
+    lasts at most ``round_trip_timeout_s`` (``worker/pg_connection.py``), a free connection
+    comes within ``pool_timeout_s``; each raises an OperationalError or a pool TimeoutError,
+    both "PostgreSQL is away" for ``drg.exceptions.database_unavailable``."""
     return create_async_engine(
         db.sqlalchemy_url,
-        async_creator=connect,
+        async_creator=connector(db),
         pool_size=db.pool_size,
         pool_timeout=db.pool_timeout_s,
         pool_pre_ping=True,
