@@ -234,6 +234,33 @@ CASES = [
     # "the back of my calf" is the calf's, not the back (S81.851A Open bite, right lower leg;
     # W54.0XXA Bitten by dog)
     ("My neighbor's dog bit me on the back of my right calf.", "S81851A", "W540XXA"),
+    # the nature told sentences after the account's one site, its depth with it, and the back
+    # of the hand a site of the burn titles: T23.262A Burn of second degree of back of left
+    # hand (I.C.19.d: burns by depth); X10.2XXA Contact with fats and cooking oils
+    (
+        "Hot grease from the skillet spattered onto the back of my left hand. By evening it had "
+        "blistered, and the urgent care doctor called it a second-degree burn.",
+        "T23262A",
+        "X102XXA",
+    ),
+    # a tool "bit into" the thigh: its cut, no open bite without a biter, and the tool's slip
+    # is no fall: S71.111A Laceration without foreign body, right thigh; W27.0XXA Contact with
+    # workbench tool (inclusion term: Contact with axe)
+    (
+        "My hatchet slipped while I was chopping kindling and bit into my right thigh, a deep "
+        "gash.",
+        "S71111A",
+        "W270XXA",
+    ),
+    # W55.32XA Struck by other hoof stock (inclusion terms: Gored by goat, Gored by ram);
+    # S52.92XA Unspecified fracture of left forearm
+    ("The ram rammed me against the fence and I broke my left forearm.", "S5292XA", "W5532XA"),
+    # a fall from a snowboard in its riders' words: V00.311A Fall from snowboard; S62.102A
+    # Fracture of unspecified carpal bone, left wrist
+    ("I took a spill on my snowboard and broke my left wrist.", "S62102A", "V00311A"),
+    # V80.010A Animal-rider injured by fall from or being thrown from horse in noncollision
+    # accident; S42.001A Fracture of unspecified part of right clavicle
+    ("The pony bucked and threw me off; I broke my right collarbone.", "S42001A", "V80010A"),
     # a follow-up visit: 7th character D, subsequent encounter, for the injury and its cause
     # (I.C.19.a, I.C.20.a.2): S62.101D; W00.0XXD Fall on same level due to ice and snow
     (

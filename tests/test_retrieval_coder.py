@@ -644,3 +644,33 @@ def test_species_epithets_are_organisms_not_diseases(coder: RetrievalCoder) -> N
     assert "J189" not in codes(coder, "Klebsiella pneumoniae sepsis.")
     assert "J189" not in codes(coder, "Klebsiella pneumoniae urinary tract infection.")
     assert codes(coder, "Community acquired pneumonia.") == ("J189",)
+
+
+@pytest.mark.parametrize(
+    ("narrative", "expected"),
+    [
+        # a term split by an aside: I51.81 "Takotsubo syndrome" (Index: Syndrome, takotsubo)
+        ("Final diagnosis: Takotsubo (stress-induced) syndrome.", "I5181"),
+        # an organ twisted on itself, told after its side: N83.512 "Torsion of left ovary and
+        # ovarian pedicle" (Index: Torsion, ovary N83.51-); the title's pair read as either part
+        ("Ultrasound showed that her left ovary had twisted.", "N83512"),
+        # Index: Infection, Norovirus A08.11 ("Acute gastroenteropathy due to Norovirus")
+        ("Stool PCR was positive for norovirus.", "A0811"),
+    ],
+)
+def test_index_terms_a_title_says_otherwise(
+    coder: RetrievalCoder, narrative: str, expected: str
+) -> None:
+    assert codes(coder, narrative)[0] == expected
+
+
+def test_one_fracture_told_twice_is_coded_once(coder: RetrievalCoder) -> None:
+    """In general and then by its kind: S52.532A "Colles' fracture of left radius", without
+    S52.502A "Unspecified fracture of the lower end of left radius" beside it (I.B.3: the
+    highest specificity; I.A.9.b: "unspecified" when the record says no more)."""
+    coded = codes(
+        coder,
+        "Fractured the left distal radius in a fall on the outstretched hand: a Colles' fracture.",
+    )
+    assert "S52532A" in coded
+    assert "S52502A" not in coded

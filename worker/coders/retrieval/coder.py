@@ -257,6 +257,7 @@ class RetrievalCoder(Coder):
         named = {c: _LAY_NAMED for _, c in ranked if c not in before} | dict(lexical.named)
         ranked = _unspecified_read_as_specific(ranked, named, scorer.index)
         ranked = _chronic_beside_acute_injury(ranked, named)
+        ranked = _one_fracture_told_twice(ranked, scorer.index.codeset)
         first = _stay_principal(ranked, named, by_code, mentions)
         ranked = _principal_first(
             ranked, named, _unspecified_with_siblings(ranked, scorer.index), first
@@ -584,6 +585,40 @@ def _chronic_beside_acute_injury(
     if not any(is_injury(c) for _, c in ranked if c in named):
         return ranked
     return [(p, c) for p, c in ranked if c[0] != "M" or c in named]
+
+
+def _one_fracture_told_twice(
+    ranked: list[tuple[float, str]], codeset: MemoryCodeSet
+) -> list[tuple[float, str]]:
+    """``ranked`` without an unspecified fracture of a bone's part ("Unspecified fracture of the
+    lower end of left radius", S52.502A) beside a specified fracture of the same part, side and
+    encounter ("Colles' fracture of left radius", S52.532A): one fracture told twice, in
+    general and then by its kind ("displaced fracture of the left distal radius ... a classic
+    Colles' fracture"), is coded once, to its most specific code (I.B.3; I.A.9.b: an
+    unspecified code only when the record says no more)."""
+    records = codeset.records
+    kept = [c for _, c in ranked]
+
+    def specified_sibling(code: str) -> bool:
+        title = records[code].description
+        if not title.startswith("Unspecified fracture of"):
+            return False
+        side = _side_word(title)
+        return any(
+            other != code
+            and other[:4] == code[:4]
+            and other[-1] == code[-1]
+            and "fracture" in records[other].description
+            and not records[other].description.startswith("Unspecified")
+            and _side_word(records[other].description) == side
+            for other in kept
+        )
+
+    return [(p, c) for p, c in ranked if not (is_injury(c) and specified_sibling(c))]
+
+
+def _side_word(title: str) -> str | None:
+    return next((w for w in ("right", "left", "unspecified") if f" {w} " in f" {title} "), None)
 
 
 def _stay_principal(

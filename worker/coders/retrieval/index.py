@@ -57,6 +57,13 @@ _SITE_PAIR: Final = re.compile(
     r"^(?P<lead>.+, (?:right|left|unspecified|bilateral) )(?P<a>[a-z]+) and (?P<b>[a-z]+)$",
     re.IGNORECASE,
 )
+# ... and one after "of" and a side: "Torsion of right ovary and ovarian pedicle" (N83.511),
+# "Acquired atrophy of left ovary and fallopian tube" (Index: Torsion, ovary N83.51-)
+_SIDED_PAIR: Final = re.compile(
+    r"^(?P<lead>.+ of (?:right|left|unspecified|bilateral) )(?P<a>[a-z]+) and "
+    r"(?P<b>[a-z]+(?: [a-z]+)?)$",
+    re.IGNORECASE,
+)
 # An Excludes note that names one code: "renal colic (N23)", "abdomen pain (R10.-)".
 _REFERENCE: Final = re.compile(rf"^(?P<text>[^()]+?)\s*\((?P<code>{DOTTED_CODE})\.?-?\)$")
 # "Other specified fever" is "fever" once generic words go: such descriptions would match every
@@ -132,7 +139,11 @@ def _texts(record: CodeRecord) -> list[tuple[str, str, int]]:
             both = _BOTH.match(written.strip()) if record.billable and code == record.code else None
             if both and not {both["a"].lower(), both["b"].lower()} & _NOT_CONDITIONS:
                 texts += [both["lead"] + word + both["rest"] for word in (both["a"], both["b"])]
-            pair = _SITE_PAIR.match(written.strip()) if code == record.code else None
+            pair = (
+                _SITE_PAIR.match(written.strip()) or _SIDED_PAIR.match(written.strip())
+                if code == record.code
+                else None
+            )
             if pair:
                 texts += [pair["lead"] + pair["a"], pair["lead"] + pair["b"]]
         expanded += [(code, t, kind) for t in texts]

@@ -83,12 +83,14 @@ SLIP: Final = _w("slipped slip slipping slips tripped trip tripping trips stumbl
 # "fell asleep", "fell ill", "a fall in haemoglobin", "a fall of blood pressure": no fall
 _NOT_A_FALL: Final = _w("asleep ill sick pregnant apart behind")
 _DECREASE: Final = (_w("fall falls"), _w("in of"))
+_TOOLS: Final = _w("knife knives axe hatchet saw handsaw chisel screwdriver blade razor scissors")
 STRIKE: Final = _w("hit hitting struck striking banged bumped smacked")
 BURN: Final = _w("burned burnt burn burns scalded scald")  # not "burning": a kind of pain
 CUT: Final = _w("cut cutting sliced slashed gashed")
 BITE: Final = _w("bit bitten bite bites biting")
 STING: Final = _w("stung sting stings stinging")
-KICK: Final = _w("kicked kick struck hit butted trampled knocked stepped headbutted")
+# "rammed", "gored": how hoof stock strikes (W55.32 "Struck by other hoof stock": "Gored by goat")
+KICK: Final = _w("kicked kick struck hit butted trampled knocked stepped headbutted rammed gored")
 SCRATCH: Final = _w("scratched scratch clawed")
 PECK: Final = _w("pecked peck")
 # Lay venomous animals -> the words of their T63 title ("Toxic effect of venom of bees,
@@ -166,6 +168,8 @@ ICE: Final = _w("ice icy snow snowy frozen")
 STAIRS: Final = _w("stairs stair steps staircase stairway stairwell")
 FROM: Final = _w("off from out through")  # "fell off the bed", not "fell and hit the table"
 _FALL_OR_SLIP: Final = FALL | SLIP
+# a fall from skis or a board in its riders' words: "wiped out", "crashed", "took a spill"
+SPILL: Final = FALL | _w("wiped wipeout crashed spill")
 
 # One fall per narrative: the first matching row (ICD-10-CM tabular W00-W19 "Slipping, tripping,
 # stumbling and falls"; "A fall from a height" is W17 unless a more specific category applies).
@@ -189,13 +193,15 @@ FALLS: Final = (
     # snow-skis" is V00.321, not a fall on the same level)
     _m(
         "Animal-rider injured by fall from or being thrown from horse in noncollision accident",
-        FALL | _w("thrown bucked"),
+        FALL | _w("thrown threw throws bucked"),
         "horse pony",
     ),
-    _m("Fall from snow-skis", FALL, "skiing ski skis skier"),
-    _m("Fall from snowboard", FALL, "snowboard snowboarding"),
-    _m("Fall from skateboard", FALL, "skateboard skateboarding"),
-    _m("Fall from in-line roller-skates", FALL, "rollerblades rollerblading rollerblade"),
+    _m("Fall from snow-skis", SPILL, "skiing ski skis skier"),
+    _m("Fall from snowboard", SPILL, "snowboard snowboarding"),
+    _m("Fall from skateboard", SPILL, "skateboard skateboarding skateboarder"),
+    _m("Fall from in-line roller-skates", SPILL, "rollerblades rollerblading rollerblade"),
+    _m("Fall from ice-skates", SPILL, "skating skates", "ice"),
+    _m("Fall from sled", SPILL, "sled sledding sledge toboggan tobogganing"),
     _m("Fall from stairs and steps due to ice and snow", _FALL_OR_SLIP, ICE, STAIRS),
     _m("Fall on same level due to ice and snow", _FALL_OR_SLIP, ICE),
     _m("Fall (on)(from) escalator", _FALL_OR_SLIP, "escalator"),
@@ -317,7 +323,14 @@ OBJECTS: Final = (
     _m("Contact with knife", CUT | _w("stabbed"), "knife knives"),
     _m("Contact with scissors", CUT, "scissors"),
     _m("Contact with edge of stiff paper", CUT, "paper"),
-    _m("Contact with nonpowered hand tool", CUT | STRIKE, "hammer screwdriver chisel"),
+    # W27.0's inclusion terms: "Contact with axe", "... chisel", "... handsaw", "... screwdriver"
+    _m(
+        "Contact with workbench tool",
+        CUT | STRIKE | BITE | _w("glanced slipped"),
+        "axe hatchet chisel handsaw screwdriver auger",
+    ),
+    _m("Contact with garden tool", CUT | STRIKE | _w("stepped"), "hoe rake pitchfork"),
+    _m("Contact with nonpowered hand tool", CUT | STRIKE, "hammer"),
     _m("Contact with powered lawn mower", "mower lawnmower"),
     _m(
         "Contact with powered garden and outdoor hand tools and machinery",
@@ -594,6 +607,7 @@ _PART_WORDS: Final[dict[str, str]] = {
     "mid": "shaft",
 }
 _PART_REACH: Final = 6
+_HANDS: Final = frozenset({"hand", "hands"})
 _CLAUSE_ENDS: Final = frozenset({";", ".", "and", "but"})
 #: A long bone's lay or clinical word -> the bone.
 _LONG_BONES: Final[dict[str, str]] = {
@@ -838,6 +852,9 @@ def _kept_words(narrative: str) -> list[list[str]]:
                 kept[i] = ""
                 continue
             after = kept[i + 1]
+            if kept[i] in _TOOLS and after in SLIP:  # "the knife slipped": the tool's slip
+                kept[i + 1] = ""
+                continue
             if kept[i] in FALL and (
                 after in _NOT_A_FALL or (kept[i] in _DECREASE[0] and after in _DECREASE[1])
             ):
@@ -1153,22 +1170,29 @@ def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> 
     ("sprained") is not coded again as an unspecified injury ("hurt", "hit")."""
     tokens = [t for sentence in told for t in sentence]
     sites = [i for i, t in enumerate(tokens) if t in _SITES and not _part_of_a_bone(tokens, i)]
-    pairs: dict[int, list[Nature]] = {}
+    # an open bite needs a biter: "the axe ... bit into my shin" is the axe's cut
+    biter = any(t in _ANIMALS or t in PERSON for t in tokens)
+    pairs: dict[int, list[tuple[Nature, int]]] = {}
     for i, token in enumerate(tokens):
         nature = next((n for n in NATURES if token in n.lay), None)
-        if nature is not None and sites:
-            # "broke my wrist" names the site after the verb, "my wrist is broken" before it
-            at = min(sites, key=lambda j: abs(j - i) + (2 if j < i else 0))
-            if abs(at - i) <= _NEAR:
-                pairs.setdefault(at, []).append(nature)
+        if nature is None or not sites or (nature.lay is BITE and not biter):
+            continue
+        # "broke my wrist" names the site after the verb, "my wrist is broken" before it
+        at = min(sites, key=lambda j: abs(j - i) + (2 if j < i else 0))
+        # the one site of the account takes a nature told later about it ("oil splashed on
+        # the back of my right hand ... the ER said second-degree burn")
+        if abs(at - i) <= _NEAR or len(set(map(tokens.__getitem__, sites))) == 1:
+            pairs.setdefault(at, []).append((nature, i))
     found: list[str] = []
     unspecified: set[str] = set()
     sides = set(sides_before_site(tokens, BODY_SITES))
     only_side = next(iter(sides)) if len(sides) == 1 else None
-    for at, natures in pairs.items():
+    for at, told_natures in pairs.items():
+        natures = [n for n, _ in told_natures]
         definite = [n for n in natures if n is not _UNSPECIFIED] or natures[:1]
         for nature in dict.fromkeys(definite):
-            code = _injury_code(nature, tokens, at, index, seventh, only_side)
+            nature_at = [i for n, i in told_natures if n is nature]
+            code = _injury_code(nature, tokens, at, index, seventh, only_side, nature_at)
             if code is not None and code not in found:
                 found.append(code)
                 if nature is _UNSPECIFIED:
@@ -1207,9 +1231,11 @@ def _injury_code(
     index: CodeIndex,
     seventh: str,
     only_side: str | None = None,
+    nature_at: Sequence[int] = (),
 ) -> str | None:
     """``only_side``: the one side the whole account names, for a site told without its own
-    ("landed on my right wrist. Broke my distal radius": the right radius, S52.501A)."""
+    ("landed on my right wrist. Broke my distal radius": the right radius, S52.501A).
+    ``nature_at``: where the nature's words are (a burn's depth is read near them too)."""
     before = tokens[max(0, at - 3) : at]
     side = next((t for t in reversed(before) if t in SIDES), None)
     if side is None:  # told after it: "three ribs on my left side"
@@ -1231,8 +1257,17 @@ def _injury_code(
     end = next((_JOINT_ENDS[bone, t] for t in after_words if (bone, t) in _JOINT_ENDS), None)
     if end is not None:
         refine += [end, "end"]
+    # "the back of my right hand": the hand's back, a site of its own in the burn titles
+    # ("Burn of second degree of back of right hand", T23.26-)
+    if tokens[at] in _HANDS and ("back", "of") in itertools.pairwise(tokens[max(0, at - 4) : at]):
+        refine.append("back")
     if nature.lay is BURN:  # its depth, when told ("second degree": T22.211A, I.C.19.d)
-        refine += [t for t in tokens[max(0, at - _NEAR) : at + _NEAR] if t in _BURN_DEGREES]
+        near = {j for k in (at, *nature_at) for j in range(max(0, k - _NEAR), k + _NEAR)}
+        refine += list(
+            dict.fromkeys(
+                tokens[j] for j in sorted(near) if j < len(tokens) and tokens[j] in _BURN_DEGREES
+            )
+        )
     for site in _SITES[tokens[at]]:
         required = content_stems([*nature.tabular, *site])
         query = index.ids([*required, *content_stems(refine + ([side] if side else []))])

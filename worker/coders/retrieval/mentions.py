@@ -18,6 +18,7 @@ from worker.coders.retrieval.text import (
     CLAUSE_BREAKS,
     content_stems,
     in_clinical_words,
+    is_word,
     lay_expansions,
     sentences,
 )
@@ -106,7 +107,7 @@ def split(text: str) -> Narrative:
     sents = sentences(text)
     mentions: list[Mention] = []
     negated: list[Mention] = []
-    words_of = [split_words(sentence) for sentence in sents]
+    words_of = [_lift_asides(split_words(sentence)) for sentence in sents]
     # a diagnosis told as uncertain before the final diagnosis is stated was settled by it
     # (Section II.H: coded as if established only when still uncertain at discharge): "Rule
     # out sepsis. Final diagnosis: urinary tract infection." is no sepsis
@@ -136,6 +137,48 @@ def split(text: str) -> Narrative:
     return Narrative(
         tuple(mentions), _phrases(mentions), tuple(negated), frozenset(_phrases(negated))
     )
+
+
+#: The longest aside lifted out of a term (see _lift_asides), in words.
+_ASIDE: Final = 3
+
+
+def _lift_asides(tokens: list[str]) -> list[str]:
+    """``tokens`` with each short aside (two or three words) inside a term moved to a clause of
+    its own at the end: "takotsubo ( broken heart ) syndrome" reads "takotsubo syndrome ;
+    broken heart", so that the term is one mention (I51.81 "Takotsubo syndrome"). An aside is
+    lifted only between two words that the parenthesis alone separates, and when it names no
+    number ("CKD (stage 4) with anemia" keeps its stage where it is). One-word asides stay:
+    mostly abbreviations of the term before them ("pulmonary disease (COPD) exacerbation";
+    lifting them too cost 0.0012 micro-F1 on CodiEsp dev, these 0.0004)."""
+    lifted = list(tokens)
+    start = 0
+    while (at := _next_aside(lifted, start)) is not None:
+        opening, closing = at
+        inner = lifted[opening + 1 : closing]
+        lifted = [*lifted[:opening], *lifted[closing + 1 :], ";", *inner]
+        start = opening
+    return lifted
+
+
+def _next_aside(tokens: Sequence[str], start: int) -> tuple[int, int] | None:
+    for opening in range(max(start, 1), len(tokens)):
+        if tokens[opening] != "(" or not is_word(tokens[opening - 1]):
+            continue
+        closing = next(
+            (
+                j
+                for j in range(opening + 1, min(len(tokens), opening + _ASIDE + 2))
+                if tokens[j] == ")"
+            ),
+            None,
+        )
+        if closing is None or closing < opening + 3 or closing + 1 >= len(tokens):
+            continue
+        inner = tokens[opening + 1 : closing]
+        if is_word(tokens[closing + 1]) and all(is_word(t) and not t.isdigit() for t in inner):
+            return opening, closing
+    return None
 
 
 def _diabetes_type(words_of: Sequence[Sequence[str]]) -> list[str]:

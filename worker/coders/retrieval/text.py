@@ -192,7 +192,6 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("type", "b", "aortic"): ("descending",),
     ("shin", "bone"): ("tibia",),
     ("shinbone",): ("tibia",),
-    ("twisted",): ("sprain",),
     # the tabular list says "lower limb" where a narrative says "leg" (cellulitis, ulcer,
     # thrombosis, L03.11-, I80.-), and "lower leg" for injuries (S80-S89), which "leg" covers
     ("leg",): ("lower", "limb"),
@@ -218,6 +217,9 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("hepatic",): ("liver",),
     ("gastric",): ("stomach",),
     ("ovarian",): ("ovary",),
+    # a twisted joint is sprained, an organ twisted on itself is its torsion (Index: Twist,
+    # joint - see Sprain; Torsion, ovary N83.51-; testis N44.0-)
+    ("twisted",): ("sprain", "torsion"),
     ("prostatic",): ("prostate",),
     ("esophageal",): ("esophagus",),
     ("laryngeal",): ("larynx",),
@@ -273,6 +275,10 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("c", "difficile"): ("clostridium", "difficile", "enterocolitis"),
     ("cdiff",): ("clostridium", "difficile", "enterocolitis"),
     ("clostridioides",): ("clostridium",),
+    # a norovirus infection is the acute gastroenteropathy of its inclusion term (Index:
+    # Infection, Norovirus A08.11; Gastroenteritis, viral, Norwalk agent A08.11)
+    ("norovirus",): ("acute", "gastroenteropathy"),
+    ("norwalk",): ("acute", "gastroenteropathy"),
     # Graves' disease is thyrotoxicosis with diffuse goiter, its storm a thyrotoxic crisis
     # (Index: Disease, Graves' E05.00; Thyrotoxicosis, with goiter, diffuse, with thyroid
     # storm E05.01)
