@@ -674,3 +674,11 @@ def test_one_fracture_told_twice_is_coded_once(coder: RetrievalCoder) -> None:
     )
     assert "S52532A" in coded
     assert "S52502A" not in coded
+
+
+def test_a_told_complication_leaves_no_unspecified_one(coder: RetrievalCoder) -> None:
+    """K50.013 "Crohn's disease of small intestine with fistula", without K50.019 "... with
+    unspecified complications" beside it (I.B.3; I.A.9.b)."""
+    coded = codes(coder, "Crohn's disease of the small bowel complicated by a fistula.")
+    assert coded[0] == "K50013"
+    assert "K50019" not in coded

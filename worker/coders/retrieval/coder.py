@@ -257,7 +257,7 @@ class RetrievalCoder(Coder):
         named = {c: _LAY_NAMED for _, c in ranked if c not in before} | dict(lexical.named)
         ranked = _unspecified_read_as_specific(ranked, named, scorer.index)
         ranked = _chronic_beside_acute_injury(ranked, named)
-        ranked = _one_fracture_told_twice(ranked, scorer.index.codeset)
+        ranked = _told_twice(ranked, scorer.index.codeset)
         first = _stay_principal(ranked, named, by_code, mentions)
         ranked = _principal_first(
             ranked, named, _unspecified_with_siblings(ranked, scorer.index), first
@@ -587,15 +587,18 @@ def _chronic_beside_acute_injury(
     return [(p, c) for p, c in ranked if c[0] != "M" or c in named]
 
 
-def _one_fracture_told_twice(
-    ranked: list[tuple[float, str]], codeset: MemoryCodeSet
-) -> list[tuple[float, str]]:
-    """``ranked`` without an unspecified fracture of a bone's part ("Unspecified fracture of the
-    lower end of left radius", S52.502A) beside a specified fracture of the same part, side and
-    encounter ("Colles' fracture of left radius", S52.532A): one fracture told twice, in
-    general and then by its kind ("displaced fracture of the left distal radius ... a classic
-    Colles' fracture"), is coded once, to its most specific code (I.B.3; I.A.9.b: an
-    unspecified code only when the record says no more)."""
+def _told_twice(ranked: list[tuple[float, str]], codeset: MemoryCodeSet) -> list[tuple[float, str]]:
+    """``ranked`` without a code that says less about a condition another code tells:
+
+    - an unspecified fracture of a bone's part ("Unspecified fracture of the lower end of left
+      radius", S52.502A) beside a specified fracture of the same part, side and encounter
+      ("Colles' fracture of left radius", S52.532A): one fracture told in general and then by
+      its kind ("displaced fracture of the left distal radius ... a classic Colles' fracture");
+    - a disease "with unspecified complications" (K50.019) beside a code of the same
+      subdivision that names its complication ("... with intestinal obstruction", K50.012).
+
+    I.B.3: code to the highest specificity; I.A.9.b: "unspecified" only when the record says no
+    more."""
     records = codeset.records
     kept = [c for _, c in ranked]
 
@@ -614,7 +617,25 @@ def _one_fracture_told_twice(
             for other in kept
         )
 
-    return [(p, c) for p, c in ranked if not (is_injury(c) and specified_sibling(c))]
+    def specified_complication(code: str) -> bool:
+        # "Crohn's disease of small intestine with unspecified complications" (K50.019) beside
+        # "... with intestinal obstruction" (K50.012): the complication is told
+        if not records[code].description.endswith("with unspecified complications"):
+            return False
+        parent = code[:-1]
+        return any(
+            other != code
+            and other.startswith(parent)
+            and " with " in records[other].description
+            and "unspecified" not in records[other].description
+            for other in kept
+        )
+
+    return [
+        (p, c)
+        for p, c in ranked
+        if not (is_injury(c) and specified_sibling(c)) and not specified_complication(c)
+    ]
 
 
 def _side_word(title: str) -> str | None:
