@@ -682,3 +682,12 @@ def test_a_told_complication_leaves_no_unspecified_one(coder: RetrievalCoder) ->
     coded = codes(coder, "Crohn's disease of the small bowel complicated by a fistula.")
     assert coded[0] == "K50013"
     assert "K50019" not in coded
+
+
+def test_the_diagnosis_of_the_symptoms_is_coded(coder: RetrievalCoder) -> None:
+    """M35.81 "Multisystem inflammatory syndrome" (inclusion term MIS-C) named after its signs,
+    first: signs and symptoms are coded only when no definitive diagnosis is established
+    (I.B.4, I.C.18)."""
+    assert (
+        codes(coder, "Fever and rash for five days, red eyes; diagnosed with MIS-C.")[0] == "M3581"
+    )
