@@ -16,11 +16,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from migrations.runner import upgrade
 from tests.fault_support import PrivateServers
 from tests.reference_support import drop_prefix
 from worker.kafka import create_topics
 from worker.localstack import LocalStack, Service, ServiceName
 from worker.prepare import prepare_reference_data
+from worker.resources import sync_engine
 from worker.settings import Settings
 
 
@@ -73,6 +75,17 @@ def settings(stack: dict[ServiceName, Service], test_id: str, tmp_path: Path) ->
         with psycopg.connect(settings.database.url.get_secret_value(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         drop_prefix(settings.redis.url.get_secret_value(), settings.redis.key_prefix)
+
+
+@pytest.fixture
+def migrated(settings: Settings) -> Settings:
+    """``settings`` with its schema migrated to the head revision."""
+    engine = sync_engine(settings.database)
+    try:
+        upgrade(engine, settings.database.schema_name)
+    finally:
+        engine.dispose()
+    return settings
 
 
 @pytest.fixture(autouse=True)

@@ -78,16 +78,6 @@ def test_migrations_create_exactly_the_tables_of_drg_tables(settings: Settings) 
         engine.dispose()
 
 
-@pytest.fixture
-def migrated(settings: Settings) -> Settings:
-    engine = sync_engine(settings.database)
-    try:
-        upgrade(engine, settings.database.schema_name)
-    finally:
-        engine.dispose()
-    return settings
-
-
 def test_seed_loads_table5_and_ipps_rates_of_every_shipped_fiscal_year_once(
     migrated: Settings,
 ) -> None:

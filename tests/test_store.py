@@ -9,9 +9,8 @@ import psycopg
 import pytest
 
 from drg.exceptions import DatabaseUnavailableError
-from migrations.runner import upgrade
 from schemas.coded import ClaimCoded
-from worker.resources import connector, sync_engine
+from worker.resources import connector
 from worker.settings import Settings
 from worker.store import Encoded, ResultStore
 
@@ -38,16 +37,6 @@ def _event(event_id: str, reason: str = "first") -> Encoded:
 
 def _id() -> str:
     return uuid.uuid4().hex
-
-
-@pytest.fixture
-def migrated(settings: Settings) -> Settings:
-    engine = sync_engine(settings.database)
-    try:
-        upgrade(engine, settings.database.schema_name)
-    finally:
-        engine.dispose()
-    return settings
 
 
 def test_a_redelivered_event_gets_the_stored_one_and_is_counted(migrated: Settings) -> None:
