@@ -77,6 +77,7 @@ class ResultStore:
         for encoded in events:  # one row per event_id: a batch can carry the same record twice
             first.setdefault(encoded[0].event_id, encoded)
         outputs = "[" + ",".join(text for _, text in first.values()) + "]"
+        conn: psycopg.AsyncConnection[Any] | None = None
         try:
             conn = await self._connection()
             # psycopg runs one statement at a time on a connection: a second batch waits
@@ -85,7 +86,7 @@ class ResultStore:
         except psycopg.Error as exc:
             error = wrap_database_error(exc, "storing results")
             if error.recoverable:
-                await self._drop()
+                await self._drop(conn)
             raise error from exc
         seen = {
             event_id: first[event_id] if output is None else _encoded(output)
@@ -99,15 +100,18 @@ class ResultStore:
                 self._conn = await self._connect()
             return self._conn
 
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                await conn.close()
+    async def _drop(self, conn: psycopg.AsyncConnection[Any] | None) -> None:
+        """Close ``conn`` and forget it, unless another batch has opened a new one since."""
+        if conn is None:
+            return
+        if self._conn is conn:
+            self._conn = None
+        with contextlib.suppress(psycopg.Error):
+            await conn.close()
 
     async def aclose(self) -> None:
         """Close the connection (the pipeline stops)."""
-        await self._drop()
+        await self._drop(self._conn)
 
 
 def _encoded(stored: Any) -> Encoded:

@@ -41,7 +41,7 @@ from worker.coders.retrieval.index import CodeIndex, index_for
 from worker.coders.retrieval.injuries import is_injury, with_lay_injuries
 from worker.coders.retrieval.linking import link
 from worker.coders.retrieval.mentions import Narrative, split
-from worker.coders.retrieval.scoring import FEATURES, REASON, Scorer, clause_position
+from worker.coders.retrieval.scoring import FEATURES, REASON, Scorer, clause_position, side_named
 from worker.coders.retrieval.text import clinical_stems, stem
 
 log = logging.getLogger(__name__)
@@ -503,13 +503,14 @@ def _reason_for_stay(
     return [
         (p, code)
         for code, row, p in zip(codes, rows, probabilities, strict=True)
-        if code in stay
-        and code not in taken
-        and p >= STAY_FLOOR
-        and code[0] not in _NOT_DEFINITIVE
-        and row[_LEX_FULL] > 0.0
-        and row[_LEX_REFERENCE] == 0.0  # its own text, not an Excludes note that points at it
+        if code in stay and code not in taken and p >= STAY_FLOOR and _definitive_in_full(code, row)
     ]
+
+
+def _definitive_in_full(code: str, row: Sequence[float]) -> bool:
+    """A definitive diagnosis (not a sign or symptom, a Z code or an external cause) that a
+    clause names in full by its own text, not by an Excludes note that points at it."""
+    return code[0] not in _NOT_DEFINITIVE and row[_LEX_FULL] > 0.0 and row[_LEX_REFERENCE] == 0.0
 
 
 def _diagnosis_of_the_symptoms(
@@ -535,9 +536,7 @@ def _diagnosis_of_the_symptoms(
         and not named[code][0]
         and code not in taken
         and p >= _SYMPTOMS_DIAGNOSIS_FLOOR
-        and code[0] not in _NOT_DEFINITIVE
-        and row[_LEX_FULL] > 0.0
-        and row[_LEX_REFERENCE] == 0.0
+        and _definitive_in_full(code, row)
     ]
 
 
@@ -637,16 +636,16 @@ def _told_twice(ranked: list[tuple[float, str]], codeset: MemoryCodeSet) -> list
 
     def specified_sibling(code: str) -> bool:
         title = records[code].description
-        if not title.startswith("Unspecified fracture of"):
+        if not is_injury(code) or not title.startswith("Unspecified fracture of"):
             return False
-        side = _side_word(title)
+        side = side_named(title.lower().split())
         return any(
             other != code
             and other[:4] == code[:4]
             and other[-1] == code[-1]
             and "fracture" in records[other].description
             and not records[other].description.startswith("Unspecified")
-            and _side_word(records[other].description) == side
+            and side_named(records[other].description.lower().split()) == side
             for other in kept
         )
 
@@ -664,15 +663,7 @@ def _told_twice(ranked: list[tuple[float, str]], codeset: MemoryCodeSet) -> list
             for other in kept
         )
 
-    return [
-        (p, c)
-        for p, c in ranked
-        if not (is_injury(c) and specified_sibling(c)) and not specified_complication(c)
-    ]
-
-
-def _side_word(title: str) -> str | None:
-    return next((w for w in ("right", "left", "unspecified") if f" {w} " in f" {title} "), None)
+    return [(p, c) for p, c in ranked if not specified_sibling(c) and not specified_complication(c)]
 
 
 def _stay_principal(

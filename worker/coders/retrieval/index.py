@@ -50,17 +50,12 @@ _BOTH: Final = re.compile(
     re.IGNORECASE,
 )
 _NOT_CONDITIONS: Final = frozenset({"other", "unspecified", "with", "without", "in", "of"})
-# A site of two parts after a side, ending a title: "Acute hematogenous osteomyelitis, left
-# tibia and fibula" (M86.062), "..., right ankle and foot": the code of either part (Index:
-# Osteomyelitis, acute, hematogenous, tibia M86.06-).
+# A site of two parts after a side, ending a title, read as either part: "Acute hematogenous
+# osteomyelitis, left tibia and fibula" (M86.062), "..., right ankle and foot" (Index:
+# Osteomyelitis, acute, hematogenous, tibia M86.06-); "Torsion of right ovary and ovarian
+# pedicle" (N83.511; Index: Torsion, ovary N83.51-).
 _SITE_PAIR: Final = re.compile(
-    r"^(?P<lead>.+, (?:right|left|unspecified|bilateral) )(?P<a>[a-z]+) and (?P<b>[a-z]+)$",
-    re.IGNORECASE,
-)
-# ... and one after "of" and a side: "Torsion of right ovary and ovarian pedicle" (N83.511),
-# "Acquired atrophy of left ovary and fallopian tube" (Index: Torsion, ovary N83.51-)
-_SIDED_PAIR: Final = re.compile(
-    r"^(?P<lead>.+ of (?:right|left|unspecified|bilateral) )(?P<a>[a-z]+) and "
+    r"^(?P<lead>.+(?:,| of) (?:right|left|unspecified|bilateral) )(?P<a>[a-z]+) and "
     r"(?P<b>[a-z]+(?: [a-z]+)?)$",
     re.IGNORECASE,
 )
@@ -139,11 +134,7 @@ def _texts(record: CodeRecord) -> list[tuple[str, str, int]]:
             both = _BOTH.match(written.strip()) if record.billable and code == record.code else None
             if both and not {both["a"].lower(), both["b"].lower()} & _NOT_CONDITIONS:
                 texts += [both["lead"] + word + both["rest"] for word in (both["a"], both["b"])]
-            pair = (
-                _SITE_PAIR.match(written.strip()) or _SIDED_PAIR.match(written.strip())
-                if code == record.code
-                else None
-            )
+            pair = _SITE_PAIR.match(written.strip()) if code == record.code else None
             if pair:
                 texts += [pair["lead"] + pair["a"], pair["lead"] + pair["b"]]
         expanded += [(code, t, kind) for t in texts]

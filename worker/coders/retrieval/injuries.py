@@ -83,7 +83,11 @@ SLIP: Final = _w("slipped slip slipping slips tripped trip tripping trips stumbl
 # "fell asleep", "fell ill", "a fall in haemoglobin", "a fall of blood pressure": no fall
 _NOT_A_FALL: Final = _w("asleep ill sick pregnant apart behind")
 _DECREASE: Final = (_w("fall falls"), _w("in of"))
-_TOOLS: Final = _w("knife knives axe hatchet saw handsaw chisel screwdriver blade razor scissors")
+# W27.0 "Contact with workbench tool", its inclusion terms: axe, auger, chisel, handsaw,
+# screwdriver
+WORKBENCH_TOOLS: Final = _w("axe hatchet chisel handsaw screwdriver auger")
+# tools whose slip is no fall of the patient ("the knife slipped")
+_TOOLS: Final = WORKBENCH_TOOLS | _w("knife knives saw blade razor scissors")
 STRIKE: Final = _w("hit hitting struck striking banged bumped smacked")
 BURN: Final = _w("burned burnt burn burns scalded scald")  # not "burning": a kind of pain
 CUT: Final = _w("cut cutting sliced slashed gashed")
@@ -323,12 +327,7 @@ OBJECTS: Final = (
     _m("Contact with knife", CUT | _w("stabbed"), "knife knives"),
     _m("Contact with scissors", CUT, "scissors"),
     _m("Contact with edge of stiff paper", CUT, "paper"),
-    # W27.0's inclusion terms: "Contact with axe", "... chisel", "... handsaw", "... screwdriver"
-    _m(
-        "Contact with workbench tool",
-        CUT | STRIKE | BITE | _w("glanced slipped"),
-        "axe hatchet chisel handsaw screwdriver auger",
-    ),
+    _m("Contact with workbench tool", CUT | STRIKE | BITE | _w("glanced slipped"), WORKBENCH_TOOLS),
     _m("Contact with garden tool", CUT | STRIKE | _w("stepped"), "hoe rake pitchfork"),
     _m("Contact with nonpowered hand tool", CUT | STRIKE, "hammer"),
     _m("Contact with powered lawn mower", "mower lawnmower"),
@@ -1172,6 +1171,9 @@ def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> 
     sites = [i for i, t in enumerate(tokens) if t in _SITES and not _part_of_a_bone(tokens, i)]
     # an open bite needs a biter: "the axe ... bit into my shin" is the axe's cut
     biter = any(t in _ANIMALS or t in PERSON for t in tokens)
+    # the one site of the account takes a nature told later about it ("oil splashed on the
+    # back of my right hand ... the ER said second-degree burn")
+    one_site = len({tokens[j] for j in sites}) == 1
     pairs: dict[int, list[tuple[Nature, int]]] = {}
     for i, token in enumerate(tokens):
         nature = next((n for n in NATURES if token in n.lay), None)
@@ -1179,9 +1181,7 @@ def _injuries(told: Sequence[Sequence[str]], index: CodeIndex, seventh: str) -> 
             continue
         # "broke my wrist" names the site after the verb, "my wrist is broken" before it
         at = min(sites, key=lambda j: abs(j - i) + (2 if j < i else 0))
-        # the one site of the account takes a nature told later about it ("oil splashed on
-        # the back of my right hand ... the ER said second-degree burn")
-        if abs(at - i) <= _NEAR or len(set(map(tokens.__getitem__, sites))) == 1:
+        if abs(at - i) <= _NEAR or one_site:
             pairs.setdefault(at, []).append((nature, i))
     found: list[str] = []
     unspecified: set[str] = set()
@@ -1262,12 +1262,8 @@ def _injury_code(
     if tokens[at] in _HANDS and ("back", "of") in itertools.pairwise(tokens[max(0, at - 4) : at]):
         refine.append("back")
     if nature.lay is BURN:  # its depth, when told ("second degree": T22.211A, I.C.19.d)
-        near = {j for k in (at, *nature_at) for j in range(max(0, k - _NEAR), k + _NEAR)}
-        refine += list(
-            dict.fromkeys(
-                tokens[j] for j in sorted(near) if j < len(tokens) and tokens[j] in _BURN_DEGREES
-            )
-        )
+        windows = (tokens[max(0, k - _NEAR) : k + _NEAR] for k in (at, *nature_at))
+        refine += list(dict.fromkeys(t for w in windows for t in w if t in _BURN_DEGREES))
     for site in _SITES[tokens[at]]:
         required = content_stems([*nature.tabular, *site])
         query = index.ids([*required, *content_stems(refine + ([side] if side else []))])

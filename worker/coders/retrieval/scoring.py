@@ -194,14 +194,14 @@ class Scorer:
         # the one side a narrative names, for a mention that names none ("landed on my right
         # wrist. Broke my distal radius": S52.501A, not unspecified side S52.509A)
         sited = (sides_before_site(m.stems, _SITE_STEMS) for m in narrative.mentions)
-        only_side = _side([side for sides in sited for side in sides])
+        only_side = side_named([side for sides in sited for side in sides])
         for order, mention in enumerate(narrative.mentions):
             query = tuple(index.ids(mention.stems))
             if not query:
                 continue
             picked = done.get((query, mention.reason))
             if picked is None:  # the side is the query's (or the narrative's): one per query
-                side = _side(mention.stems) or only_side
+                side = side_named(mention.stems) or only_side
                 search = self._pick_head if mention.reason else self._pick
                 picked = done[query, mention.reason] = search(query, cues, side)
             for pick in picked:
@@ -354,8 +354,8 @@ class Scorer:
         return result
 
 
-def _side(stems: Sequence[str]) -> str | None:
-    """The side one mention names, if it names exactly one."""
+def side_named(stems: Sequence[str]) -> str | None:
+    """The side ("left", "right") words or stems name, if they name exactly one."""
     sides = [side for side in SIDES if side in stems]
     return sides[0] if len(sides) == 1 else None
 
