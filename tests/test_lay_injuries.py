@@ -261,6 +261,21 @@ CASES = [
     # V80.010A Animal-rider injured by fall from or being thrown from horse in noncollision
     # accident; S42.001A Fracture of unspecified part of right clavicle
     ("The pony bucked and threw me off; I broke my right collarbone.", "S42001A", "V80010A"),
+    # a dog told by its breed: S61.451A Open bite of right hand; W54.0XXA Bitten by dog
+    (
+        "My neighbor's German shepherd bit me on the back of my right hand at the fence.",
+        "S61451A",
+        "W540XXA",
+    ),
+    # blisters of a burn are its second degree (Index: Blister, due to burn - see Burn, by
+    # site, second degree), not a nonthermal blister (S50.822A): T22.212A Burn of second degree
+    # of left forearm; X15.0XXA Contact with hot stove (kitchen)
+    (
+        "I leaned on the stovetop while a burner was on and burned my left forearm. It's "
+        "covered in big blisters.",
+        "T22212A",
+        "X150XXA",
+    ),
     # a follow-up visit: 7th character D, subsequent encounter, for the injury and its cause
     # (I.C.19.a, I.C.20.a.2): S62.101D; W00.0XXD Fall on same level due to ice and snow
     (

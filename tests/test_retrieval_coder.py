@@ -118,6 +118,21 @@ def test_negation_scopes_end_at_a_termination_word() -> None:
     assert excluded(words("gram negative sepsis")) == [False, False, False]
 
 
+def test_a_negative_test_result_negates_the_test_not_the_condition_before_it() -> None:
+    # "admitted with pneumonia, cultures negative" is J18.9 (Index: Pneumonia, unspecified
+    # organism): a negative culture rules out no pneumonia; what the test tested, in its own
+    # clause, is negated ("influenza test negative")
+    assert _dropped("admitted with pneumonia, cultures negative") == ["cultures", "negative"]
+    assert _dropped("cellulitis; blood cultures were negative") == [
+        "blood",
+        "cultures",
+        "were",
+        "negative",
+    ]
+    assert _dropped("influenza test negative") == ["influenza", "test", "negative"]
+    assert _dropped("fever, influenza negative") == ["fever", ",", "influenza", "negative"]
+
+
 def _dropped(sentence: str) -> list[str]:
     tokens = words(sentence)
     return [t for t, dropped in zip(tokens, excluded(tokens), strict=True) if dropped]

@@ -132,6 +132,26 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
             ["C50919", "J189"],
         ),
         (["J189"], "Admitted for pneumonia, no chemotherapy planned.", ["J189"]),
+        # ... told by its drugs or regimen (ATC L01 agents; NCI regimen acronyms), radiation
+        # told alone, a checkpoint inhibitor is immunotherapy (Z51.12)
+        (
+            ["C3412"],
+            "Admitted for cycle 3 of carboplatin/pemetrexed for adenocarcinoma of the left lung.",
+            ["C3412", "Z5111"],
+        ),
+        (["C8333"], "Admitted for scheduled R-CHOP cycle 2. DLBCL.", ["C8333", "Z5111"]),
+        (["C7931"], "Admitted for whole-brain radiation for brain metastases.", ["C7931", "Z510"]),
+        (["C4359"], "Admitted for a pembrolizumab infusion. Melanoma.", ["C4359", "Z5112"]),
+        # ... not where the stay is for what the therapy caused (I.C.2.c.1, I.C.2.e.2): the
+        # anemia of chemotherapy is D64.81, then the adverse effect T45.1X5A
+        (
+            ["C187", "D649"],
+            "Sigmoid colon cancer on FOLFOX, admitted for symptomatic anemia due to the chemo.",
+            ["C187", "D6481", "T451X5A"],
+        ),
+        (["D709"], "Neutropenia after cycle 2 of FOLFOX.", ["D701", "T451X5A"]),
+        (["J7011"], "Admitted for radiation pneumonitis. Lung cancer.", ["J7011"]),
+        (["D649"], "Anemia. Received chemotherapy in 2019.", ["D649"]),
         # I.C.9.a: I11-I13 include the hypertension
         (
             ["I110", "I10", "I5032"],

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from itertools import product
 from typing import Final, NamedTuple
 
-from worker.coders.retrieval.text import sentences, words
+from worker.coders.retrieval.text import CLAUSE_BREAKS, sentences, words
 
 SCOPE: Final = 12  # tokens a trigger reaches (NegEx used 5 words; lists in claims run longer)
 
@@ -321,12 +321,43 @@ def excluded(tokens: Sequence[str]) -> list[bool]:
         pre = _match(tokens, i, PRE)
         if post:  # a word that is both ("absent") reaches both ways
             _mark(out, range(i, i + post))
-            _mark(out, _backwards(i, stops))
+            if _of_a_test(tokens, i):  # only the test's own clause: "influenza test negative"
+                clause = [s or t in CLAUSE_BREAKS for s, t in zip(stops, tokens, strict=True)]
+                _mark(out, _backwards(i, clause))
+            else:
+                _mark(out, _backwards(i, stops))
         if pre:
             _mark(out, range(i, i + pre))
             _mark(out, _forwards(i + pre, n, stops))
         i += max(pre, post, 1)
     return out
+
+
+# Tests and studies whose result a post-trigger reports ("cultures negative", "troponins were
+# negative x3", "PCR came back negative"): the result is the test's clause's (what it tested:
+# "influenza test negative"), and a condition an earlier clause told stays affirmed
+# ("admitted with pneumonia, cultures negative" is J18.9, Index: Pneumonia, unspecified
+# organism; a negative culture does not rule the pneumonia out).
+_TESTS: Final = frozenset(
+    {
+        *("culture", "cultures", "cx", "test", "tests", "testing", "pcr", "swab", "swabs"),
+        *("screen", "screening", "panel", "serology", "serologies", "antigen", "antigens"),
+        *("titer", "titers", "titre", "titres", "biopsy", "biopsies", "troponin", "troponins"),
+        *("trop", "trops", "enzymes", "labs", "workup", "studies", "study", "xray", "ray"),
+        *("ct", "mri", "ultrasound", "echo", "ecg", "ekg", "scan", "scans", "films", "smear"),
+        *("stain", "assay", "result", "results", "dimer", "bnp", "lipase", "ua", "urinalysis"),
+    }
+)
+_RESULT_VERBS: Final = frozenset({*_BE, "came", "come", "back", "returned", "all", "both"})
+
+
+def _of_a_test(tokens: Sequence[str], at: int) -> bool:
+    """Whether the post-trigger at ``at`` reports a test's result: a test word (:data:`_TESTS`)
+    before it, with only "were", "came back" and the like between."""
+    k = at - 1
+    while k >= 0 and tokens[k] in _RESULT_VERBS:
+        k -= 1
+    return k >= 0 and tokens[k] in _TESTS
 
 
 # "Rule out X": the question a work-up asks. A narrative that reports its work-up normal

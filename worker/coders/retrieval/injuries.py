@@ -121,6 +121,17 @@ FALLING_THINGS: Final = _w(
 # Lay animal words -> the animal as the tabular list names it in W53-W64 ("Bitten by dog").
 _ANIMALS: Final[dict[str, str]] = {
     **dict.fromkeys(("dog", "dogs", "puppy", "pup"), "dog"),
+    # a dog told by its breed ("the neighbor's German shepherd bit me"; "pit bull": "pit" is
+    # read before "bull")
+    **dict.fromkeys(
+        (
+            *("shepherd", "retriever", "labrador", "rottweiler", "pitbull", "pit", "terrier"),
+            *("husky", "poodle", "chihuahua", "beagle", "bulldog", "doberman", "dachshund"),
+            *("collie", "corgi", "mastiff", "spaniel", "schnauzer", "pug", "greyhound"),
+            *("heeler", "malinois", "hound", "akita"),
+        ),
+        "dog",
+    ),
     **dict.fromkeys(("cat", "cats", "kitten"), "cat"),
     **dict.fromkeys(("horse", "pony", "mare", "stallion"), "horse"),
     **dict.fromkeys(("cow", "bull", "calf", "cattle"), "cow"),
@@ -468,6 +479,9 @@ class Nature:
 
 
 _BURN_DEGREES: Final = _w("first second third")
+# Blisters told of a burn are its second degree (ICD-10-CM Index: Blister, due to burn - see
+# Burn, by site, second degree; Burn, second degree (blistering)).
+_BLISTERS: Final = _w("blister blisters blistered blistering")
 # "hurt"/"injured" (the last) only for a site that no other nature is told of; so is a blow told
 # alone ("fell out of bed and hit my head": ICD-10-CM Index "Injury, head S09.90").
 _UNSPECIFIED: Final = Nature(_w("hurt injured injury") | _w("hit banged bumped"), ("injury",))
@@ -638,6 +652,8 @@ _ENCOUNTER_WORDS: Final = _w("follow sequela sequelae late subsequent open compo
 _VOCABULARY: Final = frozenset().union(
     *(part for rule in (*FALLS, *OBJECTS) for part in rule.parts),
     *(nature.lay for nature in NATURES),
+    _BURN_DEGREES,
+    _BLISTERS,
     _ANIMALS,
     _VEHICLES,
     _SITES,
@@ -740,6 +756,10 @@ def with_lay_injuries(
     carry ``probability`` (the coder's threshold): they come from rules, not from the model."""
     lay = lay_injuries(narrative, codeset)
     out = _traumatic_hemorrhage(list(ranked), narrative, lay, codeset)
+    if any(code.startswith(_BURNS) for code in lay.injuries):
+        # the blisters of a burn are its depth (see _BLISTERS), not a "Blister (nonthermal)"
+        records = codeset.records
+        out = [(p, c) for p, c in out if _NONTHERMAL not in records[c].description.lower()]
     taken = {code for _, code in out}
     if not any(_in_chapter_19(code) and not _no_site(code) for code in taken):
         if lay.injuries:
@@ -775,6 +795,9 @@ _LOSS_OF_CONSCIOUSNESS: Final = (
     ("unconscious",),
 )
 _UNSPECIFIED_HEAD_INJURY: Final = "S0990XA"
+#: Burns by site (T20-T25) and the word of the chapter 19 blister codes that a burn's are not.
+_BURNS: Final = ("T20", "T21", "T22", "T23", "T24", "T25")
+_NONTHERMAL: Final = "(nonthermal)"
 
 
 def _traumatic_hemorrhage(
@@ -1263,7 +1286,11 @@ def _injury_code(
         refine.append("back")
     if nature.lay is BURN:  # its depth, when told ("second degree": T22.211A, I.C.19.d)
         windows = (tokens[max(0, k - _NEAR) : k + _NEAR] for k in (at, *nature_at))
-        refine += list(dict.fromkeys(t for w in windows for t in w if t in _BURN_DEGREES))
+        told = [t for w in windows for t in w]
+        degrees = [t for t in told if t in _BURN_DEGREES]
+        if not degrees and not _BLISTERS.isdisjoint(told):
+            degrees = ["second"]
+        refine += list(dict.fromkeys(degrees))
     for site in _SITES[tokens[at]]:
         required = content_stems([*nature.tabular, *site])
         query = index.ids([*required, *content_stems(refine + ([side] if side else []))])

@@ -248,8 +248,36 @@ _STAY: Final = frozenset(
 # chemotherapy", "here to undergo radiation therapy"
 _THERAPY_LEAD: Final = frozenset({"for", "receive", "receiving", "get", "undergo", "undergoing"})
 _IN_FOR: Final = ("in", "for")
+#: Antineoplastic chemotherapy told by its drug or regimen ("admitted for cycle 3 of
+#: carboplatin/pemetrexed", "for scheduled R-CHOP"): cytotoxic agents of WHO ATC group L01
+#: (L01A-L01X) common in inpatient regimens, and the regimen acronyms of the NCI Drug
+#: Dictionary made of them. Methotrexate is left out: it is given for ectopic pregnancy and
+#: arthritis too.
+ANTINEOPLASTIC_AGENTS: Final = frozenset(
+    {
+        *("cisplatin", "carboplatin", "oxaliplatin", "pemetrexed", "paclitaxel", "docetaxel"),
+        *("gemcitabine", "capecitabine", "fluorouracil", "irinotecan", "topotecan"),
+        *("etoposide", "doxorubicin", "adriamycin", "epirubicin", "daunorubicin", "idarubicin"),
+        *("cyclophosphamide", "ifosfamide", "vincristine", "vinblastine", "vinorelbine"),
+        *("bleomycin", "dacarbazine", "temozolomide", "cytarabine", "azacitidine", "decitabine"),
+        *("bendamustine", "melphalan", "busulfan", "fludarabine", "mitomycin", "eribulin"),
+        *("folfox", "folfiri", "folfirinox", "capox", "xelox", "chop", "abvd", "beacopp"),
+        *("bep", "cmf", "flot", "cvad"),
+    }
+)
+#: Immunotherapy told by its drug: the immune checkpoint inhibitors (ATC L01FF PD-1/PD-L1,
+#: L01FX04 ipilimumab and tremelimumab, CTLA-4), which the Z51.12 "Encounter for antineoplastic
+#: immunotherapy" is for.
+IMMUNOTHERAPY_AGENTS: Final = frozenset(
+    {
+        *("pembrolizumab", "nivolumab", "cemiplimab", "dostarlimab", "atezolizumab"),
+        *("durvalumab", "avelumab", "ipilimumab", "tremelimumab", "keytruda", "opdivo"),
+    }
+)
 _THERAPY_WORDS: Final = re.compile(
-    r"\b(?:chemo|chemotherapy|radiotherapy|radiation|immunotherapy)\b"
+    r"\b(?:chemo|chemotherapy|radiotherapy|radiation|immunotherapy|"
+    + "|".join(sorted(ANTINEOPLASTIC_AGENTS | IMMUNOTHERAPY_AGENTS))
+    + r")\b"
 )
 # therapy words -> the Z51 code of an encounter for that therapy (tabular titles of Z51)
 THERAPY_ENCOUNTER: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
@@ -258,8 +286,26 @@ THERAPY_ENCOUNTER: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("antineoplastic", "chemotherapy"), "Z5111"),
     (("radiation", "therapy"), "Z510"),
     (("radiation", "treatment"), "Z510"),
+    # "admitted for whole-brain radiation", not "for radiation pneumonitis" (_NOT_THE_THERAPY)
+    (("radiation",), "Z510"),
     (("radiotherapy",), "Z510"),
     (("immunotherapy",), "Z5112"),
+    *(((agent,), "Z5111") for agent in sorted(ANTINEOPLASTIC_AGENTS)),
+    *(((agent,), "Z5112") for agent in sorted(IMMUNOTHERAPY_AGENTS)),
+)
+#: Words between the stay's "for" and the therapy that make the therapy the cause of what the
+#: stay is for ("admitted for symptomatic anemia due to the chemotherapy": the anemia is the
+#: principal diagnosis, I.C.2.c.1), and words after it that name its complication ("admitted
+#: for chemotherapy-induced nausea", "for radiation proctitis"): no encounter for the therapy.
+_THERAPY_CAUSED: Final = frozenset(
+    {"due", "from", "secondary", "caused", "induced", "after", "following", "related"}
+    | {"associated", "post", "because"}
+)
+_NOT_THE_THERAPY: Final = _THERAPY_CAUSED | frozenset(
+    {"toxicity", "complication", "complications", "side", "effect", "effects", "reaction"}
+    | {"pneumonitis", "proctitis", "cystitis", "enteritis", "colitis", "dermatitis"}
+    | {"esophagitis", "mucositis", "injury", "burn", "necrosis", "fibrosis", "sickness"}
+    | {"exposure", "damage", "brain", "recall"}
 )
 # words that state a type of diabetes mellitus, by the category of that type
 _DIABETES_TYPE: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
@@ -369,6 +415,8 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     out = _default_diabetes_type(_diabetes_type(out, narrative), narrative, codeset)
     out = _ulcer_severity(_diabetic_ulcer_site(out, narrative, codeset), narrative, codeset)
     out = _identified_influenza(out, narrative, codeset)
+    if _THERAPY_WORDS.search(lowered):
+        out = _due_to_chemotherapy(out, narrative, codeset)
     out = _specified_infection(out)
     out = _infectious_enteritis(out)
     out = _appendicitis(out, narrative, codeset)
@@ -583,11 +631,57 @@ def _therapy_encounter(
                 # of this stay before that
                 # ("he's in for his immunotherapy": "in for" says the stay too)
                 stay = not _STAY.isdisjoint(before) or _IN_FOR in itertools.pairwise(before)
-                if _THERAPY_LEAD.isdisjoint(before[-_THERAPY_REACH:]) or not stay:
+                reach = before[-_THERAPY_REACH:]
+                leads = [k for k, t in enumerate(reach) if t in _THERAPY_LEAD]
+                if not leads or not stay:
+                    continue
+                after = tokens[i + len(phrase) : i + len(phrase) + 1]
+                if not _THERAPY_CAUSED.isdisjoint(reach[leads[-1] :]) or (
+                    not _NOT_THE_THERAPY.isdisjoint(after)
+                ):
                     continue
                 if _bills(code, codeset) and code not in out:
                     out.append(code)
     return out
+
+
+#: A cytopenia's unspecified code -> its code when antineoplastic chemotherapy caused it, and
+#: the words that name it (Index: Anemia, due to, antineoplastic chemotherapy D64.81;
+#: Neutropenia, due to, chemotherapy D70.1; Pancytopenia, due to, antineoplastic chemotherapy
+#: D61.810).
+_CHEMOTHERAPY_INDUCED: Final[dict[str, tuple[str, frozenset[str]]]] = {
+    "D649": ("D6481", frozenset({"anemia", "anaemia", "anemic", "anaemic"})),
+    "D709": ("D701", frozenset({"neutropenia", "neutropenic", "agranulocytosis"})),
+    "D61818": ("D61810", frozenset({"pancytopenia", "pancytopenic"})),
+}
+#: The adverse effect of antineoplastic drugs, coded after the effect (I.C.2.c.1, I.C.19.e.5.a).
+ANTINEOPLASTIC_ADVERSE_EFFECT: Final = "T451X5A"
+_CHEMOTHERAPY: Final = frozenset({"chemo", "chemotherapy"}) | ANTINEOPLASTIC_AGENTS
+
+
+def _due_to_chemotherapy(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
+    """A cytopenia a sentence says chemotherapy caused ("symptomatic anemia due to the
+    chemotherapy", "neutropenia after cycle 2 of FOLFOX"): its code of chemotherapy
+    (:data:`_CHEMOTHERAPY_INDUCED`) in place of the unspecified one, followed by the adverse
+    effect T45.1X5A (I.C.2.c.1: the anemia first, then the neoplasm and the adverse effect)."""
+    targets = [c for c in codes if c in _CHEMOTHERAPY_INDUCED]
+    if not targets:
+        return codes
+    out = list(codes)
+    told = [sentence.kept for sentence in read(narrative)]
+    for code in targets:
+        specific, names = _CHEMOTHERAPY_INDUCED[code]
+        for tokens in told:
+            at = [i for i, t in enumerate(tokens) if t in names]
+            therapy = [i for i, t in enumerate(tokens) if t in _CHEMOTHERAPY]
+            if any(
+                a < t and not _THERAPY_CAUSED.isdisjoint(tokens[a:t]) for a in at for t in therapy
+            ) and _bills(specific, codeset):
+                out = _replace(out, code.__eq__, specific)
+                if _bills(ANTINEOPLASTIC_ADVERSE_EFFECT, codeset):
+                    out = [*out, ANTINEOPLASTIC_ADVERSE_EFFECT]
+                break
+    return list(dict.fromkeys(out))
 
 
 def _hypertension(codes: list[str]) -> list[str]:
