@@ -119,6 +119,8 @@ def faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=kafka.heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=kafka.linger_ms / 1000,
+        producer_max_batch_size=kafka.max_batch_bytes,
         key_serializer="raw",
         value_serializer="raw",
         # No faust-managed topics (leader election, changelogs): topics are created explicitly,

@@ -38,7 +38,12 @@ async def run_raw(settings: Settings) -> None:
         session_timeout_ms=int(settings.kafka.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.kafka.heartbeat_interval_s * 1000),
     )
-    producer = AIOKafkaProducer(**options, acks="all")
+    producer = AIOKafkaProducer(
+        **options,
+        acks="all",
+        linger_ms=settings.kafka.linger_ms,
+        max_batch_size=settings.kafka.max_batch_bytes,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
