@@ -304,6 +304,55 @@ def test_the_issues_narratives_get_the_codes_a_coder_would_submit(
             None,
         ),
         ("Final diagnosis: probable pneumonia.", 70, "F", "J18.9", [], [], "195", None),
+        # ... so does a consultant's final diagnosis: NSTEMI (I21.4), not the possible STEMI;
+        # DRG 282 acute myocardial infarction, discharged alive without CC/MCC
+        (
+            "Possible inferior STEMI. Cardiology final dx: NSTEMI.",
+            70,
+            "M",
+            "I21.4",
+            [],
+            ["I21.19", "I21.3"],
+            "282",
+            None,
+        ),
+        # a negative test result is the test's: the pneumonia stays (Index: Pneumonia,
+        # unspecified organism J18.9); DRG 195 simple pneumonia without CC/MCC
+        (
+            "Admitted with community-acquired pneumonia, cultures negative.",
+            72,
+            "M",
+            "J18.9",
+            [],
+            [],
+            "195",
+            None,
+        ),
+        # I.C.2.e.2: a stay for chemotherapy told by its drugs is Z51.11 first; DRG 847
+        # chemotherapy without acute leukemia as secondary diagnosis with CC
+        (
+            "Admitted for cycle 3 of carboplatin/pemetrexed for adenocarcinoma of the left upper "
+            "lobe.",
+            65,
+            "M",
+            "Z51.11",
+            ["C34.12"],
+            [],
+            "847",
+            None,
+        ),
+        # I.C.2.c.1: a stay for the anemia chemotherapy caused is D64.81 first, then the
+        # neoplasm and T45.1X5A, no Z51.11; DRG 812 red blood cell disorders without MCC
+        (
+            "Sigmoid colon cancer on FOLFOX, admitted for symptomatic anemia due to the chemo.",
+            65,
+            "F",
+            "D64.81",
+            ["C18.7", "T45.1X5A"],
+            ["Z51.11", "D64.9"],
+            "812",
+            None,
+        ),
         # septic shock is severe sepsis: the systemic infection first, then R65.21 (I.C.1.d.1.a.ii;
         # R65.2 "Code first underlying infection"), the organism's sepsis code when it is named
         # (A41.51 E. coli), and no R57.9 beside it (Index: Shock, septic R65.21); DRG 871

@@ -147,7 +147,7 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         (
             ["C187", "D649"],
             "Sigmoid colon cancer on FOLFOX, admitted for symptomatic anemia due to the chemo.",
-            ["C187", "D6481", "T451X5A"],
+            ["D6481", "C187", "T451X5A"],
         ),
         (["D709"], "Neutropenia after cycle 2 of FOLFOX.", ["D701", "T451X5A"]),
         (["J7011"], "Admitted for radiation pneumonitis. Lung cancer.", ["J7011"]),

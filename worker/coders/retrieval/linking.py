@@ -663,7 +663,8 @@ def _due_to_chemotherapy(codes: list[str], narrative: str, codeset: MemoryCodeSe
     """A cytopenia a sentence says chemotherapy caused ("symptomatic anemia due to the
     chemotherapy", "neutropenia after cycle 2 of FOLFOX"): its code of chemotherapy
     (:data:`_CHEMOTHERAPY_INDUCED`) in place of the unspecified one, followed by the adverse
-    effect T45.1X5A (I.C.2.c.1: the anemia first, then the neoplasm and the adverse effect)."""
+    effect T45.1X5A; first when the stay is for it ("admitted for"; I.C.2.c.1: the anemia
+    first, then the neoplasm and the adverse effect)."""
     targets = [c for c in codes if c in _CHEMOTHERAPY_INDUCED]
     if not targets:
         return codes
@@ -674,10 +675,18 @@ def _due_to_chemotherapy(codes: list[str], narrative: str, codeset: MemoryCodeSe
         for tokens in told:
             at = [i for i, t in enumerate(tokens) if t in names]
             therapy = [i for i, t in enumerate(tokens) if t in _CHEMOTHERAPY]
-            if any(
-                a < t and not _THERAPY_CAUSED.isdisjoint(tokens[a:t]) for a in at for t in therapy
-            ) and _bills(specific, codeset):
+            caused = [
+                a
+                for a in at
+                for t in therapy
+                if a < t and not _THERAPY_CAUSED.isdisjoint(tokens[a:t])
+            ]
+            if caused and _bills(specific, codeset):
                 out = _replace(out, code.__eq__, specific)
+                lead = tokens[max(0, caused[0] - _THERAPY_REACH) : caused[0]]
+                if not _STAY.isdisjoint(tokens[: caused[0]]) and not _THERAPY_LEAD.isdisjoint(lead):
+                    # the stay is for it: first (I.C.2.c.1)
+                    out = [specific, *(c for c in out if c != specific)]
                 if _bills(ANTINEOPLASTIC_ADVERSE_EFFECT, codeset):
                     out = [*out, ANTINEOPLASTIC_ADVERSE_EFFECT]
                 break

@@ -234,13 +234,17 @@ def _heading(tokens: Sequence[str]) -> str:
 def _reason_header(tokens: Sequence[str]) -> bool:
     """A sentence that opens with a heading naming the stay's diagnosis: "Final diagnosis:",
     "Discharge diagnoses:", "Principal diagnosis:", "Reason for admission:"."""
-    return _heading(tokens) in _REASON_HEADINGS
+    return _heading(tokens) in _REASON_HEADINGS or _final_header(tokens)
 
 
 def _final_header(tokens: Sequence[str]) -> bool:
     """A sentence that opens with the heading of the stay's final diagnosis: "Final
-    diagnosis:", "Discharge diagnoses:" (not an admitting one)."""
-    return _heading(tokens) in _FINAL_HEADINGS
+    diagnosis:", "Discharge diagnoses:" (not an admitting one), also a consultant's
+    ("Cardiology final dx:", "the final diagnosis:")."""
+    heading = _heading(tokens)
+    return heading in _FINAL_HEADINGS or any(
+        heading.endswith(f" {final}") for final in _FINAL_HEADINGS
+    )
 
 
 def _history_header(tokens: Sequence[str]) -> bool:
