@@ -276,6 +276,17 @@ CASES = [
         "T22212A",
         "X150XXA",
     ),
+    # an ankle's bones told broken by their count (Index: Fracture, ankle, bimalleolar
+    # S82.84-, trimalleolar S82.85-): S82.842A Displaced bimalleolar fracture of left lower
+    # leg, W00.0XXA Fall on same level due to ice and snow; S82.851A, W10.9XXA Fall (on)
+    # (from) other and unspecified stairs and steps
+    (
+        "I slipped on the ice on my driveway and my left ankle snapped. The x-ray showed both "
+        "ankle bones are broken.",
+        "S82842A",
+        "W000XXA",
+    ),
+    ("I fell down the stairs and broke all three bones in my right ankle.", "S82851A", "W109XXA"),
     # a follow-up visit: 7th character D, subsequent encounter, for the injury and its cause
     # (I.C.19.a, I.C.20.a.2): S62.101D; W00.0XXD Fall on same level due to ice and snow
     (

@@ -622,6 +622,22 @@ _PART_WORDS: Final[dict[str, str]] = {
 _PART_REACH: Final = 6
 _HANDS: Final = frozenset({"hand", "hands"})
 _CLAUSE_ENDS: Final = frozenset({";", ".", "and", "but"})
+#: An ankle's bones told broken by their count: "both ankle bones" is bimalleolar, "all three"
+#: trimalleolar (ICD-10-CM Index: Fracture, ankle, bimalleolar S82.84-; trimalleolar S82.85-),
+#: whose titles name the lower leg ("Bimalleolar fracture of left lower leg").
+_MALLEOLI_COUNTS: Final = (("trimalleolar", _w("three")), ("bimalleolar", _w("both two")))
+
+
+def _malleoli(site: str, nature: Nature, parts: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    if site not in ("ankle", "ankles") or nature.tabular != ("fracture",):
+        return ()
+    told = set(parts)
+    for count, words_of_count in _MALLEOLI_COUNTS:
+        if not words_of_count.isdisjoint(told):
+            return ((count, "lower", "leg"),)
+    return ()
+
+
 #: A long bone's lay or clinical word -> the bone.
 _LONG_BONES: Final[dict[str, str]] = {
     **{bone: bone for bone in LONG_BONES},
@@ -1291,7 +1307,7 @@ def _injury_code(
         if not degrees and not _BLISTERS.isdisjoint(told):
             degrees = ["second"]
         refine += list(dict.fromkeys(degrees))
-    for site in _SITES[tokens[at]]:
+    for site in (*_malleoli(tokens[at], nature, parts), *_SITES[tokens[at]]):
         required = content_stems([*nature.tabular, *site])
         query = index.ids([*required, *content_stems(refine + ([side] if side else []))])
         need = frozenset(index.ids(required))
