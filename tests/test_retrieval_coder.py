@@ -133,6 +133,18 @@ def test_a_negative_test_result_negates_the_test_not_the_condition_before_it() -
     assert _dropped("fever, influenza negative") == ["fever", ",", "influenza", "negative"]
 
 
+def test_no_personal_history_code_beside_the_current_condition(coder: RetrievalCoder) -> None:
+    # I.C.9.d.3: Z86.73 is for a cerebral infarction no longer present; learned evidence reads
+    # it in "stroke", but this stroke is current (I63.412: embolism of the left MCA)
+    coded = codes(
+        coder,
+        "MRI shows acute infarct in the left MCA territory. Acute ischemic stroke, cardioembolic "
+        "from atrial fibrillation.",
+    )
+    assert coded[0] == "I63412"
+    assert "Z8673" not in coded
+
+
 def _dropped(sentence: str) -> list[str]:
     tokens = words(sentence)
     return [t for t, dropped in zip(tokens, excluded(tokens), strict=True) if dropped]

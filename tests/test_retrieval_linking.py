@@ -251,6 +251,15 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         (["I639", "I6601"], "Stroke. Occlusion of the right middle cerebral artery.", ["I63511"]),
         (["I63512"], "Embolic stroke of the left MCA.", ["I63412"]),
         (["I6602"], "Stenosis of the left middle cerebral artery.", ["I6602"]),
+        # ... and an infarct told in a named artery's territory with its cause (Index: Infarct,
+        # cerebral, due to, embolism, cerebral arteries); with no cause told, I63.9 stays
+        (
+            ["I639", "I4891"],
+            "Acute infarct in the left MCA territory, cardioembolic from atrial fibrillation.",
+            ["I63412", "I4891"],
+        ),
+        (["I639"], "Thrombotic stroke, right posterior cerebral artery.", ["I63331"]),
+        (["I639"], "Acute infarct in the left MCA territory.", ["I639"]),
         # one pulmonary embolism, its kind and its cor pulmonale told in two clauses (I26.02)
         (
             ["I2692", "I2609"],

@@ -36,7 +36,11 @@ from worker.coders.base import Coder, CoderResult, CodingRequest
 from worker.coders.exceptions import CoderError, CoderUnavailableError
 from worker.coders.retrieval.config import RetrievalSettings
 from worker.coders.retrieval.evidence import Evidence, load
-from worker.coders.retrieval.history import personal_history, replaced
+from worker.coders.retrieval.history import (
+    no_history_beside_current,
+    personal_history,
+    replaced,
+)
 from worker.coders.retrieval.index import CodeIndex, index_for
 from worker.coders.retrieval.injuries import is_injury, with_lay_injuries
 from worker.coders.retrieval.linking import link
@@ -253,6 +257,12 @@ class RetrievalCoder(Coder):
         ranked = replaced(ranked, readings.get)
         # resolved conditions told only as history: their personal history codes (history.py)
         ranked = personal_history(ranked, lexical.named, scorer.index.codeset)
+        ranked = no_history_beside_current(
+            ranked,
+            lexical.named,
+            scorer.index.codeset,
+            any(m.history for m in (*mentions.mentions, *mentions.negated)),
+        )
         # injuries and their external causes told in lay words (injuries.py), never principal
         before = {c for _, c in ranked}
         ranked = with_lay_injuries(ranked, narrative, scorer.index.codeset, threshold)

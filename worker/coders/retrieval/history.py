@@ -84,6 +84,29 @@ def personal_history(
     return replaced(ranked, history)
 
 
+def no_history_beside_current(
+    ranked: Sequence[tuple[float, str]],
+    named: Mapping[str, tuple[bool, float]],
+    codeset: MemoryCodeSet,
+    history_told: bool,
+) -> list[tuple[float, str]]:
+    """``ranked`` without a personal history code that no clause names, which only learned
+    evidence brings, beside a current code of the condition it is the history of, in a
+    narrative that tells no history (``history_told``: no "history of", "prior", "PMH"
+    clause): "acute infarct in the left MCA territory" is I63.412, not also Z86.73 "personal
+    history of ... cerebral infarction" (I.C.9.d.3: history codes are for a condition no
+    longer present)."""
+    if history_told:
+        return list(ranked)
+    current = {
+        target
+        for _, code in ranked
+        if not named.get(code, (False, 0.0))[0]
+        and (target := history_code(code, codeset)) is not None
+    }
+    return [(p, c) for p, c in ranked if c in named or c not in current]
+
+
 def replaced(
     ranked: Sequence[tuple[float, str]], new_code: Callable[[str], str | None]
 ) -> list[tuple[float, str]]:

@@ -977,6 +977,33 @@ def _stemi_artery(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> l
     return _replace(codes, lambda c: c in _STEMI_BY_WALL, target)
 
 
+#: Cerebral arteries as told -> the artery's digit in I63.3-I63.5 (middle 1, anterior 2,
+#: posterior 3, cerebellar 4); a side's digit: right 1, left 2.
+_CEREBRAL_ARTERIES: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
+    (("middle", "cerebral"), "1"),
+    (("mca",), "1"),
+    (("anterior", "cerebral"), "2"),
+    (("aca",), "2"),
+    (("posterior", "cerebral"), "3"),
+    (("pca",), "3"),
+    (("cerebellar",), "4"),
+)
+_SIDE_DIGITS: Final = {"right": "1", "left": "2"}
+
+
+def _named_artery(told: Sequence[Sequence[str]]) -> tuple[str, str] | None:
+    """(artery digit, side digit) of the first cerebral artery a sentence names with its side
+    just before it ("left MCA", "right middle cerebral artery"), else None."""
+    for tokens in told:
+        for i in range(len(tokens)):
+            for phrase, digit in _CEREBRAL_ARTERIES:
+                if tuple(tokens[i : i + len(phrase)]) == phrase:
+                    side = next((t for t in tokens[max(0, i - 2) : i] if t in _SIDE_DIGITS), None)
+                    if side is not None:
+                        return digit, _SIDE_DIGITS[side]
+    return None
+
+
 def _infarction_of_occluded_artery(
     codes: list[str], narrative: str, codeset: MemoryCodeSet
 ) -> list[str]:
@@ -992,18 +1019,25 @@ def _infarction_of_occluded_artery(
         return codes
     occluded = next((c for c in codes if c.startswith(_OCCLUDED_ARTERY)), None)
     unspecified_cause = next((c for c in codes if _UNSPECIFIED_OCCLUSION.fullmatch(c)), None)
-    if occluded is not None:  # I66.3 (cerebellar) names no side
-        artery, side = str(int(occluded[3]) + 1), occluded[4:5] or "9"
-    elif unspecified_cause is not None:
-        artery, side = unspecified_cause[4], unspecified_cause[5]
-    else:
-        return codes
-    stems = {t for sentence in read(narrative) for t in stem(list(sentence.kept))}
+    told = [sentence.kept for sentence in read(narrative)]
+    stems = {t for tokens in told for t in stem(list(tokens))}
     cause = "5"
     if not _EMBOLIC.isdisjoint(stems):
         cause = "4"
     elif not _THROMBOTIC.isdisjoint(stems):
         cause = "3"
+    named = _named_artery(told)
+    if occluded is not None:  # I66.3 (cerebellar) names no side
+        artery, side = str(int(occluded[3]) + 1), occluded[4:5] or "9"
+    elif unspecified_cause is not None:
+        artery, side = unspecified_cause[4], unspecified_cause[5]
+    elif named is not None and cause != "5":
+        # an infarct told in a named artery's territory with its embolic or thrombotic cause:
+        # "acute infarct in the left MCA territory ... cardioembolic" is I63.412 (Index:
+        # Infarct, cerebral, due to, embolism, cerebral arteries; I63.4- by artery and side)
+        artery, side = named
+    else:
+        return codes
     target = f"I63{cause}{artery}{side}"
     if not _bills(target, codeset):
         return codes
