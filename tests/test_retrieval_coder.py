@@ -145,6 +145,14 @@ def test_no_personal_history_code_beside_the_current_condition(coder: RetrievalC
     assert "Z8673" not in coded
 
 
+def test_one_heart_failure_is_coded_once_with_its_acuity(coder: RetrievalCoder) -> None:
+    # Index: Failure, heart, systolic, acute on chronic I50.23: not also the chronic I50.22 the
+    # first clause names, nor the unspecified I50.9 (one heart failure; I.A.9.b)
+    coded = codes(coder, "Chronic systolic CHF, now acutely decompensated: acute on chronic HFrEF.")
+    assert "I5023" in coded
+    assert not {"I5022", "I5021", "I509"} & set(coded)
+
+
 def _dropped(sentence: str) -> list[str]:
     tokens = words(sentence)
     return [t for t, dropped in zip(tokens, excluded(tokens), strict=True) if dropped]

@@ -629,6 +629,11 @@ def _chronic_beside_acute_injury(
     return [(p, c) for p, c in ranked if c[0] != "M" or c in named]
 
 
+#: Heart failure by type (systolic, diastolic, combined), and the unspecified one.
+_TYPED_HEART_FAILURE: Final = frozenset({"I502", "I503", "I504"})
+_HEART_FAILURE_UNSPECIFIED: Final = "I509"
+
+
 def _told_twice(ranked: list[tuple[float, str]], codeset: MemoryCodeSet) -> list[tuple[float, str]]:
     """``ranked`` without a code that says less about a condition another code tells:
 
@@ -637,7 +642,10 @@ def _told_twice(ranked: list[tuple[float, str]], codeset: MemoryCodeSet) -> list
       ("Colles' fracture of left radius", S52.532A): one fracture told in general and then by
       its kind ("displaced fracture of the left distal radius ... a classic Colles' fracture");
     - a disease "with unspecified complications" (K50.019) beside a code of the same
-      subdivision that names its complication ("... with intestinal obstruction", K50.012).
+      subdivision that names its complication ("... with intestinal obstruction", K50.012);
+    - a heart failure's acute (I50.21) or chronic (I50.22) code beside its acute on chronic
+      one (I50.23), and I50.9 beside a typed one (I50.2-I50.4): one heart failure, its type
+      and acuity told in full (Index: Failure, heart, systolic, acute on chronic I50.23).
 
     I.B.3: code to the highest specificity; I.A.9.b: "unspecified" only when the record says no
     more."""
@@ -673,7 +681,20 @@ def _told_twice(ranked: list[tuple[float, str]], codeset: MemoryCodeSet) -> list
             for other in kept
         )
 
-    return [(p, c) for p, c in ranked if not specified_sibling(c) and not specified_complication(c)]
+    def acuity_told_in_full(code: str) -> bool:
+        # one heart failure: "acute on chronic" (I50.x3) says the acute (x1) and the chronic
+        # (x2) of its type, and a typed one (I50.2-I50.4) says the unspecified I50.9
+        if code == _HEART_FAILURE_UNSPECIFIED:
+            return any(other[:4] in _TYPED_HEART_FAILURE for other in kept)
+        return (
+            code[:4] in _TYPED_HEART_FAILURE and code[4:] in ("1", "2") and f"{code[:4]}3" in kept
+        )
+
+    return [
+        (p, c)
+        for p, c in ranked
+        if not specified_sibling(c) and not specified_complication(c) and not acuity_told_in_full(c)
+    ]
 
 
 def _stay_principal(
