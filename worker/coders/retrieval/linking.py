@@ -617,6 +617,19 @@ def _severe_sepsis(codes: list[str]) -> list[str]:
     return out
 
 
+def _stay_lead(tokens: Sequence[str], at: int) -> int | None:
+    """Where the "for" (or "to receive", "to undergo") is that makes what is told at ``at``
+    what this stay is for: at most :data:`_THERAPY_REACH` words before it ("for cycle 3 of
+    chemotherapy"), with a word of this stay before that ("admitted", "here"; "he's in for
+    his immunotherapy": "in for" says the stay too); None when there is none."""
+    before = tokens[:at]
+    if _STAY.isdisjoint(before) and _IN_FOR not in itertools.pairwise(before):
+        return None
+    start = max(0, at - _THERAPY_REACH)
+    leads = [k for k in range(start, at) if tokens[k] in _THERAPY_LEAD]
+    return leads[-1] if leads else None
+
+
 def _therapy_encounter(
     codes: list[str], said: Sequence[Sequence[str]], codeset: MemoryCodeSet
 ) -> list[str]:
@@ -626,18 +639,12 @@ def _therapy_encounter(
             for phrase, code in THERAPY_ENCOUNTER:
                 if tuple(tokens[i : i + len(phrase)]) != phrase:
                     continue
-                before = tokens[:i]
-                # "for" shortly before the therapy ("for cycle 3 of chemotherapy"), and a word
-                # of this stay before that
-                # ("he's in for his immunotherapy": "in for" says the stay too)
-                stay = not _STAY.isdisjoint(before) or _IN_FOR in itertools.pairwise(before)
-                reach = before[-_THERAPY_REACH:]
-                leads = [k for k, t in enumerate(reach) if t in _THERAPY_LEAD]
-                if not leads or not stay:
-                    continue
+                lead = _stay_lead(tokens, i)
                 after = tokens[i + len(phrase) : i + len(phrase) + 1]
-                if not _THERAPY_CAUSED.isdisjoint(reach[leads[-1] :]) or (
-                    not _NOT_THE_THERAPY.isdisjoint(after)
+                if (
+                    lead is None
+                    or not _THERAPY_CAUSED.isdisjoint(tokens[lead:i])
+                    or not _NOT_THE_THERAPY.isdisjoint(after)
                 ):
                     continue
                 if _bills(code, codeset) and code not in out:
@@ -683,9 +690,7 @@ def _due_to_chemotherapy(codes: list[str], narrative: str, codeset: MemoryCodeSe
             ]
             if caused and _bills(specific, codeset):
                 out = _replace(out, code.__eq__, specific)
-                lead = tokens[max(0, caused[0] - _THERAPY_REACH) : caused[0]]
-                if not _STAY.isdisjoint(tokens[: caused[0]]) and not _THERAPY_LEAD.isdisjoint(lead):
-                    # the stay is for it: first (I.C.2.c.1)
+                if _stay_lead(tokens, caused[0]) is not None:  # the stay is for it (I.C.2.c.1)
                     out = [specific, *(c for c in out if c != specific)]
                 if _bills(ANTINEOPLASTIC_ADVERSE_EFFECT, codeset):
                     out = [*out, ANTINEOPLASTIC_ADVERSE_EFFECT]
@@ -1026,12 +1031,11 @@ def _infarction_of_occluded_artery(
         cause = "4"
     elif not _THROMBOTIC.isdisjoint(stems):
         cause = "3"
-    named = _named_artery(told)
     if occluded is not None:  # I66.3 (cerebellar) names no side
         artery, side = str(int(occluded[3]) + 1), occluded[4:5] or "9"
     elif unspecified_cause is not None:
         artery, side = unspecified_cause[4], unspecified_cause[5]
-    elif named is not None and cause != "5":
+    elif cause != "5" and (named := _named_artery(told)) is not None:
         # an infarct told in a named artery's territory with its embolic or thrombotic cause:
         # "acute infarct in the left MCA territory ... cardioembolic" is I63.412 (Index:
         # Infarct, cerebral, due to, embolism, cerebral arteries; I63.4- by artery and side)

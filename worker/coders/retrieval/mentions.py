@@ -234,14 +234,18 @@ def _heading(tokens: Sequence[str]) -> str:
 def _reason_header(tokens: Sequence[str]) -> bool:
     """A sentence that opens with a heading naming the stay's diagnosis: "Final diagnosis:",
     "Discharge diagnoses:", "Principal diagnosis:", "Reason for admission:"."""
-    return _heading(tokens) in _REASON_HEADINGS or _final_header(tokens)
+    heading = _heading(tokens)
+    return heading in _REASON_HEADINGS or _is_final(heading)
 
 
 def _final_header(tokens: Sequence[str]) -> bool:
     """A sentence that opens with the heading of the stay's final diagnosis: "Final
     diagnosis:", "Discharge diagnoses:" (not an admitting one), also a consultant's
     ("Cardiology final dx:", "the final diagnosis:")."""
-    heading = _heading(tokens)
+    return _is_final(_heading(tokens))
+
+
+def _is_final(heading: str) -> bool:
     return heading in _FINAL_HEADINGS or any(
         heading.endswith(f" {final}") for final in _FINAL_HEADINGS
     )
