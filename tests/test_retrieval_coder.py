@@ -7,6 +7,7 @@ shared by every coder of the process.
 import datetime as dt
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -306,6 +307,70 @@ def test_index_terms_a_code_title_does_not_say(
         assert got == expected  # and nothing the narrative does not say
     else:
         assert not any(c.startswith("I20") for c in got)
+
+
+@pytest.mark.parametrize(
+    ("narrative", "principal"),
+    [
+        # terms of the Alphabetic Index that no tabular text says (data/index_terms.tsv)
+        ("Admitted with Ludwig's angina.", "K122"),  # Index: Angina, Ludwig's
+        ("Diagnosis: Boerhaave syndrome after forceful retching.", "K223"),  # Boerhaave's
+        ("Mallory-Weiss tear at the gastroesophageal junction.", "K226"),  # Mallory-Weiss
+        ("Atypical chest pain.", "R0789"),  # Index: Pain, chest, atypical
+        ("Zenker's diverticulum.", "K225"),  # Diverticulum, esophagus, pharyngoesophageal
+        ("Klatskin tumor.", "C221"),  # Index: Klatskin's tumor
+        ("Pancoast tumor of the right lung.", "C3411"),  # Pancoast's tumor C34.1-, right
+        # an eponym without its possessive: I24.1 "Dressler's syndrome"
+        ("Dressler syndrome.", "I241"),
+        # without its diacritics: M35.0- "Sjögren syndrome", M35.2 "Behçet's disease"
+        ("Sjogren syndrome.", "M3500"),
+        ("Behcet's disease.", "M352"),
+        # two persons' names alone (Index: Guillain-Barre disease or syndrome G61.0)
+        ("The neurologist said it was Guillain-Barre.", "G610"),
+        # a title's bracketed eponym: M94.0 "Chondrocostal junction syndrome [Tietze]"
+        ("Tietze syndrome.", "M940"),
+        ("Baker's cyst of the right knee.", "M7121"),  # "... popliteal space [Baker]"
+        ("Kawasaki disease.", "M303"),  # "Mucocutaneous lymph node syndrome [Kawasaki]"
+        ("Buerger's disease.", "I731"),  # "Thromboangiitis obliterans [Buerger's disease]"
+        ("De Quervain tenosynovitis.", "M654"),  # "... tenosynovitis [de Quervain]"
+        # a one-word aside inside a term is no clause of its own (I51.81 inclusion term
+        # "Takotsubo cardiomyopathy")
+        ("Diagnosis: takotsubo (stress) cardiomyopathy.", "I5181"),
+        # a short narrative that tells one condition in one word means it
+        ("Headache.", "R519"),
+        ("Patient complains of migraine.", "G43909"),
+    ],
+)
+def test_the_index_names_conditions_by_their_eponyms_and_index_terms(
+    coder: RetrievalCoder, narrative: str, principal: str
+) -> None:
+    assert codes(coder, narrative, release="2026-10")[:1] == (principal,)
+
+
+def test_an_index_term_file_row_without_its_columns_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Boundary: the packaged file's text (importlib.resources), replaced by a broken row."""
+    from worker.coders.retrieval import index
+
+    class Broken:
+        def joinpath(self, *_: str) -> "Broken":
+            return self
+
+        def read_text(self, encoding: str) -> str:
+            return "# comment\nK12.2\tLudwig's angina\tAngina, Ludwig's\nK22.3\tBoerhaave\n"
+
+    index.index_terms.cache_clear()
+    monkeypatch.setattr(
+        "worker.coders.retrieval.index.resources", SimpleNamespace(files=lambda _: Broken())
+    )
+    try:
+        with pytest.raises(ValueError, match="line 3"):
+            index.index_terms()
+    finally:
+        monkeypatch.undo()
+        index.index_terms.cache_clear()
+    assert ("K122", "Ludwig's angina") in index.index_terms()
 
 
 def test_a_symptoms_work_up_diagnosis_is_told_after_it_else_before_it(

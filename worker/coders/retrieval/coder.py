@@ -44,7 +44,7 @@ from worker.coders.retrieval.history import (
 from worker.coders.retrieval.index import CodeIndex, index_for
 from worker.coders.retrieval.injuries import is_injury, with_lay_injuries
 from worker.coders.retrieval.linking import link
-from worker.coders.retrieval.mentions import Narrative, split
+from worker.coders.retrieval.mentions import Mention, Narrative, split
 from worker.coders.retrieval.scoring import FEATURES, REASON, Scorer, clause_position, side_named
 from worker.coders.retrieval.text import clinical_stems, stem
 
@@ -74,6 +74,13 @@ _LEX_REFERENCE: Final = FEATURES.index("lex_reference")
 # The fallback's bar: a fully covered code text of at least two required words ("fracture" +
 # "tibia"); one word alone ("discharge", "pain") names too little to code without evidence.
 _FALLBACK_WORDS: Final = 2
+#: The most mentions a narrative short enough for :func:`_one_clause` has.
+_SHORT_NARRATIVE: Final = 3
+#: Stems that tell how a condition is told, not what it is (:func:`_one_clause`).
+_FRAMING: Final = frozenset(
+    {"patient", "complain", "present", "report", "admit", "diagnosi", "diagnos", "has", "had"}
+    | {"sever", "bad", "terribl", "worst", "mild", "new", "now", "today", "a", "with"}
+)
 # Below the threshold, a code text of this many required words that one clause covers is coded
 # anyway (see :func:`_spelled_out`).
 _SPELLED_WORDS: Final = 3
@@ -242,8 +249,13 @@ class RetrievalCoder(Coder):
         ranked += _spelled_out(codes, features, probabilities, taken, scorer.index.codeset)
         ranked = ranked[: self.settings.max_codes]
         stay = {c for c, (history, at) in lexical.named.items() if at == REASON and not history}
-        if not ranked:
-            ranked = _fallback(codes, features, probabilities, stay)
+        short = len(mentions.mentions) <= _SHORT_NARRATIVE
+        # none, or in a short narrative only a catch-all ("Behcet's disease." R69 "Illness,
+        # unspecified", learned from "disease")
+        if not ranked or (short and all(c in CATCH_ALL for _, c in ranked)):
+            if short:
+                stay |= _one_clause(lexical.named, mentions.mentions, scorer)
+            ranked = _fallback(codes, features, probabilities, stay) + ranked
         else:
             ranked += _reason_for_stay(codes, features, probabilities, stay, taken)
             ranked += _diagnosis_of_the_symptoms(
@@ -548,6 +560,28 @@ def _diagnosis_of_the_symptoms(
         and p >= _SYMPTOMS_DIAGNOSIS_FLOOR
         and _definitive_in_full(code, row)
     ]
+
+
+def _one_clause(
+    named: Mapping[str, tuple[bool, float]], mentions: Sequence[Mention], scorer: Scorer
+) -> set[str]:
+    """The codes ``named`` (:attr:`Lexical.named`) names as current, when one clause names them
+    all and says nothing more of the condition than their texts do ("Headache.", "Patient
+    complains of migraine."; not "Pulmonary mycetoma." for B47.9 "Mycetoma, unspecified", a
+    disease of the foot), else none: a short narrative that tells one condition means it, even
+    in one word."""
+    current = {c: at for c, (history, at) in named.items() if not history}
+    if len(set(current.values())) != 1:
+        return set()
+    return {
+        code
+        for code in current
+        if any(
+            set(m.stems) - scorer.code_stems(code) <= _FRAMING
+            and not scorer.code_stems(code).isdisjoint(m.stems)
+            for m in mentions
+        )
+    }
 
 
 def _fallback(

@@ -15,11 +15,14 @@ stems that must be present for it to count as fully mentioned, weighted by their
 document frequency, so that a clause can be checked for covering an entry.
 """
 
+import csv
+import functools
 import logging
 import re
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Final
 
 import bm25s
@@ -58,6 +61,21 @@ _SITE_PAIR: Final = re.compile(
     r"^(?P<lead>.+(?:,| of) (?:right|left|unspecified|bilateral) )(?P<a>[a-z]+) and "
     r"(?P<b>[a-z]+(?: [a-z]+)?)$",
     re.IGNORECASE,
+)
+# A name's possessive ending: "Dressler's", "Reiter's", "Meniere's".
+_POSSESSIVE: Final = re.compile(r"(?<=[A-Za-z])['\u2019]s\b")
+# A title naming a condition by two or more persons: "Guillain-Barre syndrome", "Budd-Chiari
+# syndrome". Their names alone name it ("it was Guillain-Barre"; Index: Guillain-Barre disease
+# or syndrome G61.0). One name alone is often a word too ("Down", "Still's"), so it stays whole.
+_EPONYMS: Final = re.compile(r"^(?P<names>[A-Z]\w+(?:-[A-Z]\w+)+)(?:'s)? (?:syndrome|disease)$")
+# A title that ends with its condition's eponym in brackets: "Chondrocostal junction syndrome
+# [Tietze]", "Synovial cyst of popliteal space [Baker]", "Thromboangiitis obliterans [Buerger's
+# disease]". The Index enters these by the name ("Tietze's disease or syndrome M94.0", "Baker's
+# cyst M71.2-", "Buerger's disease I73.1"); a name alone ("Burns", "Sweet") is often a word too.
+_BRACKETED_EPONYM: Final = re.compile(
+    r"^(?P<title>[^\[\]]+?)\s*\[(?P<name>(?:de |von |van )?[A-Z][a-z\u00c0-\u017f]+"
+    r"(?:-[A-Z][a-z\u00c0-\u017f]+)*)(?P<what>(?:'s)? (?:disease|syndrome)(?: of [a-z ]+)?)?\]"
+    r"(?P<rest>,.*)?$"
 )
 # An Excludes note that names one code: "renal colic (N23)", "abdomen pain (R10.-)".
 _REFERENCE: Final = re.compile(rf"^(?P<text>[^()]+?)\s*\((?P<code>{DOTTED_CODE})\.?-?\)$")
@@ -123,6 +141,13 @@ def _texts(record: CodeRecord) -> list[tuple[str, str, int]]:
         texts = [_BRACKETS.sub(" ", plain)]
         for match in _BRACKETS.finditer(plain):
             texts.append(plain[: match.start()] + match.group(1) + plain[match.end() :])
+        texts += _bracketed_eponym(plain.strip())
+        eponyms = _EPONYMS.match(plain.strip())
+        if eponyms:
+            texts.append(eponyms["names"])
+        # an eponym's possessive: "Dressler's syndrome" is also told "Dressler syndrome" (the
+        # Index writes eponyms both ways: "Tourette's syndrome", "Kawasaki syndrome")
+        texts += [_POSSESSIVE.sub("", t) for t in texts if _POSSESSIVE.search(t)]
         # "upper lobe, right bronchus or lung": also once with each alternative, so that a
         # mention of the lung alone can name the code
         for written in list(texts):
@@ -139,6 +164,40 @@ def _texts(record: CodeRecord) -> list[tuple[str, str, int]]:
                 texts += [pair["lead"] + pair["a"], pair["lead"] + pair["b"]]
         expanded += [(code, t, kind) for t in texts]
     return expanded
+
+
+def _bracketed_eponym(text: str) -> list[str]:
+    """The texts of a title whose eponym ends it in brackets (:data:`_BRACKETED_EPONYM`), each
+    with the site or side after it: "[Buerger's disease]" alone; "[Tietze]" as "Tietze disease",
+    "Tietze syndrome" and with the title's condition word ("Baker cyst", "de Quervain
+    tenosynovitis": the word before "of", else the title's last word)."""
+    match = _BRACKETED_EPONYM.match(text)
+    if match is None:
+        return []
+    name, rest = match["name"], match["rest"] or ""
+    if match["what"]:
+        return [name + match["what"] + rest]
+    title = match["title"].split(" of ")[0].split()
+    return [f"{name} {word}{rest}" for word in dict.fromkeys(("disease", "syndrome", title[-1]))]
+
+
+@functools.cache
+def index_terms() -> tuple[tuple[str, str], ...]:
+    """(undotted listed code, term) of ``data/index_terms.tsv``: terms of the ICD-10-CM
+    Alphabetic Index that no tabular text says ("Ludwig's angina" K12.2, "atypical chest pain"
+    R07.89), each row citing its Index entry. Lines starting with "#" are comments.
+
+    Raises ValueError naming the line when a row does not have its three columns."""
+    text = resources.files("worker.coders.retrieval").joinpath("data", "index_terms.tsv")
+    rows: list[tuple[str, str]] = []
+    lines = text.read_text(encoding="utf-8").splitlines()
+    for number, row in enumerate(csv.reader(lines, delimiter="\t"), start=1):
+        if not row or row[0].startswith("#"):
+            continue
+        if len(row) != 3 or not all(cell.strip() for cell in row):
+            raise ValueError(f"index_terms.tsv line {number}: want code, term, Index entry")
+        rows.append((row[0].strip().replace(".", ""), row[1].strip()))
+    return tuple(rows)
 
 
 def _present(tokens: Sequence[str]) -> list[str]:
@@ -188,16 +247,21 @@ class CodeIndex:
         self._side: dict[tuple[str, str], str] = {}
         entries: list[tuple[str, tuple[int, ...], int]] = []
         seen: set[tuple[str, tuple[int, ...]]] = set()
-        for record in codeset.records.values():
-            if len(record.code) == 7:
-                continue  # seven-character codes are reached through their base
-            for code, text, kind in _texts(record):
-                if code not in codeset.records or self.default_leaf(code) is None:
-                    continue
-                ids = tuple(dict.fromkeys(self._ids(content_stems(_present(words(text))))))
-                if ids and (code, ids) not in seen:
-                    seen.add((code, ids))
-                    entries.append((code, ids, kind))
+        # the tabular list's own texts, then the Index's terms it does not say (a term of a code
+        # this release lacks is left out)
+        texts = [
+            (code, _present(words(text)), kind)
+            for record in codeset.records.values()
+            if len(record.code) != 7  # seven-character codes are reached through their base
+            for code, text, kind in _texts(record)
+        ] + [(code, words(text), INCLUSION) for code, text in index_terms()]
+        for code, tokens, kind in texts:
+            if code not in codeset.records or self.default_leaf(code) is None:
+                continue
+            ids = tuple(dict.fromkeys(self._ids(content_stems(tokens))))
+            if ids and (code, ids) not in seen:
+                seen.add((code, ids))
+                entries.append((code, ids, kind))
         df = np.zeros(len(self.vocab), dtype=np.int64)
         for _, ids, _ in entries:
             df[list(ids)] += 1

@@ -140,7 +140,9 @@ def split(text: str) -> Narrative:
 
 
 #: How many words an aside lifted out of a term has (see _lift_asides).
-_ASIDE_WORDS: Final = (2, 3)
+_ASIDE_WORDS: Final = (1, 2, 3)
+#: The longest one-word aside read as an abbreviation whatever the words before it.
+_ABBREVIATION_LETTERS: Final = 5
 
 
 def _lift_asides(tokens: list[str]) -> list[str]:
@@ -174,8 +176,20 @@ def _aside_at(tokens: Sequence[str], i: int) -> list[str] | None:
         if closing + 1 < len(tokens) and tokens[closing] == ")":
             inner = list(tokens[i + 1 : closing])
             words = all(is_word(t) and not t.isdigit() for t in inner)
+            if size == 1 and words and _abbreviation(inner[0], tokens[:i]):
+                return None
             return inner if words and is_word(tokens[closing + 1]) else None
     return None
+
+
+def _abbreviation(word: str, before: Sequence[str]) -> bool:
+    """Whether a one-word aside is an abbreviation, of the words before it or not: at most
+    :data:`_ABBREVIATION_LETTERS` letters ("copd", "chf", "hfref"), or the initials of the
+    words before it ("pulmonary disease (pd)")."""
+    if len(word) <= _ABBREVIATION_LETTERS:
+        return True
+    initials = "".join(t[0] for t in before[-len(word) :] if is_word(t))
+    return initials == word
 
 
 def _diabetes_type(words_of: Sequence[Sequence[str]]) -> list[str]:

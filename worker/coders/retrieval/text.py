@@ -8,6 +8,7 @@ between threads, so each thread gets its own.
 import functools
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Final, NamedTuple
@@ -392,10 +393,19 @@ def sentences(text: str) -> list[str]:
     return [s for s in (part.strip() for part in _SENTENCE_END.split(text)) if s]
 
 
+def _folded(text: str) -> str:
+    """``text`` without diacritics: "Sjögren", "Behçet", "Ménière" as the narratives that write
+    them in ASCII ("Sjogren") do. Only when there are any (most texts are ASCII)."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def words(text: str) -> list[str]:
     """Lower-cased words and clause punctuation, with "n't" spelled "not", and "R" and "L"
     before a body site spelled "right" and "left" ("R calf cellulitis", "L tibia")."""
-    lowered = _NOT.sub(" not", text.lower())
+    lowered = _NOT.sub(" not", _folded(text).lower())
     lowered = _ROMAN.sub(lambda m: f"{m.group(1)} {_ROMAN_DIGIT[m.group(2)]}", lowered)
     tokens: list[str] = _TOKEN.findall(lowered)
     for i in range(len(tokens) - 1):
