@@ -347,6 +347,39 @@ def test_the_index_names_conditions_by_their_eponyms_and_index_terms(
     assert codes(coder, narrative, release="2026-10")[:1] == (principal,)
 
 
+@pytest.mark.parametrize(
+    ("narrative", "kept", "gone"),
+    [
+        # Section II.H: an uncertain diagnosis is coded as if established only when it is
+        # still uncertain at discharge; one the narrative rules out by name is not
+        (
+            "Sepsis was suspected in the ED; sepsis was ruled out. Klebsiella pneumonia.",
+            "J150",
+            "A41",
+        ),
+        ("Sepsis was suspected but ruled out. Urinary tract infection.", "N390", "A41"),
+        ("Possible pneumonia, which was subsequently ruled out. Acute bronchitis.", "J209", "J18"),
+        # ... and what is ruled out is only what it names
+        ("Suspected pneumonia; PE ruled out.", "J189", "I26"),
+        # a told-after uncertainty is settled by the final diagnosis too
+        (
+            "Pulmonary embolism suspected and heparin started. Final diagnosis: pleuritic chest "
+            "pain.",
+            "R0781",
+            "I26",
+        ),
+        # the DTs are delirium tremens (Index: Delirium, tremens (alcohol-induced) F10.231)
+        ("Heavy drinker admitted with the DTs from alcohol withdrawal.", "F10231", "F1093"),
+    ],
+)
+def test_a_diagnosis_ruled_out_by_name_is_not_coded(
+    coder: RetrievalCoder, narrative: str, kept: str, gone: str
+) -> None:
+    got = codes(coder, narrative, release="2026-10")
+    assert kept in got
+    assert not any(c.startswith(gone) for c in got)
+
+
 def test_an_index_term_file_row_without_its_columns_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -313,6 +313,21 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
             ["N390", "A4159"],
         ),
         (["B1920", "B999"], "Hepatitis C. Infectious work-up.", ["B1920", "B999"]),
+        # an influenza and a pneumonia of no organism are influenza with pneumonia (Index:
+        # Influenza, with, pneumonia J11.00; J10.0- when the virus is identified, I.C.10.d)
+        (["J111", "J189"], "Influenza pneumonia.", ["J1100"]),
+        (
+            ["J189", "J111"],
+            "Influenza A confirmed by swab; bilateral pneumonia.",
+            ["J1000"],
+        ),
+        (["J09X2", "J181"], "Avian influenza with lobar pneumonia.", ["J09X1"]),
+        # ... not an influenza beside a pneumonia of a named organism (J13-J16)
+        (["J111", "J13"], "Influenza, then pneumococcal pneumonia.", ["J111", "J13"]),
+        # a neutropenia's fever is R50.81 (D70 "Use additional code ... fever (R50.81)")
+        (["D709", "R509"], "Neutropenia with fever.", ["D709", "R5081"]),
+        (["D709", "C9100"], "Febrile neutropenia in ALL.", ["D709", "R5081", "C9100"]),
+        (["R509", "J189"], "Fever and pneumonia.", ["R509", "J189"]),
     ],
 )
 def test_links(codeset: MemoryCodeSet, codes: list[str], narrative: str, linked: list[str]) -> None:

@@ -276,6 +276,12 @@ UNCERTAIN: Final = _phrases(
     *("possible", "possibly", "probable", "probably", "likely", "questionable", "presumed"),
     "working diagnosis",
 )
+# ... and post-triggers whose scope is the diagnosis told before them ("pulmonary embolism
+# suspected", "sepsis was suspected in the ED"): ConText's backward uncertainty.
+UNCERTAIN_AFTER: Final = _phrases(
+    "suspected",
+    *(f"{b} {w}" for b, w in product(_BE, ("suspected", "considered", "questioned"))),
+)
 
 
 @functools.cache
@@ -369,7 +375,8 @@ NORMAL_WORKUP: Final = frozenset({"unremarkable", "normal", "negative", "unrevea
 
 def uncertain(tokens: Sequence[str], triggers: frozenset[Phrase] | None = None) -> list[bool]:
     """For each token of one sentence: part of a diagnosis told as uncertain ("rule out
-    sepsis", "suspected pneumonia"), the trigger words included. Guideline II.H codes such a
+    sepsis", "suspected pneumonia", "pulmonary embolism was suspected"), the trigger words
+    included. Guideline II.H codes such a
     diagnosis as if established only when it is still uncertain at discharge: a narrative that
     states its final diagnosis afterwards has settled it (mentions.py). ``triggers``: only
     these (:data:`RULE_OUT`), default :data:`UNCERTAIN`."""
@@ -381,6 +388,10 @@ def uncertain(tokens: Sequence[str], triggers: frozenset[Phrase] | None = None) 
         if size:
             _mark(out, range(i, i + size))
             _mark(out, _forwards(i + size, n, stops))
+        after = _match(tokens, i, UNCERTAIN_AFTER) if triggers is None else 0
+        if after:
+            _mark(out, range(i, i + after))
+            _mark(out, _backwards(i, stops))
     return out
 
 

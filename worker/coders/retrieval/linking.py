@@ -414,9 +414,10 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
         out = _therapy_encounter(out, therapy, codeset)
     out = _default_diabetes_type(_diabetes_type(out, narrative), narrative, codeset)
     out = _ulcer_severity(_diabetic_ulcer_site(out, narrative, codeset), narrative, codeset)
-    out = _identified_influenza(out, narrative, codeset)
+    out = _identified_influenza(_influenza_pneumonia(out, codeset), narrative, codeset)
     if _THERAPY_WORDS.search(lowered):
         out = _due_to_chemotherapy(out, narrative, codeset)
+    out = _fever_of_neutropenia(out, lowered, codeset)
     out = _specified_infection(out)
     out = _infectious_enteritis(out)
     out = _appendicitis(out, narrative, codeset)
@@ -1116,6 +1117,56 @@ def _heart_failure_acuity(codes: list[str], narrative: str, codeset: MemoryCodeS
         f"{c[:-1]}{acuity}" if c in unspecified and _bills(f"{c[:-1]}{acuity}", codeset) else c
         for c in codes
     ]
+
+
+#: An influenza code of other respiratory manifestations -> its code "with unspecified type of
+#: pneumonia", from the tabular titles (J09.X1, J10.0-, J11.0-: "Influenza due to ... with
+#: pneumonia"; Index: Influenza, with, pneumonia J11.00).
+_INFLUENZA_WITH_PNEUMONIA: Final[dict[str, str]] = {
+    "J09X2": "J09X1",
+    "J101": "J1000",
+    "J111": "J1100",
+}
+_UNSPECIFIED_ORGANISM_PNEUMONIA: Final = "J18"
+
+
+def _influenza_pneumonia(codes: list[str], codeset: MemoryCodeSet) -> list[str]:
+    """An influenza and a pneumonia of no organism, coded apart (J10.1 "... with other
+    respiratory manifestations" beside J18.9), as the one code of influenza with pneumonia
+    (J10.00), in the place of the first of them: the pneumonia is the influenza's (Index:
+    Influenza, with, pneumonia; the J09-J11 titles "with pneumonia"; I.A.15 "with")."""
+    flu = next((c for c in codes if c in _INFLUENZA_WITH_PNEUMONIA), None)
+    if flu is None or not any(c.startswith(_UNSPECIFIED_ORGANISM_PNEUMONIA) for c in codes):
+        return codes
+    combined = _INFLUENZA_WITH_PNEUMONIA[flu]
+    if not _bills(combined, codeset):
+        return codes
+    return _replace(
+        codes, lambda c: c == flu or c.startswith(_UNSPECIFIED_ORGANISM_PNEUMONIA), combined
+    )
+
+
+_NEUTROPENIA: Final = "D70"
+_FEVER_UNSPECIFIED: Final = "R509"
+_FEVER_IN_OTHER_CONDITIONS: Final = "R5081"
+_NEUTROPENIC_FEVER: Final = re.compile(r"\bneutropenic fever|\bfebrile neutropenia")
+
+
+def _fever_of_neutropenia(codes: list[str], lowered: str, codeset: MemoryCodeSet) -> list[str]:
+    """The fever of a coded neutropenia is R50.81 "Fever presenting with conditions classified
+    elsewhere" (D70 "Use additional code for any associated: fever (R50.81)"; Index: Fever,
+    neutropenic D70.9, and Neutropenia, febrile): in the place of R50.9, or added after the
+    neutropenia where "neutropenic fever" or "febrile neutropenia" is told."""
+    if not any(c.startswith(_NEUTROPENIA) for c in codes) or not _bills(
+        _FEVER_IN_OTHER_CONDITIONS, codeset
+    ):
+        return codes
+    if _FEVER_UNSPECIFIED in codes:
+        return _replace(codes, lambda c: c == _FEVER_UNSPECIFIED, _FEVER_IN_OTHER_CONDITIONS)
+    if _FEVER_IN_OTHER_CONDITIONS in codes or not _NEUTROPENIC_FEVER.search(lowered):
+        return codes
+    at = next(i for i, c in enumerate(codes) if c.startswith(_NEUTROPENIA)) + 1
+    return [*codes[:at], _FEVER_IN_OTHER_CONDITIONS, *codes[at:]]
 
 
 def _identified_influenza(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:

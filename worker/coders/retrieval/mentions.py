@@ -16,6 +16,7 @@ from typing import Final
 from worker.coders.retrieval.context import NORMAL_WORKUP, RULE_OUT, excluded, uncertain
 from worker.coders.retrieval.text import (
     CLAUSE_BREAKS,
+    contains,
     content_stems,
     in_clinical_words,
     is_word,
@@ -114,6 +115,10 @@ def split(text: str) -> Narrative:
     final = next((n for n, tokens in enumerate(words_of) if _final_header(tokens)), None)
     # ... and a "rule out X" by a work-up told normal in a later sentence
     normal = [n for n, tokens in enumerate(words_of) if _normal_workup(tokens)]
+    # ... and an uncertain diagnosis that a sentence at or after it rules out by name ("Sepsis
+    # was suspected in the ED ... sepsis was ruled out": no sepsis; "suspected pneumonia; PE
+    # ruled out" keeps the pneumonia, coded as if established, II.H)
+    ruled = _ruled_out_stems(words_of)
     diabetes_type = _diabetes_type(words_of)
     for number, tokens in enumerate(words_of):
         position = number / max(1, len(sents) - 1)
@@ -122,6 +127,9 @@ def split(text: str) -> Narrative:
             drop = [d or u for d, u in zip(drop, uncertain(tokens), strict=True)]
         elif normal and number < normal[-1]:
             drop = [d or u for d, u in zip(drop, uncertain(tokens, RULE_OUT), strict=True)]
+        if any(at >= number for at in ruled):
+            later = set().union(*(stems for at, stems in ruled.items() if at >= number))
+            drop = [d or u for d, u in zip(drop, _named_in(tokens, later), strict=True)]
         header = _history_header(tokens)
         reason = _reason_header(tokens)
         admitted = _admitted_for(tokens)
@@ -143,6 +151,64 @@ def split(text: str) -> Narrative:
 _ASIDE_WORDS: Final = (1, 2, 3)
 #: The longest one-word aside read as an abbreviation whatever the words before it.
 _ABBREVIATION_LETTERS: Final = 5
+
+
+#: The words of a sentence that say its diagnosis was ruled out ("sepsis was ruled out").
+_RULED_OUT: Final = ("ruled", "out")
+
+
+def _ruled_out_stems(words_of: Sequence[Sequence[str]]) -> dict[int, set[str]]:
+    """For each sentence that rules a diagnosis out ("... sepsis was ruled out"), the content
+    stems of the words its negation covers, by sentence number."""
+    ruled: dict[int, set[str]] = {}
+    for number, tokens in enumerate(words_of):
+        if contains(tokens, _RULED_OUT):
+            out = [t for t, dropped in zip(tokens, excluded(tokens), strict=True) if dropped]
+            out += _joined_before(tokens, tokens.index("ruled"))
+            stems = set(content_stems(in_clinical_words(out))) - {"rule", "out"}
+            if stems:
+                ruled[number] = stems
+    return ruled
+
+
+#: Words between a joining "but" or "and" and "ruled out": "suspected but later ruled out".
+_BEFORE_RULED: Final = frozenset({"was", "were", "is", "been", "later", "then", "subsequently"})
+_JOINERS: Final = frozenset({"but", "and", "which"})
+
+
+def _joined_before(tokens: Sequence[str], ruled: int) -> list[str]:
+    """The clause before "but", "and" or ", which" that joins it to "ruled out" at ``ruled``:
+    the diagnosis both tell of ("Sepsis was suspected but ruled out", "possible pneumonia,
+    which was subsequently ruled out", where the negation's scope stops at the joiner)."""
+    at = ruled - 1
+    while at >= 0 and tokens[at] in _BEFORE_RULED:
+        at -= 1
+    if at < 0 or tokens[at] not in _JOINERS:
+        return []
+    end = at - 1 if at > 0 and tokens[at - 1] == "," else at  # "pneumonia, which was ..."
+    start = end
+    while start > 0 and tokens[start - 1] not in CLAUSE_BREAKS:
+        start -= 1
+    return list(tokens[start:end])
+
+
+def _named_in(tokens: Sequence[str], stems: set[str]) -> list[bool]:
+    """For each token: part of an uncertain scope (:func:`uncertain`) one of whose words has a
+    stem of ``stems``."""
+    unsure = uncertain(tokens)
+    out = [False] * len(tokens)
+    start = 0
+    while start < len(tokens):
+        if not unsure[start]:
+            start += 1
+            continue
+        end = start
+        while end < len(tokens) and unsure[end]:
+            end += 1
+        if not stems.isdisjoint(content_stems(in_clinical_words(tokens[start:end]))):
+            out[start:end] = [True] * (end - start)
+        start = end
+    return out
 
 
 def _lift_asides(tokens: list[str]) -> list[str]:

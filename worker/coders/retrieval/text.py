@@ -94,6 +94,8 @@ _LAY: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
     ("clot",): ("thrombosis",),  # "a blood clot in the popliteal vein": I82.43-
     ("clots",): ("thrombosis",),
     ("dka",): ("diabetic", "ketoacidosis"),
+    # the DTs: delirium tremens (Index: Delirium, tremens (alcohol-induced) F10.231)
+    ("dts",): ("delirium", "tremens"),
     ("hhs",): ("hyperosmolarity",),
     # blood sugar in a patient's words (R73.9 "Hyperglycemia, unspecified", E16.2)
     ("high", "blood", "sugar"): ("hyperglycemia",),
