@@ -380,6 +380,31 @@ def test_a_diagnosis_ruled_out_by_name_is_not_coded(
     assert not any(c.startswith(gone) for c in got)
 
 
+@pytest.mark.parametrize(
+    ("narrative", "principal"),
+    [
+        # Section II: the condition established after study is the principal; melena (K92.1)
+        # is a sign outside chapter 18 (I.C.18), as chapter 18's symptoms are
+        (
+            "Type 2 diabetes and atrial fibrillation, admitted for melena and a hemoglobin drop. "
+            "EGD showed a bleeding duodenal ulcer, clipped.",
+            "K264",
+        ),
+        ("Admitted for melena.", "K921"),
+        # ... and pain in a limb (M79.6-)
+        (
+            "Admitted for right leg pain. Ultrasound showed an acute deep vein thrombosis of "
+            "the right femoral vein.",
+            "I82411",
+        ),
+    ],
+)
+def test_a_signs_work_up_diagnosis_is_the_principal_outside_chapter_18(
+    coder: RetrievalCoder, narrative: str, principal: str
+) -> None:
+    assert codes(coder, narrative, release="2026-10")[:1] == (principal,)
+
+
 def test_an_index_term_file_row_without_its_columns_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -328,6 +328,18 @@ def test_every_organism_maps_to_a_billable_sepsis_code_of_that_organism(
         (["D709", "R509"], "Neutropenia with fever.", ["D709", "R5081"]),
         (["D709", "C9100"], "Febrile neutropenia in ALL.", ["D709", "R5081", "C9100"]),
         (["R509", "J189"], "Fever and pneumonia.", ["R509", "J189"]),
+        # I.C.9.e.1: an NSTEMI that evolves to a STEMI is coded as the STEMI
+        (
+            ["I214", "I2510", "I2111"],
+            "Initially labeled NSTEMI. Final diagnosis inferior STEMI of the RCA.",
+            ["I2111", "I2510"],
+        ),
+        # ... "non-ST elevation" is no STEMI (the [retrieval] issue's case)
+        (
+            ["I214", "I213", "I2129"],
+            "Non-ST elevation myocardial infarction. Patient expired on hospital day 2.",
+            ["I214", "I213", "I2129"],
+        ),
     ],
 )
 def test_links(codeset: MemoryCodeSet, codes: list[str], narrative: str, linked: list[str]) -> None:

@@ -94,6 +94,18 @@ _POSITION: Final = FEATURES.index("position")
 CATCH_ALL: Final = frozenset({"R69", "B999", "B998"})
 # Not a definitive diagnosis: external causes, signs and symptoms, status codes.
 _NOT_DEFINITIVE: Final = _NOT_PRINCIPAL | _PRINCIPAL_LAST
+# Signs and symptoms outside chapter 18 (I.C.18: "Chapter 18 includes ... many, but not all,
+# codes for symptoms"): gastrointestinal bleeding told by its sign (K92.0 hematemesis, K92.1
+# melena, K92.2 "Gastrointestinal hemorrhage, unspecified"), pain in a limb, a joint or the
+# back (M79.6-, M25.5-, M54.-).
+_SYMPTOMS_ELSEWHERE: Final = ("K920", "K921", "K922", "M796", "M255", "M54")
+
+
+def _is_symptom(code: str) -> bool:
+    """A sign or symptom: chapter 18 (R00-R99) or :data:`_SYMPTOMS_ELSEWHERE`."""
+    return code[0] == "R" or code.startswith(_SYMPTOMS_ELSEWHERE)
+
+
 # The least probability of a code named as the reason for the stay that the threshold left out
 # (see _reason_for_stay): below it, the learned model has seen the words coded otherwise.
 STAY_FLOOR: Final = 0.05
@@ -549,7 +561,7 @@ def _diagnosis_of_the_symptoms(
     (I.B.5). At least :data:`_SYMPTOMS_DIAGNOSIS_FLOOR` probable, its own text (not an
     Excludes note), not history. On CodiEsp dev, micro-F1 0.5208 -> 0.5210 with that floor;
     at :data:`STAY_FLOOR` it added too many (precision 0.642 -> 0.614, F1 0.515)."""
-    if not any(c[0] == "R" for c in taken):
+    if not any(_is_symptom(c) for c in taken):
         return []
     return [
         (p, code)
@@ -759,13 +771,13 @@ def _stay_principal(
         return None
     reason_at, reason_clause = min(reasons)
     symptoms = [
-        c for _, c in ranked if c[0] == "R" and named.get(c, (True, 0.0)) == (False, REASON)
+        c for _, c in ranked if _is_symptom(c) and named.get(c, (True, 0.0)) == (False, REASON)
     ]
     if not symptoms:
         return None
     found = []
     for order, (_, code) in enumerate(ranked):
-        if code[0] in _NOT_DEFINITIVE:
+        if code[0] in _NOT_DEFINITIVE or _is_symptom(code):
             continue
         history, at = named.get(code, (False, rows[code][_POSITION] if code in rows else 0.0))
         if not history and (at == REASON or at >= reason_at):

@@ -423,7 +423,7 @@ def link(codes: Sequence[str], narrative: str, codeset: MemoryCodeSet) -> list[s
     out = _appendicitis(out, narrative, codeset)
     out = _heart_failure_acuity(out, narrative, codeset)
     out = _diverticular_disease(out, narrative, codeset)
-    out = _stemi_artery(out, narrative, codeset)
+    out = _stemi_artery(_evolved_to_stemi(out, narrative), narrative, codeset)
     out = _infarction_of_occluded_artery(out, narrative, codeset)
     out = _embolism_with_cor_pulmonale(out, codeset)
     out = _dependence_in_remission(out, narrative, codeset)
@@ -962,6 +962,29 @@ def _diverticular_disease(codes: list[str], narrative: str, codeset: MemoryCodeS
     if not _bills(target, codeset):
         return codes
     return _replace(codes, lambda c: c.startswith("K57"), target)
+
+
+_NSTEMI: Final = "I214"
+_STEMI: Final = ("I210", "I211", "I212", "I213")
+_STEMI_WORDS: Final = (("stemi",), ("st", "elevation", "myocardial"), ("st", "elevation", "mi"))
+_NOT_STEMI: Final = frozenset({"non", "nstemi"})
+
+
+def _evolved_to_stemi(codes: list[str], narrative: str) -> list[str]:
+    """A STEMI in the place of the NSTEMI (I21.4) coded beside it, where a sentence after the
+    first says STEMI ("initially labeled NSTEMI ... final diagnosis inferior STEMI"): I.C.9.e.1,
+    an NSTEMI that evolves to a STEMI is coded as the STEMI. "Non-ST elevation" is no STEMI."""
+    stemi = next((c for c in codes if c.startswith(_STEMI)), None)
+    if stemi is None or _NSTEMI not in codes:
+        return codes
+    later = [sentence.kept for sentence in read(narrative)][1:]
+    told = any(
+        tokens[i : i + len(words)] == list(words) and (i == 0 or tokens[i - 1] not in _NOT_STEMI)
+        for tokens in map(list, later)
+        for words in _STEMI_WORDS
+        for i in range(len(tokens))
+    )
+    return _replace(codes, lambda c: c in (_NSTEMI, stemi), stemi) if told else codes
 
 
 def _stemi_artery(codes: list[str], narrative: str, codeset: MemoryCodeSet) -> list[str]:
