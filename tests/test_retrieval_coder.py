@@ -391,6 +391,8 @@ def test_a_diagnosis_ruled_out_by_name_is_not_coded(
             "K264",
         ),
         ("Admitted for melena.", "K921"),
+        # ... not explained by a comorbidity told before it (Section II.A: the sign itself)
+        ("Chronic atrial fibrillation on warfarin, admitted for GI bleed.", "K922"),
         # ... and pain in a limb (M79.6-)
         (
             "Admitted for right leg pain. Ultrasound showed an acute deep vein thrombosis of "

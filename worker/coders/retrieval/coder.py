@@ -775,12 +775,16 @@ def _stay_principal(
     ]
     if not symptoms:
         return None
+    # a sign outside chapter 18 is not explained by a diagnosis told before its clause:
+    # "Chronic atrial fibrillation on warfarin, admitted for GI bleed" stays K92.2
+    after_only = all(not c.startswith("R") for c in symptoms)
     found = []
     for order, (_, code) in enumerate(ranked):
         if code[0] in _NOT_DEFINITIVE or _is_symptom(code):
             continue
         history, at = named.get(code, (False, rows[code][_POSITION] if code in rows else 0.0))
-        if not history and (at == REASON or at >= reason_at):
+        before = after_only and at != REASON and at < reason_clause
+        if not history and not before and (at == REASON or at >= reason_at):
             # a code the narrative names before one only learned evidence suggests
             found.append((at != REASON, code not in named, at < reason_clause, at, order, code))
     return min(found)[5] if found else symptoms[0]
