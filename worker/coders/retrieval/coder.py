@@ -587,12 +587,8 @@ def _one_clause(
         return set()
     return {
         code
-        for code in current
-        if any(
-            set(m.stems) - scorer.code_stems(code) <= _FRAMING
-            and not scorer.code_stems(code).isdisjoint(m.stems)
-            for m in mentions
-        )
+        for code, words in ((c, scorer.code_stems(c)) for c in current)
+        if any(set(m.stems) - words <= _FRAMING and not words.isdisjoint(m.stems) for m in mentions)
     }
 
 

@@ -16,7 +16,6 @@ from typing import Final
 from worker.coders.retrieval.context import NORMAL_WORKUP, RULE_OUT, excluded, uncertain
 from worker.coders.retrieval.text import (
     CLAUSE_BREAKS,
-    contains,
     content_stems,
     in_clinical_words,
     is_word,
@@ -162,9 +161,12 @@ def _ruled_out_stems(words_of: Sequence[Sequence[str]]) -> dict[int, set[str]]:
     stems of the words its negation covers, by sentence number."""
     ruled: dict[int, set[str]] = {}
     for number, tokens in enumerate(words_of):
-        if contains(tokens, _RULED_OUT):
+        at = next(
+            (i for i in range(len(tokens) - 1) if tuple(tokens[i : i + 2]) == _RULED_OUT), None
+        )
+        if at is not None:
             out = [t for t, dropped in zip(tokens, excluded(tokens), strict=True) if dropped]
-            out += _joined_before(tokens, tokens.index("ruled"))
+            out += _joined_before(tokens, at)
             stems = set(content_stems(in_clinical_words(out))) - {"rule", "out"}
             if stems:
                 ruled[number] = stems
