@@ -162,6 +162,23 @@ PROBES: Final[dict[ServiceName, Callable[[str], str | None]]] = {
 _CHILDREN: dict[int, "subprocess.Popen[bytes]"] = {}
 
 
+def _reap(child: "subprocess.Popen[bytes]") -> None:
+    """Collect a server this process started, waiting at most ``STOP_TIMEOUT_S`` a step: one still
+    running (its record said otherwise, or it ignored its stop signal) gets SIGTERM, then SIGKILL,
+    and one that outlives the kill is left with a warning rather than hanging the caller."""
+    if child.poll() is None:
+        child.terminate()
+    try:
+        child.wait(STOP_TIMEOUT_S)
+        return
+    except subprocess.TimeoutExpired:
+        child.kill()
+    try:
+        child.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        warnings.warn(f"local stack: process {child.pid} outlived SIGKILL", stacklevel=2)
+
+
 def _spawn(argv: list[str], log: Path, ready: Callable[[], bool], what: str) -> psutil.Process:
     """Start a server and wait until it answers; a server that never answers is stopped, so a
     failed start leaves no process behind."""
@@ -394,7 +411,7 @@ class LocalStack:
                 stopped.append(service)
             child = _CHILDREN.pop(service.pid or -1, None)
             if child is not None:
-                child.wait()
+                _reap(child)
         self.state_file.unlink(missing_ok=True)
         self.env_file.unlink(missing_ok=True)
         return stopped
